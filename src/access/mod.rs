@@ -1,0 +1,14 @@
+//! Who may use the guest LAN: client sessions and their enforcement.
+//!
+//! - `session`: the pure client-session machine (pre-auth → authorised →
+//!   ended), driven with `now`.
+//! - `firewall`: the `Firewall` trait and the in-memory backend.
+//! - `nft`: the nftables backend (JSON ruleset at install, netlink on the
+//!   hot path).
+//! - `gate`: the I/O shell that joins the machine, the store and the
+//!   firewall, and is what the portal and the control socket call.
+
+pub mod firewall;
+pub mod nft;
+
+pub use firewall::{Firewall, FirewallError, Grant, MemoryFirewall};

@@ -1,0 +1,12 @@
+//! storegate: the software on an in-store router box.
+//!
+//! It guards the guest Wi-Fi with a captive portal (`portal`, `access`),
+//! keeps its state in an embedded database (`store`), and is driven by the
+//! daemon in `daemon` and the command line in `cli`. Pure state machines
+//! (`access::session`) take `now` as an argument and do no I/O; the tasks in
+//! `daemon` feed them.
+#![forbid(unsafe_code)]
+
+pub mod access;
+pub mod net;
+pub mod time;

@@ -1,0 +1,7 @@
+//! LAN-side identities and lookups: MAC addresses and the kernel's
+//! neighbour table (which MAC is behind which IP).
+
+pub mod mac;
+pub mod neigh;
+
+pub use mac::MacAddr;

@@ -1,0 +1,95 @@
+//! Wall-clock timestamps as the state machines see them.
+//!
+//! State machines never read a clock: callers pass `Timestamp::now()` in
+//! production and arbitrary values in tests. Millisecond resolution is
+//! plenty for sessions and visits, and an `i64` survives serialization.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Milliseconds since the Unix epoch, UTC.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub fn now() -> Self {
+        let d = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        Timestamp(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    pub fn from_secs(secs: i64) -> Self {
+        Timestamp(secs.saturating_mul(1000))
+    }
+
+    pub fn millis(self) -> i64 {
+        self.0
+    }
+
+    /// `self + d`, saturating.
+    pub fn add(self, d: Duration) -> Self {
+        let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        Timestamp(self.0.saturating_add(ms))
+    }
+
+    /// How long from `self` until `later`; zero if `later` is not later.
+    pub fn until(self, later: Timestamp) -> Duration {
+        Duration::from_millis(u64::try_from(later.0.saturating_sub(self.0)).unwrap_or(0))
+    }
+
+    /// RFC 3339 in UTC with a `Z`, e.g. `2026-11-23T10:00:00.250Z`.
+    pub fn rfc3339(self) -> String {
+        let nanos = i128::from(self.0) * 1_000_000;
+        match OffsetDateTime::from_unix_timestamp_nanos(nanos) {
+            Ok(t) => t.format(&Rfc3339).unwrap_or_else(|_| self.0.to_string()),
+            Err(_) => self.0.to_string(),
+        }
+    }
+
+    pub fn parse_rfc3339(s: &str) -> Option<Self> {
+        let t = OffsetDateTime::parse(s, &Rfc3339).ok()?;
+        i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
+            .ok()
+            .map(Timestamp)
+    }
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.rfc3339())
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.rfc3339())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_and_parses_rfc3339() {
+        let t = Timestamp(1_795_000_000_250);
+        let s = t.rfc3339();
+        assert!(s.ends_with('Z'), "{s}");
+        assert_eq!(Timestamp::parse_rfc3339(&s), Some(t));
+    }
+
+    #[test]
+    fn arithmetic_saturates() {
+        let t = Timestamp(1_000);
+        assert_eq!(t.add(Duration::from_secs(2)), Timestamp(3_000));
+        assert_eq!(t.until(Timestamp(500)), Duration::ZERO);
+        assert_eq!(t.until(Timestamp(4_000)), Duration::from_secs(3));
+        assert_eq!(Timestamp(i64::MAX).add(Duration::from_secs(1)), Timestamp(i64::MAX));
+    }
+}
