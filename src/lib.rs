@@ -8,5 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod config;
 pub mod net;
+pub mod store;
 pub mod time;

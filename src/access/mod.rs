@@ -10,5 +10,6 @@
 
 pub mod firewall;
 pub mod nft;
+pub mod session;
 
 pub use firewall::{Firewall, FirewallError, Grant, MemoryFirewall};

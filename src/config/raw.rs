@@ -1,0 +1,221 @@
+//! The config file as written: serde structs that mirror the TOML, with
+//! unknown keys rejected, defaults applied, and nothing validated yet.
+//! `super::Config::try_from` turns them into checked runtime types.
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub store: RawStore,
+    pub lan: RawLan,
+    #[serde(default)]
+    pub portal: RawPortal,
+    #[serde(default)]
+    pub firewall: RawFirewall,
+    #[serde(default)]
+    pub presence: RawPresence,
+    #[serde(default)]
+    pub members: RawMembers,
+    #[serde(default)]
+    pub privacy: RawPrivacy,
+    pub storage: RawStorage,
+    pub hq: Option<RawHq>,
+    #[serde(default)]
+    pub dashboard: RawDashboard,
+    #[serde(default)]
+    pub control: RawControl,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    pub id: String,
+    pub name: Option<String>,
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLan {
+    pub interface: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPortal {
+    #[serde(default = "default_portal_listen")]
+    pub listen: String,
+    /// Overrides `http://<LAN address>:<port>/`, e.g. for a DNS name.
+    pub url: Option<String>,
+    #[serde(default = "default_session_timeout")]
+    pub session_timeout: String,
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: String,
+    #[serde(default)]
+    pub walled_garden: Vec<String>,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    #[serde(default = "default_language")]
+    pub default_language: String,
+}
+
+impl Default for RawPortal {
+    fn default() -> Self {
+        RawPortal {
+            listen: default_portal_listen(),
+            url: None,
+            session_timeout: default_session_timeout(),
+            idle_timeout: default_idle_timeout(),
+            walled_garden: Vec::new(),
+            max_connections: default_max_connections(),
+            default_language: default_language(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFirewall {
+    #[serde(default = "default_backend")]
+    pub backend: String,
+}
+
+impl Default for RawFirewall {
+    fn default() -> Self {
+        RawFirewall {
+            backend: default_backend(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPresence {
+    #[serde(default = "default_probe_after")]
+    pub probe_after: String,
+    #[serde(default = "default_leave_after")]
+    pub leave_after: String,
+    #[serde(default = "default_rejoin_gap")]
+    pub rejoin_gap: String,
+    #[serde(default)]
+    pub staff_devices: Vec<String>,
+}
+
+impl Default for RawPresence {
+    fn default() -> Self {
+        RawPresence {
+            probe_after: default_probe_after(),
+            leave_after: default_leave_after(),
+            rejoin_gap: default_rejoin_gap(),
+            staff_devices: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMembers {
+    #[serde(default = "default_remember_days")]
+    pub remember_days: u32,
+}
+
+impl Default for RawMembers {
+    fn default() -> Self {
+        RawMembers {
+            remember_days: default_remember_days(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrivacy {
+    pub device_key_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorage {
+    pub path: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHq {
+    pub url: String,
+    pub secret: Option<String>,
+    pub secret_file: Option<String>,
+    pub ca_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDashboard {
+    #[serde(default = "default_dashboard_listen")]
+    pub listen: String,
+}
+
+impl Default for RawDashboard {
+    fn default() -> Self {
+        RawDashboard {
+            listen: default_dashboard_listen(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawControl {
+    #[serde(default = "default_control_socket")]
+    pub socket: String,
+}
+
+impl Default for RawControl {
+    fn default() -> Self {
+        RawControl {
+            socket: default_control_socket(),
+        }
+    }
+}
+
+fn default_timezone() -> String {
+    "Asia/Shanghai".into()
+}
+fn default_portal_listen() -> String {
+    "0.0.0.0:2050".into()
+}
+fn default_session_timeout() -> String {
+    "8h".into()
+}
+fn default_idle_timeout() -> String {
+    "30m".into()
+}
+fn default_max_connections() -> u32 {
+    1024
+}
+fn default_language() -> String {
+    "zh-CN".into()
+}
+fn default_backend() -> String {
+    "nftables".into()
+}
+fn default_probe_after() -> String {
+    "60s".into()
+}
+fn default_leave_after() -> String {
+    "3m".into()
+}
+fn default_rejoin_gap() -> String {
+    "5m".into()
+}
+fn default_remember_days() -> u32 {
+    180
+}
+fn default_dashboard_listen() -> String {
+    "0.0.0.0:8443".into()
+}
+pub fn default_control_socket() -> String {
+    "/run/storegate/control.sock".into()
+}

@@ -1,0 +1,124 @@
+use super::*;
+
+const MINIMAL: &str = r#"
+[store]
+id = "wulin-01"
+[lan]
+interface = "br-lan"
+[storage]
+path = "/var/lib/storegate"
+"#;
+
+fn err(text: &str) -> ConfigError {
+    Config::parse(text).expect_err("config should be refused")
+}
+
+#[test]
+fn minimal_config_gets_documented_defaults() {
+    let c = Config::parse(MINIMAL).unwrap();
+    assert_eq!(c.store.name, "wulin-01");
+    assert_eq!(c.portal.listen, "0.0.0.0:2050".parse().unwrap());
+    assert_eq!(c.portal.session_timeout, Duration::from_secs(8 * 3600));
+    assert_eq!(c.portal.idle_timeout, Duration::from_secs(30 * 60));
+    assert_eq!(c.firewall, FirewallBackend::Nftables);
+    assert_eq!(c.presence.rejoin_gap, Duration::from_secs(300));
+    assert_eq!(c.members.remember_days, 180);
+    assert!(c.hq.is_none());
+    assert_eq!(c.control.socket, PathBuf::from("/run/storegate/control.sock"));
+}
+
+#[test]
+fn every_shipped_config_parses() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut seen = 0;
+    for dir in ["firmware", "examples"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Config::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen >= 2, "expected the shipped example configs, found {seen}");
+}
+
+#[test]
+fn unknown_key_is_named_with_its_section() {
+    let e = err(&format!("{MINIMAL}\n[portal]\nbogus = 1\n"));
+    assert_eq!(e.key, "portal.bogus");
+    assert!(e.problem.contains("unknown key"), "{e}");
+    let e = err(&format!("{MINIMAL}\n[nonsense]\n"));
+    assert_eq!(e.key, "nonsense");
+}
+
+#[test]
+fn missing_required_section_is_named() {
+    let e = err("[store]\nid = \"a\"\n[lan]\ninterface = \"x\"\n");
+    assert!(e.problem.contains("storage"), "{e}");
+}
+
+#[test]
+fn wrong_type_names_the_key() {
+    let e = err(&format!("{MINIMAL}\n[portal]\nsession_timeout = 5\n"));
+    assert_eq!(e.key, "portal.session_timeout");
+}
+
+#[test]
+fn bad_values_name_their_key() {
+    let cases = [
+        ("[store]\nid = \"Wulin 01\"\n[lan]\ninterface = \"br-lan\"\n[storage]\npath = \"/x\"\n", "store.id"),
+        ("[store]\nid = \"a\"\n[lan]\ninterface = \"a/b\"\n[storage]\npath = \"/x\"\n", "lan.interface"),
+        ("[store]\nid = \"a\"\n[lan]\ninterface = \"eth0\"\n[storage]\npath = \"\"\n", "storage.path"),
+    ];
+    for (text, key) in cases {
+        assert_eq!(err(text).key, key, "{text}");
+    }
+    let with = |section: &str| format!("{MINIMAL}\n{section}\n");
+    assert_eq!(err(&with("[portal]\nsession_timeout = \"8x\"")).key, "portal.session_timeout");
+    assert_eq!(err(&with("[portal]\nidle_timeout = \"0s\"")).key, "portal.idle_timeout");
+    assert_eq!(err(&with("[portal]\nlisten = \"nowhere\"")).key, "portal.listen");
+    assert_eq!(
+        err(&with("[portal]\nwalled_garden = [\"10.0.0.1\", \"example\"]")).key,
+        "portal.walled_garden[1]"
+    );
+    assert_eq!(err(&with("[firewall]\nbackend = \"iptables\"")).key, "firewall.backend");
+    assert_eq!(
+        err(&with("[presence]\nstaff_devices = [\"zz:00:00:00:00:00\"]")).key,
+        "presence.staff_devices[0]"
+    );
+    assert_eq!(err(&with("[presence]\nprobe_after = \"5m\"\nleave_after = \"1m\"")).key, "presence.leave_after");
+    assert_eq!(err(&with("[members]\nremember_days = 0")).key, "members.remember_days");
+    assert_eq!(err(&with("[hq]\nurl = \"http://hq.example.com\"\nsecret = \"whsec_aGVsbG8gd29ybGQgaGVsbG8=\"")).key, "hq.url");
+    assert_eq!(err(&with("[hq]\nurl = \"https://hq.example.com\"\nsecret = \"nope\"")).key, "hq.secret");
+    assert_eq!(err(&with("[hq]\nurl = \"https://hq.example.com\"")).key, "hq.secret");
+}
+
+#[test]
+fn walled_garden_accepts_addresses_and_networks() {
+    let c = Config::parse(&format!(
+        "{MINIMAL}\n[portal]\nwalled_garden = [\"203.0.113.7\", \"198.51.100.9/24\", \"2001:db8::/48\"]\n"
+    ))
+    .unwrap();
+    let shown: Vec<String> = c.portal.walled_garden.iter().map(|n| n.to_string()).collect();
+    assert_eq!(shown, ["203.0.113.7/32", "198.51.100.0/24", "2001:db8::/48"]);
+}
+
+#[test]
+fn secrets_are_masked_in_debug() {
+    let c = Config::parse(&format!(
+        "{MINIMAL}\n[hq]\nurl = \"https://hq.example.com/sg/\"\nsecret = \"whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ=\"\n"
+    ))
+    .unwrap();
+    let hq = c.hq.unwrap();
+    assert_eq!(hq.url, "https://hq.example.com/sg");
+    let shown = format!("{hq:?}");
+    assert!(!shown.contains("c2VjcmV0"), "{shown}");
+}
+
+#[test]
+fn language_tags() {
+    assert_eq!(Language::from_tag("zh-TW"), Some(Language::ZhCn));
+    assert_eq!(Language::from_tag("EN-us"), Some(Language::En));
+    assert_eq!(Language::from_tag("fr"), None);
+}

@@ -1,0 +1,155 @@
+//! Persistent state behind one `Store` trait: sled on the box, memory in
+//! tests. Keys and values are bytes; `put_json`/`get_json` add serde on top.
+//!
+//! Trees are a closed list (`Tree`) so a typo cannot create a new one, and
+//! every value has a size cap so one bad record cannot fill the flash.
+
+mod memory;
+mod sled_store;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use memory::MemoryStore;
+pub use sled_store::SledStore;
+
+/// Largest value any tree accepts.
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+
+/// The trees storegate keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tree {
+    /// Client sessions, keyed by MAC (6 bytes).
+    Clients,
+    /// Small facts about the store itself (schema version, keys).
+    Meta,
+}
+
+impl Tree {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tree::Clients => "clients",
+            Tree::Meta => "meta",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the state database at {path}: {reason} (is another storegate running on it?)")]
+    Open { path: String, reason: String },
+    #[error("state database: {0}")]
+    Backend(String),
+    #[error("a value for tree {tree} is {size} bytes, over the {max}-byte cap")]
+    TooLarge {
+        tree: &'static str,
+        size: usize,
+        max: usize,
+    },
+    #[error("a record in tree {tree} is corrupt: {reason}")]
+    Corrupt { tree: &'static str, reason: String },
+}
+
+/// Durable key-value storage.
+pub trait Store: Send + Sync {
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    fn put(&self, tree: Tree, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
+    fn remove(&self, tree: Tree, key: &[u8]) -> Result<(), StoreError>;
+    /// Every entry of a tree, in key order.
+    fn scan(&self, tree: Tree) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    /// Returns once everything written so far is on disk.
+    fn flush(&self) -> Result<(), StoreError>;
+}
+
+fn check_size(tree: Tree, value: &[u8]) -> Result<(), StoreError> {
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(StoreError::TooLarge {
+            tree: tree.name(),
+            size: value.len(),
+            max: MAX_VALUE_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// Stores `value` as JSON.
+pub fn put_json<T: Serialize>(
+    store: &dyn Store,
+    tree: Tree,
+    key: &[u8],
+    value: &T,
+) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec(value).map_err(|e| StoreError::Backend(e.to_string()))?;
+    store.put(tree, key, &bytes)
+}
+
+/// Reads every record of a tree as JSON. Corrupt records are returned as
+/// errors beside the good ones, so one bad record loses nothing else.
+pub fn scan_json<T: DeserializeOwned>(
+    store: &dyn Store,
+    tree: Tree,
+) -> Result<Vec<Result<T, StoreError>>, StoreError> {
+    Ok(store
+        .scan(tree)?
+        .into_iter()
+        .map(|(_, v)| {
+            serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
+                tree: tree.name(),
+                reason: e.to_string(),
+            })
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The behaviour every backend must share.
+    pub(crate) fn exercise(store: &dyn Store) {
+        assert_eq!(store.get(Tree::Clients, b"k1").unwrap(), None);
+        store.put(Tree::Clients, b"k2", b"two").unwrap();
+        store.put(Tree::Clients, b"k1", b"one").unwrap();
+        store.put(Tree::Meta, b"k1", b"meta").unwrap();
+        assert_eq!(store.get(Tree::Clients, b"k1").unwrap().as_deref(), Some(&b"one"[..]));
+        let keys: Vec<Vec<u8>> = store.scan(Tree::Clients).unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, vec![b"k1".to_vec(), b"k2".to_vec()]);
+        store.remove(Tree::Clients, b"k1").unwrap();
+        store.remove(Tree::Clients, b"absent").unwrap();
+        assert_eq!(store.get(Tree::Clients, b"k1").unwrap(), None);
+        assert_eq!(store.get(Tree::Meta, b"k1").unwrap().as_deref(), Some(&b"meta"[..]));
+        let big = vec![0u8; MAX_VALUE_BYTES + 1];
+        assert!(matches!(
+            store.put(Tree::Meta, b"big", &big),
+            Err(StoreError::TooLarge { .. })
+        ));
+        store.flush().unwrap();
+    }
+
+    #[test]
+    fn memory_store_behaves() {
+        exercise(&MemoryStore::new());
+    }
+
+    #[test]
+    fn sled_store_behaves_and_persists() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            exercise(&store);
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(store.get(Tree::Clients, b"k2").unwrap().as_deref(), Some(&b"two"[..]));
+    }
+
+    #[test]
+    fn scan_json_keeps_good_records_beside_corrupt_ones() {
+        let store = MemoryStore::new();
+        put_json(&store, Tree::Clients, b"a", &42u32).unwrap();
+        store.put(Tree::Clients, b"b", b"{not json").unwrap();
+        let got = scan_json::<u32>(&store, Tree::Clients).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(*got[0].as_ref().unwrap(), 42);
+        assert!(matches!(got[1], Err(StoreError::Corrupt { .. })));
+    }
+}
