@@ -9,7 +9,10 @@
 //!   firewall, and is what the portal and the control socket call.
 
 pub mod firewall;
+pub mod gate;
 pub mod nft;
 pub mod session;
 
 pub use firewall::{Firewall, FirewallError, Grant, MemoryFirewall};
+pub use gate::Gate;
+pub use session::{AuthMethod, ClientState, EndReason, Sessions};

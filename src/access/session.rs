@@ -271,9 +271,11 @@ impl Sessions {
         c.last_active = None;
         c.last_seen = c.last_seen.max(now);
         self.preauth += 1;
+        // Forget before revoking: should the box die between the two, the
+        // restart rebuilds the firewall from the store without this client.
         vec![
-            Action::Revoke(mac),
             Action::Forget(mac),
+            Action::Revoke(mac),
             Action::Event(SessionEvent::Ended {
                 mac,
                 reason,

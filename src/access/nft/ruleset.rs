@@ -1,1 +1,285 @@
-//! placeholder
+//! The `inet storegate` table as one nftables JSON document.
+//!
+//! ```text
+//! table inet storegate {
+//!   set allowed { type ether_addr; flags timeout; }      # authorised clients,
+//!                                                        # each with the rest of its session
+//!   set active  { type ether_addr; timeout <window>; }   # refreshed by forwarded traffic
+//!   set garden4 / garden6 { flags interval; }            # walled garden
+//!   chain portal_nat (nat prerouting, dstnat):
+//!     LAN, authorised or garden → return; LAN tcp dport 80 → redirect to :<portal>
+//!   chain forward (filter forward, filter - 5):
+//!     LAN, authorised → update @active, accept
+//!     LAN → garden accept; tcp 443 reject with tcp reset; everything else drop
+//!   chain input (filter input, filter - 5):
+//!     LAN: established/related, authorised, DHCP/DHCPv6/DNS, ICMP/ICMPv6,
+//!     the portal port → accept; tcp 443 → reset; everything else drop
+//! }
+//! ```
+//!
+//! Matching on `ether saddr` covers IPv4 and IPv6 alike, so there is no
+//! IPv6 bypass. The chains run before fw4's (priority filter - 5): a drop
+//! here is final, an accept still passes through the router's own rules.
+//! The document first adds, deletes and re-adds the table, so applying it
+//! replaces any leftover table in one transaction without a gap.
+
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde_json::{Value, json};
+
+use crate::access::Grant;
+
+/// The table storegate owns.
+pub const TABLE: &str = "storegate";
+/// Set of authorised client MACs.
+pub const SET_ALLOWED: &str = "allowed";
+/// Set of client MACs that sent traffic within the activity window.
+pub const SET_ACTIVE: &str = "active";
+
+const FAMILY: &str = "inet";
+/// Upper bound on tracked active clients; more are simply not tracked as
+/// active (and so may idle out early) instead of failing the packet path.
+const ACTIVE_SET_SIZE: u32 = 65_536;
+/// DHCP, DNS and DHCPv6 server ports on the box.
+const UDP_SERVICES: [u16; 3] = [53, 67, 547];
+
+/// What the ruleset depends on.
+#[derive(Debug, Clone)]
+pub struct RulesetParams {
+    pub lan_interface: String,
+    pub portal_port: u16,
+    pub walled_garden: Vec<IpNet>,
+    /// How long one forwarded packet keeps a client in `active`.
+    pub active_window: Duration,
+}
+
+/// The whole table, with `grants` as the initial authorised clients.
+pub fn document(p: &RulesetParams, grants: &[Grant]) -> Value {
+    let (garden4, garden6): (Vec<IpNet>, Vec<IpNet>) = IpNet::aggregate(&p.walled_garden)
+        .into_iter()
+        .partition(|n| matches!(n, IpNet::V4(_)));
+    let table = json!({"family": FAMILY, "name": TABLE});
+    let mut cmds = vec![
+        json!({"add": {"table": table}}),
+        json!({"delete": {"table": table}}),
+        json!({"add": {"table": table}}),
+        set(SET_ALLOWED, "ether_addr", json!(["timeout"]), None),
+        set(
+            SET_ACTIVE,
+            "ether_addr",
+            json!(["timeout"]),
+            Some(p.active_window.as_secs().max(1)),
+        ),
+        set("garden4", "ipv4_addr", json!(["interval"]), None),
+        set("garden6", "ipv6_addr", json!(["interval"]), None),
+    ];
+    if !grants.is_empty() {
+        let elems: Vec<Value> = grants
+            .iter()
+            .map(|g| json!({"elem": {"val": g.mac.to_string(), "timeout": ttl_secs(g.ttl)}}))
+            .collect();
+        cmds.push(elements(SET_ALLOWED, elems));
+    }
+    for (name, nets) in [("garden4", &garden4), ("garden6", &garden6)] {
+        if !nets.is_empty() {
+            let elems = nets
+                .iter()
+                .map(|n| json!({"prefix": {"addr": n.addr().to_string(), "len": n.prefix_len()}}))
+                .collect();
+            cmds.push(elements(name, elems));
+        }
+    }
+
+    let lan = || json!({"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": p.lan_interface}});
+    let ether_saddr = json!({"payload": {"protocol": "ether", "field": "saddr"}});
+    let authorised = || json!({"match": {"op": "==", "left": ether_saddr, "right": format!("@{SET_ALLOWED}")}});
+    let daddr_in = |proto: &str, set: &str| {
+        json!({"match": {"op": "==", "left": {"payload": {"protocol": proto, "field": "daddr"}}, "right": format!("@{set}")}})
+    };
+    let tcp_dport = |port: Value| {
+        json!({"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": port}})
+    };
+    let accept = json!({"accept": null});
+    let drop = json!({"drop": null});
+    let reset = json!({"reject": {"type": "tcp reset"}});
+    let ret = json!({"return": null});
+
+    cmds.push(chain("portal_nat", "nat", "prerouting", -100));
+    cmds.push(rule("portal_nat", vec![lan(), authorised(), ret.clone()]));
+    cmds.push(rule("portal_nat", vec![lan(), daddr_in("ip", "garden4"), ret.clone()]));
+    cmds.push(rule("portal_nat", vec![lan(), daddr_in("ip6", "garden6"), ret]));
+    cmds.push(rule(
+        "portal_nat",
+        vec![lan(), tcp_dport(json!(80)), json!({"redirect": {"port": p.portal_port}})],
+    ));
+
+    cmds.push(chain("forward", "filter", "forward", -5));
+    cmds.push(rule(
+        "forward",
+        vec![
+            lan(),
+            authorised(),
+            json!({"set": {"op": "update", "elem": ether_saddr, "set": format!("@{SET_ACTIVE}")}}),
+            accept.clone(),
+        ],
+    ));
+    cmds.push(rule("forward", vec![lan(), daddr_in("ip", "garden4"), accept.clone()]));
+    cmds.push(rule("forward", vec![lan(), daddr_in("ip6", "garden6"), accept.clone()]));
+    cmds.push(rule("forward", vec![lan(), tcp_dport(json!(443)), reset.clone()]));
+    cmds.push(rule("forward", vec![lan(), drop.clone()]));
+
+    cmds.push(chain("input", "filter", "input", -5));
+    cmds.push(rule(
+        "input",
+        vec![
+            lan(),
+            json!({"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["established", "related"]}}),
+            accept.clone(),
+        ],
+    ));
+    cmds.push(rule("input", vec![lan(), authorised(), accept.clone()]));
+    cmds.push(rule(
+        "input",
+        vec![
+            lan(),
+            json!({"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}, "right": {"set": UDP_SERVICES}}}),
+            accept.clone(),
+        ],
+    ));
+    cmds.push(rule(
+        "input",
+        vec![
+            lan(),
+            json!({"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": {"set": ["icmp", "ipv6-icmp"]}}}),
+            accept.clone(),
+        ],
+    ));
+    cmds.push(rule(
+        "input",
+        vec![lan(), tcp_dport(json!({"set": [53, p.portal_port]})), accept],
+    ));
+    cmds.push(rule("input", vec![lan(), tcp_dport(json!(443)), reset]));
+    cmds.push(rule("input", vec![lan(), drop]));
+
+    json!({"nftables": cmds})
+}
+
+/// nftables' JSON takes whole seconds; round up so a grant never ends
+/// before its session.
+fn ttl_secs(ttl: Duration) -> u64 {
+    ttl.as_millis().div_ceil(1000).max(1) as u64
+}
+
+fn set(name: &str, ty: &str, flags: Value, timeout: Option<u64>) -> Value {
+    let mut s = json!({"family": FAMILY, "table": TABLE, "name": name, "type": ty, "flags": flags});
+    if let Some(t) = timeout {
+        s["timeout"] = json!(t);
+        s["size"] = json!(ACTIVE_SET_SIZE);
+    }
+    json!({"add": {"set": s}})
+}
+
+fn elements(set: &str, elems: Vec<Value>) -> Value {
+    json!({"add": {"element": {"family": FAMILY, "table": TABLE, "name": set, "elem": elems}}})
+}
+
+fn chain(name: &str, ty: &str, hook: &str, prio: i32) -> Value {
+    json!({"add": {"chain": {
+        "family": FAMILY, "table": TABLE, "name": name,
+        "type": ty, "hook": hook, "prio": prio, "policy": "accept"
+    }}})
+}
+
+fn rule(chain: &str, expr: Vec<Value>) -> Value {
+    json!({"add": {"rule": {"family": FAMILY, "table": TABLE, "chain": chain, "expr": expr}}})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::MacAddr;
+
+    fn params() -> RulesetParams {
+        RulesetParams {
+            lan_interface: "br-lan".into(),
+            portal_port: 2050,
+            walled_garden: vec![
+                "203.0.113.0/24".parse().unwrap(),
+                "203.0.113.7/32".parse().unwrap(),
+                "2001:db8::/48".parse().unwrap(),
+            ],
+            active_window: Duration::from_secs(30),
+        }
+    }
+
+    fn commands(doc: &Value) -> &Vec<Value> {
+        doc["nftables"].as_array().unwrap()
+    }
+
+    #[test]
+    fn replaces_the_table_in_one_transaction() {
+        let doc = document(&params(), &[]);
+        let cmds = commands(&doc);
+        assert!(cmds[0]["add"]["table"].is_object());
+        assert!(cmds[1]["delete"]["table"].is_object());
+        assert!(cmds[2]["add"]["table"].is_object());
+        assert_eq!(cmds[1]["delete"]["table"]["name"], TABLE);
+    }
+
+    #[test]
+    fn grants_become_elements_with_rounded_up_timeouts() {
+        let a = MacAddr([2, 0, 0, 0, 0, 1]);
+        let b = MacAddr([2, 0, 0, 0, 0, 2]);
+        let doc = document(
+            &params(),
+            &[
+                Grant { mac: a, ttl: Duration::from_millis(3_600_001) },
+                Grant { mac: b, ttl: Duration::ZERO },
+            ],
+        );
+        let elems = commands(&doc)
+            .iter()
+            .find(|c| c["add"]["element"]["name"] == SET_ALLOWED)
+            .expect("allowed elements")["add"]["element"]["elem"]
+            .clone();
+        assert_eq!(elems[0]["elem"]["val"], "02:00:00:00:00:01");
+        assert_eq!(elems[0]["elem"]["timeout"], 3601);
+        assert_eq!(elems[1]["elem"]["timeout"], 1);
+    }
+
+    #[test]
+    fn walled_garden_is_merged_and_split_by_family() {
+        let doc = document(&params(), &[]);
+        let garden = |name: &str| {
+            commands(&doc)
+                .iter()
+                .find(|c| c["add"]["element"]["name"] == name)
+                .map(|c| c["add"]["element"]["elem"].clone())
+        };
+        let g4 = garden("garden4").unwrap();
+        assert_eq!(g4.as_array().unwrap().len(), 1, "overlapping nets merged: {g4}");
+        assert_eq!(g4[0]["prefix"]["addr"], "203.0.113.0");
+        assert_eq!(garden("garden6").unwrap()[0]["prefix"]["len"], 48);
+        let empty = document(&RulesetParams { walled_garden: vec![], ..params() }, &[]);
+        assert!(!empty.to_string().contains("\"element\""));
+    }
+
+    #[test]
+    fn redirect_and_input_use_the_portal_port() {
+        let doc = document(&RulesetParams { portal_port: 8081, ..params() }, &[]).to_string();
+        assert!(doc.contains(r#"{"redirect":{"port":8081}}"#), "{doc}");
+        assert!(doc.contains(r#""right":{"set":[53,8081]}"#), "{doc}");
+        assert!(!doc.contains("2050"));
+    }
+
+    #[test]
+    fn every_lan_rule_names_the_interface_first() {
+        let doc = document(&params(), &[]);
+        for c in commands(&doc) {
+            if let Some(rule) = c["add"].get("rule") {
+                assert_eq!(rule["expr"][0]["match"]["right"], "br-lan", "{rule}");
+            }
+        }
+    }
+}

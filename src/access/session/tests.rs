@@ -64,8 +64,8 @@ fn session_timeout_ends_the_session_exactly_on_time() {
     s.activity(mac(1), at(60));
     let actions = s.tick(at(60));
     assert_eq!(ended(&actions), [(mac(1), EndReason::SessionTimeout)]);
-    assert_eq!(actions[0], Action::Revoke(mac(1)));
-    assert_eq!(actions[1], Action::Forget(mac(1)));
+    assert_eq!(actions[0], Action::Forget(mac(1)));
+    assert_eq!(actions[1], Action::Revoke(mac(1)));
     assert_eq!(s.get(mac(1)).unwrap().state, ClientState::Preauth);
     assert!(s.tick(at(61)).is_empty(), "ended twice");
 }

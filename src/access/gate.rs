@@ -1,0 +1,275 @@
+//! `Gate`: the shell around the session machine. It reads the clock,
+//! carries out the machine's actions against the store and the firewall,
+//! and hands session events on. The portal and the control socket call it.
+//!
+//! Ordering rule: every store change is flushed to disk before the next
+//! firewall change, so the firewall never lets through a client the
+//! state on disk does not know about.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::access::session::{Action, Client, SessionEvent, SessionPolicy};
+use crate::access::{AuthMethod, EndReason, Firewall, FirewallError, Grant, Sessions};
+use crate::net::MacAddr;
+use crate::store::{self, Store, StoreError, Tree};
+use crate::time::Timestamp;
+
+/// Where session events go (the outbox, once HQ delivery exists).
+pub trait EventSink: Send + Sync {
+    fn session_event(&self, event: &SessionEvent);
+}
+
+/// Logs events; the default until the outbox takes them.
+pub struct LogSink;
+
+impl EventSink for LogSink {
+    fn session_event(&self, event: &SessionEvent) {
+        match event {
+            SessionEvent::Authorized { mac, method, .. } => {
+                tracing::info!(%mac, ?method, "client authorised")
+            }
+            SessionEvent::Ended { mac, reason, .. } => {
+                tracing::info!(%mac, ?reason, "session ended")
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error(transparent)]
+    Firewall(#[from] FirewallError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What `Gate::open` found on disk.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Restored {
+    pub authorized: usize,
+    pub expired: usize,
+    pub corrupt: usize,
+}
+
+pub struct Gate {
+    sessions: Mutex<Sessions>,
+    firewall: Arc<dyn Firewall>,
+    store: Arc<dyn Store>,
+    events: Arc<dyn EventSink>,
+}
+
+impl Gate {
+    /// Loads saved sessions and installs the firewall with every session
+    /// still running, in one step, before anyone is served.
+    pub fn open(
+        policy: SessionPolicy,
+        firewall: Arc<dyn Firewall>,
+        store: Arc<dyn Store>,
+        events: Arc<dyn EventSink>,
+    ) -> Result<(Gate, Restored), GateError> {
+        let mut report = Restored::default();
+        let mut saved = Vec::new();
+        for record in store::scan_json::<Client>(store.as_ref(), Tree::Clients)? {
+            match record {
+                Ok(c) => saved.push(c),
+                Err(e) => {
+                    report.corrupt += 1;
+                    tracing::warn!("skipping a saved client: {e}");
+                }
+            }
+        }
+        let now = Timestamp::now();
+        let mut sessions = Sessions::new(policy);
+        let actions = sessions.restore(saved, now);
+        let mut grants = Vec::new();
+        for action in &actions {
+            match action {
+                Action::Allow { mac, until } => grants.push(Grant {
+                    mac: *mac,
+                    ttl: now.until(*until),
+                }),
+                Action::Forget(mac) => {
+                    store.remove(Tree::Clients, &mac.octets())?;
+                }
+                Action::Event(SessionEvent::Ended { .. }) => report.expired += 1,
+                _ => {}
+            }
+        }
+        store.flush()?;
+        firewall.install(&grants)?;
+        report.authorized = grants.len();
+        let gate = Gate {
+            sessions: Mutex::new(sessions),
+            firewall,
+            store,
+            events,
+        };
+        for action in actions {
+            if let Action::Event(e) = action {
+                gate.events.session_event(&e);
+            }
+        }
+        Ok((gate, report))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Sessions> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Carries out actions in order; store changes are flushed before the
+    /// next firewall change. Events are returned to be sent after the lock.
+    fn apply(&self, actions: Vec<Action>, now: Timestamp) -> Result<Vec<SessionEvent>, GateError> {
+        let mut dirty = false;
+        let mut events = Vec::new();
+        for action in actions {
+            match action {
+                Action::Save(c) => {
+                    store::put_json(self.store.as_ref(), Tree::Clients, &c.mac.octets(), &c)?;
+                    dirty = true;
+                }
+                Action::Forget(mac) => {
+                    self.store.remove(Tree::Clients, &mac.octets())?;
+                    dirty = true;
+                }
+                Action::Allow { mac, until } => {
+                    if std::mem::take(&mut dirty) {
+                        self.store.flush()?;
+                    }
+                    self.firewall.allow(Grant {
+                        mac,
+                        ttl: now.until(until),
+                    })?;
+                }
+                Action::Revoke(mac) => {
+                    if std::mem::take(&mut dirty) {
+                        self.store.flush()?;
+                    }
+                    self.firewall.revoke(mac)?;
+                }
+                Action::Event(e) => events.push(e),
+            }
+        }
+        if dirty {
+            self.store.flush()?;
+        }
+        Ok(events)
+    }
+
+    fn emit(&self, events: Vec<SessionEvent>) {
+        for e in &events {
+            self.events.session_event(e);
+        }
+    }
+
+    /// Signs a client in. On a firewall failure the sign-in is undone and
+    /// the error returned, so the client is never shown "connected" while
+    /// its traffic is still blocked.
+    pub fn authorize(
+        &self,
+        mac: MacAddr,
+        ip: Option<IpAddr>,
+        method: AuthMethod,
+        member_id: Option<String>,
+    ) -> Result<Client, GateError> {
+        let now = Timestamp::now();
+        let mut sessions = self.lock();
+        let actions = sessions.authorize(mac, ip, method, member_id, now);
+        match self.apply(actions, now) {
+            Ok(events) => {
+                let client = sessions.get(mac).cloned();
+                drop(sessions);
+                self.emit(events);
+                client.ok_or_else(|| StoreError::Backend("client vanished".into()).into())
+            }
+            Err(e) => {
+                let undo = sessions.end(mac, EndReason::FirewallError, now);
+                if let Err(undo_err) = self.apply(undo, now) {
+                    tracing::error!(%mac, "could not undo a failed sign-in: {undo_err}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Ends a client's session. Returns whether it was authorised.
+    pub fn end(&self, mac: MacAddr, reason: EndReason) -> Result<bool, GateError> {
+        let now = Timestamp::now();
+        let mut sessions = self.lock();
+        let actions = sessions.end(mac, reason, now);
+        let was = !actions.is_empty();
+        let events = self.apply(actions, now)?;
+        drop(sessions);
+        self.emit(events);
+        Ok(was)
+    }
+
+    /// Notes a client that reached the portal.
+    pub fn seen(&self, mac: MacAddr, ip: Option<IpAddr>) {
+        self.lock().seen(mac, ip, Timestamp::now());
+    }
+
+    /// Ends sessions whose time is up. Returns how many ended.
+    pub fn tick(&self) -> Result<usize, GateError> {
+        let now = Timestamp::now();
+        let mut sessions = self.lock();
+        let actions = sessions.tick(now);
+        let events = self.apply(actions, now)?;
+        drop(sessions);
+        let n = events.len();
+        self.emit(events);
+        Ok(n)
+    }
+
+    /// Feeds the firewall's view of recent traffic to the idle timers.
+    /// Backends that cannot tell keep every client active.
+    pub fn refresh_activity(&self) -> Result<(), GateError> {
+        let active = self.firewall.recently_active()?;
+        let now = Timestamp::now();
+        let mut sessions = self.lock();
+        match active {
+            Some(macs) => macs.into_iter().for_each(|m| sessions.activity(m, now)),
+            None => {
+                let all: Vec<MacAddr> = sessions
+                    .clients()
+                    .filter(|c| c.is_authorized())
+                    .map(|c| c.mac)
+                    .collect();
+                all.into_iter().for_each(|m| sessions.activity(m, now));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn client(&self, mac: MacAddr) -> Option<Client> {
+        self.lock().get(mac).cloned()
+    }
+
+    pub fn client_by_ip(&self, ip: IpAddr) -> Option<Client> {
+        self.lock().by_ip(ip).cloned()
+    }
+
+    /// Every known client, authorised first, then by MAC.
+    pub fn clients(&self) -> Vec<Client> {
+        let mut all: Vec<Client> = self.lock().clients().cloned().collect();
+        all.sort_by_key(|c| (!c.is_authorized(), c.mac));
+        all
+    }
+
+    /// (authorised, pre-auth) counts.
+    pub fn counts(&self) -> (usize, usize) {
+        let s = self.lock();
+        (s.authorized_count(), s.preauth_count())
+    }
+
+    pub fn policy(&self) -> SessionPolicy {
+        self.lock().policy()
+    }
+
+    pub fn firewall_name(&self) -> &'static str {
+        self.firewall.name()
+    }
+}
+
+#[cfg(test)]
+mod tests;
