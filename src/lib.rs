@@ -10,5 +10,6 @@
 pub mod access;
 pub mod config;
 pub mod net;
+pub mod portal;
 pub mod store;
 pub mod time;

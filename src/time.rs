@@ -33,7 +33,7 @@ impl Timestamp {
     }
 
     /// `self + d`, saturating.
-    pub fn add(self, d: Duration) -> Self {
+    pub fn plus(self, d: Duration) -> Self {
         let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         Timestamp(self.0.saturating_add(ms))
     }
@@ -87,9 +87,9 @@ mod tests {
     #[test]
     fn arithmetic_saturates() {
         let t = Timestamp(1_000);
-        assert_eq!(t.add(Duration::from_secs(2)), Timestamp(3_000));
+        assert_eq!(t.plus(Duration::from_secs(2)), Timestamp(3_000));
         assert_eq!(t.until(Timestamp(500)), Duration::ZERO);
         assert_eq!(t.until(Timestamp(4_000)), Duration::from_secs(3));
-        assert_eq!(Timestamp(i64::MAX).add(Duration::from_secs(1)), Timestamp(i64::MAX));
+        assert_eq!(Timestamp(i64::MAX).plus(Duration::from_secs(1)), Timestamp(i64::MAX));
     }
 }

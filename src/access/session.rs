@@ -220,7 +220,7 @@ impl Sessions {
         member_id: Option<String>,
         now: Timestamp,
     ) -> Vec<Action> {
-        let until = now.add(self.policy.session_timeout);
+        let until = now.plus(self.policy.session_timeout);
         let c = match self.clients.get_mut(&mac) {
             Some(c) => {
                 if !c.is_authorized() {
@@ -303,10 +303,10 @@ impl Sessions {
             if c.is_authorized() {
                 if c.expires_at.is_some_and(|t| t <= now) {
                     ending.push((c.mac, EndReason::SessionTimeout));
-                } else if c.last_active.is_some_and(|t| t.add(idle) <= now) {
+                } else if c.last_active.is_some_and(|t| t.plus(idle) <= now) {
                     ending.push((c.mac, EndReason::IdleTimeout));
                 }
-            } else if c.last_seen.add(PREAUTH_FORGET_AFTER) <= now {
+            } else if c.last_seen.plus(PREAUTH_FORGET_AFTER) <= now {
                 stale.push(c.mac);
             }
         }

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use super::{Store, StoreError, Tree, check_size};
+use super::{Entries, Store, StoreError, Tree, check_size};
 
 type Trees = HashMap<Tree, BTreeMap<Vec<u8>, Vec<u8>>>;
 
@@ -38,7 +38,7 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn scan(&self, tree: Tree) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan(&self, tree: Tree) -> Result<Entries, StoreError> {
         Ok(self.with(|t| {
             t.get(&tree)
                 .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())

@@ -50,13 +50,16 @@ pub enum StoreError {
     Corrupt { tree: &'static str, reason: String },
 }
 
+/// A tree's entries as (key, value) pairs.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Durable key-value storage.
 pub trait Store: Send + Sync {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     fn put(&self, tree: Tree, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
     fn remove(&self, tree: Tree, key: &[u8]) -> Result<(), StoreError>;
     /// Every entry of a tree, in key order.
-    fn scan(&self, tree: Tree) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    fn scan(&self, tree: Tree) -> Result<Entries, StoreError>;
     /// Returns once everything written so far is on disk.
     fn flush(&self) -> Result<(), StoreError>;
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{Store, StoreError, Tree, check_size};
+use super::{Entries, Store, StoreError, Tree, check_size};
 
 pub struct SledStore {
     db: sled::Db,
@@ -51,7 +51,7 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn scan(&self, tree: Tree) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan(&self, tree: Tree) -> Result<Entries, StoreError> {
         self.tree(tree)?
             .iter()
             .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(backend))

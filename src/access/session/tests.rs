@@ -21,7 +21,7 @@ fn ip(n: u8) -> Option<IpAddr> {
 const T0: Timestamp = Timestamp(1_800_000_000_000);
 
 fn at(minutes: u64) -> Timestamp {
-    T0.add(minutes as u32 * MIN)
+    T0.plus(minutes as u32 * MIN)
 }
 
 fn ended(actions: &[Action]) -> Vec<(MacAddr, EndReason)> {

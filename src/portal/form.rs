@@ -1,0 +1,85 @@
+//! `application/x-www-form-urlencoded` and query strings, bounded.
+
+/// Why a form could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormError {
+    #[error("the form has more than {0} fields")]
+    TooManyFields(usize),
+    #[error("a form value is not valid UTF-8 after decoding")]
+    NotUtf8,
+    #[error("a %-escape in the form is malformed")]
+    BadEscape,
+}
+
+/// Most fields any portal form has; more is an attack or a mistake.
+pub const MAX_FIELDS: usize = 32;
+
+/// Parses `a=1&b=x+y&c=%2F` into pairs, in order.
+pub fn parse(input: &[u8]) -> Result<Vec<(String, String)>, FormError> {
+    let mut out = Vec::new();
+    for pair in input.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
+        if out.len() == MAX_FIELDS {
+            return Err(FormError::TooManyFields(MAX_FIELDS));
+        }
+        let (k, v) = match pair.iter().position(|&b| b == b'=') {
+            Some(at) => (&pair[..at], &pair[at + 1..]),
+            None => (pair, &b""[..]),
+        };
+        out.push((decode(k)?, decode(v)?));
+    }
+    Ok(out)
+}
+
+fn decode(s: &[u8]) -> Result<String, FormError> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = s.get(i + 1..i + 3).ok_or(FormError::BadEscape)?;
+                let hex = std::str::from_utf8(hex).map_err(|_| FormError::BadEscape)?;
+                out.push(u8::from_str_radix(hex, 16).map_err(|_| FormError::BadEscape)?);
+                if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(FormError::BadEscape);
+                }
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| FormError::NotUtf8)
+}
+
+/// The first value of `key`.
+pub fn get<'a>(fields: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_pairs() {
+        let f = parse(b"accept_terms=yes&dst=http%3A%2F%2Fa.b%2F&name=a+b&flag&&x=").unwrap();
+        assert_eq!(get(&f, "accept_terms"), Some("yes"));
+        assert_eq!(get(&f, "dst"), Some("http://a.b/"));
+        assert_eq!(get(&f, "name"), Some("a b"));
+        assert_eq!(get(&f, "flag"), Some(""));
+        assert_eq!(get(&f, "x"), Some(""));
+        assert_eq!(get(&f, "none"), None);
+        assert_eq!(parse(b"k=%E4%B8%AD").unwrap()[0].1, "中");
+    }
+
+    #[test]
+    fn refuses_bad_input() {
+        assert_eq!(parse(b"a=%2"), Err(FormError::BadEscape));
+        assert_eq!(parse(b"a=%zz"), Err(FormError::BadEscape));
+        assert_eq!(parse(b"a=%+1"), Err(FormError::BadEscape));
+        assert_eq!(parse(b"a=%ff"), Err(FormError::NotUtf8));
+        let many = "a=1&".repeat(MAX_FIELDS + 1);
+        assert_eq!(parse(many.as_bytes()), Err(FormError::TooManyFields(MAX_FIELDS)));
+    }
+}

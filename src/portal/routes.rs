@@ -1,0 +1,372 @@
+//! What the portal answers. `handle` never fails: every bad input gets a
+//! 4xx page that says what was wrong.
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use serde_json::json;
+
+use super::pages::{self, escape, render, t, url_encode};
+use super::probes::{self, ProbeAnswer};
+use super::{Portal, PortalStats, form};
+use crate::access::session::Client;
+use crate::access::{AuthMethod, EndReason};
+use crate::config::Language;
+use crate::net::MacAddr;
+use crate::time::Timestamp;
+
+/// Largest form body the portal reads.
+pub const MAX_BODY_BYTES: usize = 8 * 1024;
+/// Longest `dst` (the page the shopper first asked for) that is kept.
+const MAX_DST_LEN: usize = 1024;
+
+const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
+                   form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+type Resp = Response<Full<Bytes>>;
+
+/// Who is asking.
+struct Asker {
+    ip: IpAddr,
+    mac: Option<MacAddr>,
+    client: Option<Client>,
+}
+
+impl Asker {
+    fn authorized(&self) -> bool {
+        self.client.as_ref().is_some_and(Client::is_authorized)
+    }
+}
+
+pub(crate) async fn handle<B>(portal: &Portal, peer: IpAddr, req: Request<B>) -> Resp
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    PortalStats::bump(&portal.stats.requests);
+    let ip = peer.to_canonical();
+    let mac = portal.resolver.mac_of(ip);
+    if let Some(m) = mac {
+        portal.gate.seen(m, Some(ip));
+    } else {
+        PortalStats::bump(&portal.stats.unknown_clients);
+    }
+    let asker = Asker {
+        ip,
+        mac,
+        client: mac.and_then(|m| portal.gate.client(m)),
+    };
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("")
+        .to_string();
+    if !host.is_empty() && !portal.site.is_own_host(&host) {
+        return captured(portal, &asker, &host, &req);
+    }
+    let lang = language(portal, &req, None);
+    let path = req.uri().path().to_string();
+    match (req.method().clone(), path.as_str()) {
+        (Method::GET | Method::HEAD, "/" | "/login") => {
+            let query = query_fields(&req);
+            let lang = language(portal, &req, query.as_deref());
+            let dst = query.as_deref().and_then(|q| valid_dst(form::get(q, "dst")));
+            if asker.authorized() && path == "/" {
+                return see_other("/status");
+            }
+            login_page(portal, lang, StatusCode::OK, dst.as_deref(), None)
+        }
+        (Method::POST, "/login") => sign_in(portal, &asker, req).await,
+        (Method::GET | Method::HEAD, "/status") => {
+            let query = query_fields(&req);
+            let lang = language(portal, &req, query.as_deref());
+            let dst = query.as_deref().and_then(|q| valid_dst(form::get(q, "dst")));
+            status_page(portal, &asker, lang, dst.as_deref())
+        }
+        (Method::POST, "/logout") => sign_out(portal, &asker, req).await,
+        (Method::GET | Method::HEAD, "/api/captive") => captive_api(portal, &asker),
+        (_, "/" | "/login" | "/status" | "/logout" | "/api/captive") => {
+            bad(portal, StatusCode::METHOD_NOT_ALLOWED, lang, "error_form")
+        }
+        _ => message(portal, StatusCode::NOT_FOUND, lang, "error_title", "not_found"),
+    }
+}
+
+/// Traffic that was redirected here from elsewhere.
+fn captured<B>(portal: &Portal, asker: &Asker, host: &str, req: &Request<B>) -> Resp {
+    let bare_host = host_without_port(host).to_ascii_lowercase();
+    let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    if asker.authorized() {
+        // A connection redirected before sign-in is still pointed at us.
+        // Answer probes as their servers would; send anything else back to
+        // where it was going on a new connection, which is no longer captured.
+        let mut resp = match probes::recognise(&bare_host, req.uri().path()) {
+            Some(ProbeAnswer::Body(body)) => plain(StatusCode::OK, "text/html", body),
+            Some(ProbeAnswer::NoContent) => plain(StatusCode::NO_CONTENT, "text/plain", ""),
+            None => redirect(StatusCode::FOUND, &format!("http://{host}{path}")),
+        };
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return resp;
+    }
+    PortalStats::bump(&portal.stats.redirects);
+    let original = format!("http://{host}{path}");
+    let mut location = format!("{}login", portal.site.url);
+    if original.len() <= MAX_DST_LEN {
+        location.push_str("?dst=");
+        location.push_str(&url_encode(&original));
+    }
+    redirect(StatusCode::FOUND, &location)
+}
+
+async fn sign_in<B>(portal: &Portal, asker: &Asker, req: Request<B>) -> Resp
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let lang = language(portal, &req, None);
+    if !same_origin(portal, &req) {
+        return bad(portal, StatusCode::FORBIDDEN, lang, "error_origin");
+    }
+    let fields = match read_form(req).await {
+        Ok(f) => f,
+        Err(status) => {
+            let key = if status == StatusCode::PAYLOAD_TOO_LARGE { "error_too_large" } else { "error_form" };
+            return bad(portal, status, lang, key);
+        }
+    };
+    let lang = form::get(&fields, "lang").and_then(Language::from_tag).unwrap_or(lang);
+    let dst = valid_dst(form::get(&fields, "dst"));
+    if !matches!(form::get(&fields, "accept_terms"), Some("yes" | "on" | "1" | "true")) {
+        PortalStats::bump(&portal.stats.bad_requests);
+        let error = pages::error_box(lang, "error_terms");
+        return login_page(portal, lang, StatusCode::BAD_REQUEST, dst.as_deref(), Some(&error));
+    }
+    let Some(mac) = asker.mac else {
+        return message(portal, StatusCode::SERVICE_UNAVAILABLE, lang, "error_title", "error_unknown_device");
+    };
+    match portal.gate.authorize(mac, Some(asker.ip), AuthMethod::ClickThrough, None) {
+        Ok(_) => {
+            PortalStats::bump(&portal.stats.sign_ins);
+            let mut location = "/status".to_string();
+            if let Some(d) = dst {
+                location.push_str("?dst=");
+                location.push_str(&url_encode(&d));
+            }
+            see_other(&location)
+        }
+        Err(e) => {
+            tracing::error!(%mac, "sign-in failed: {e}");
+            message(portal, StatusCode::SERVICE_UNAVAILABLE, lang, "error_title", "error_busy")
+        }
+    }
+}
+
+async fn sign_out<B>(portal: &Portal, asker: &Asker, req: Request<B>) -> Resp
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let lang = language(portal, &req, None);
+    if !same_origin(portal, &req) {
+        return bad(portal, StatusCode::FORBIDDEN, lang, "error_origin");
+    }
+    let fields = match read_form(req).await {
+        Ok(f) => f,
+        Err(status) => return bad(portal, status, lang, "error_form"),
+    };
+    let lang = form::get(&fields, "lang").and_then(Language::from_tag).unwrap_or(lang);
+    if let Some(mac) = asker.mac
+        && let Err(e) = portal.gate.end(mac, EndReason::Logout)
+    {
+        tracing::error!(%mac, "sign-out failed: {e}");
+        return message(portal, StatusCode::SERVICE_UNAVAILABLE, lang, "error_title", "error_busy");
+    }
+    see_other(&format!("/login?lang={}", lang.tag()))
+}
+
+fn captive_api(portal: &Portal, asker: &Asker) -> Resp {
+    let portal_url = format!("{}login", portal.site.url);
+    let body = match asker.client.as_ref().and_then(|c| c.remaining(Timestamp::now())) {
+        Some(left) => json!({
+            "captive": false,
+            "user-portal-url": portal_url,
+            "seconds-remaining": left.as_secs(),
+            "can-extend-session": false,
+        }),
+        None => json!({"captive": true, "user-portal-url": portal_url}),
+    };
+    let mut resp = plain(StatusCode::OK, "application/captive+json", &body.to_string());
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    resp
+}
+
+fn login_page(portal: &Portal, lang: Language, status: StatusCode, dst: Option<&str>, error: Option<&str>) -> Resp {
+    let other = match lang {
+        Language::ZhCn => Language::En,
+        Language::En => Language::ZhCn,
+    };
+    let dst = dst.unwrap_or("");
+    let html = render(
+        pages::LOGIN,
+        lang,
+        &[
+            ("store", &portal.site.store_name),
+            ("dst", dst),
+            ("dst_q", &url_encode(dst)),
+            ("other_lang", other.tag()),
+        ],
+        &[("error", error.unwrap_or(""))],
+    );
+    plain(status, "text/html; charset=utf-8", &html)
+}
+
+fn status_page(portal: &Portal, asker: &Asker, lang: Language, dst: Option<&str>) -> Resp {
+    let Some(left) = asker.client.as_ref().and_then(|c| c.remaining(Timestamp::now())) else {
+        return see_other(&format!("/login?lang={}", lang.tag()));
+    };
+    let continue_link = dst
+        .map(|d| {
+            format!(
+                "<a class=\"continue\" href=\"{}\">{} {}</a>",
+                escape(d),
+                escape(&t(lang, "continue")),
+                escape(d)
+            )
+        })
+        .unwrap_or_default();
+    let html = render(
+        pages::STATUS,
+        lang,
+        &[
+            ("store", &portal.site.store_name),
+            ("remaining", &pages::remaining_text(lang, left)),
+        ],
+        &[("continue", &continue_link)],
+    );
+    plain(StatusCode::OK, "text/html; charset=utf-8", &html)
+}
+
+fn message(portal: &Portal, status: StatusCode, lang: Language, title_key: &str, message_key: &str) -> Resp {
+    let html = render(
+        pages::MESSAGE,
+        lang,
+        &[
+            ("store", &portal.site.store_name),
+            ("title", &t(lang, title_key)),
+            ("message", &t(lang, message_key)),
+        ],
+        &[],
+    );
+    plain(status, "text/html; charset=utf-8", &html)
+}
+
+fn bad(portal: &Portal, status: StatusCode, lang: Language, key: &str) -> Resp {
+    PortalStats::bump(&portal.stats.bad_requests);
+    message(portal, status, lang, "error_title", key)
+}
+
+/// Reads a bounded form body; the error is the status to answer with.
+async fn read_form<B>(req: Request<B>) -> Result<Vec<(String, String)>, StatusCode>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    let body = Limited::new(req.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::BAD_REQUEST
+            }
+        })?
+        .to_bytes();
+    form::parse(&body).map_err(|_| StatusCode::BAD_REQUEST)
+}
+
+/// A POST must come from our own pages: refuse a foreign Origin.
+fn same_origin<B>(portal: &Portal, req: &Request<B>) -> bool {
+    match req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        None | Some("null") => true,
+        Some(origin) => origin
+            .split("://")
+            .nth(1)
+            .is_some_and(|authority| portal.site.is_own_host(authority)),
+    }
+}
+
+fn query_fields<B>(req: &Request<B>) -> Option<Vec<(String, String)>> {
+    req.uri().query().and_then(|q| form::parse(q.as_bytes()).ok())
+}
+
+/// `?lang=`, then Accept-Language, then the configured default.
+fn language<B>(portal: &Portal, req: &Request<B>, query: Option<&[(String, String)]>) -> Language {
+    if let Some(l) = query.and_then(|q| form::get(q, "lang")).and_then(Language::from_tag) {
+        return l;
+    }
+    req.headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').take(16).find_map(|tag| Language::from_tag(tag.split(';').next()?)))
+        .unwrap_or(portal.site.default_language)
+}
+
+/// Keeps only plain http(s) URLs of sane length.
+fn valid_dst(dst: Option<&str>) -> Option<String> {
+    let d = dst?;
+    let ok = d.len() <= MAX_DST_LEN
+        && (d.starts_with("http://") || d.starts_with("https://"))
+        && !d.chars().any(|c| c.is_control() || c.is_whitespace());
+    ok.then(|| d.to_string())
+}
+
+fn host_without_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.split(']').next().map(|h| &h[1..]).unwrap_or(host);
+    }
+    host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
+}
+
+fn plain(status: StatusCode, content_type: &'static str, body: &str) -> Resp {
+    let mut resp = Response::new(Full::new(Bytes::copy_from_slice(body.as_bytes())));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    resp
+}
+
+fn redirect(status: StatusCode, location: &str) -> Resp {
+    let body = format!("<a href=\"{}\">{}</a>", escape(location), escape(location));
+    let mut resp = plain(status, "text/html; charset=utf-8", &body);
+    match HeaderValue::from_str(location) {
+        Ok(v) => {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+        Err(_) => *resp.status_mut() = StatusCode::BAD_REQUEST,
+    }
+    resp
+}
+
+fn see_other(location: &str) -> Resp {
+    redirect(StatusCode::SEE_OTHER, location)
+}

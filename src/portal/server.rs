@@ -1,0 +1,114 @@
+//! Portal connections: accept, limit, serve, shut down.
+//!
+//! Limits: at most `max_connections` served at once (a semaphore taken
+//! before `accept`, so the excess waits in the kernel backlog); request
+//! heads up to 16 KiB (larger get 431); bodies up to 8 KiB (413); 10 s to
+//! send a request head; 120 s for a whole connection. On shutdown each
+//! connection finishes its current request and closes.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{Portal, PortalStats, routes};
+
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(120);
+/// hyper's read buffer, which bounds a request head.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+const GRACE: Duration = Duration::from_secs(5);
+
+/// Binds the portal listener. A wildcard IPv4 address binds the IPv6
+/// wildcard instead (dual stack), so captured IPv6 clients are served too.
+pub async fn bind(listen: SocketAddr) -> std::io::Result<TcpListener> {
+    if listen.ip() == IpAddr::from([0, 0, 0, 0]) {
+        let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), listen.port());
+        match TcpListener::bind(v6).await {
+            Ok(l) => return Ok(l),
+            Err(e) => tracing::warn!("IPv6 unavailable for the portal ({e}); serving IPv4 only"),
+        }
+    }
+    TcpListener::bind(listen).await
+}
+
+/// Serves until `shutdown` is cancelled; connections are tracked by
+/// `tracker` so the caller can wait for them to finish.
+pub async fn serve(
+    listener: TcpListener,
+    portal: Arc<Portal>,
+    max_connections: usize,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let slots = Arc::new(Semaphore::new(max_connections));
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => {
+                backoff = Duration::from_millis(5);
+                a
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: wait, don't spin.
+                PortalStats::bump(&portal.stats.connections_refused);
+                tracing::warn!("portal accept failed: {e}; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let portal = portal.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            serve_connection(stream, peer, portal, shutdown).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn serve_connection(stream: TcpStream, peer: SocketAddr, portal: Arc<Portal>, shutdown: CancellationToken) {
+    let _ = stream.set_nodelay(true);
+    let peer_ip = peer.ip();
+    let service = service_fn(move |req| {
+        let portal = portal.clone();
+        async move { Ok::<_, Infallible>(routes::handle(&portal, peer_ip, req).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        res = conn.as_mut() => {
+            if let Err(e) = res {
+                tracing::debug!(%peer, "portal connection: {e}");
+            }
+            return;
+        }
+        _ = shutdown.cancelled() => {}
+        _ = tokio::time::sleep(CONNECTION_LIFETIME) => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(GRACE, conn).await;
+}
