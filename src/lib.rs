@@ -8,7 +8,10 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod cli;
 pub mod config;
+pub mod control;
+pub mod daemon;
 pub mod net;
 pub mod portal;
 pub mod store;

@@ -1,0 +1,207 @@
+//! The command line (contract in DESIGN.md). `main` only calls `cli::main`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, LoadError};
+use crate::control::{Request, client};
+use crate::net::MacAddr;
+
+#[derive(Debug, Parser)]
+#[command(name = "storegate", version, about = "Captive portal and presence for store routers")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon.
+    Run {
+        /// The config file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Validate a config file: exit 0 if valid, else 1 with the key at fault.
+    CheckConfig { file: PathBuf },
+    /// Talk to the running daemon.
+    Ctl {
+        /// The daemon's control socket.
+        #[arg(short, long, default_value = "/run/storegate/control.sock")]
+        socket: PathBuf,
+        /// Print one JSON document instead of a table.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        command: CtlCommand,
+    },
+    /// A simulated store with no root and no router (not built yet).
+    Demo,
+    /// A reference HQ endpoint for integrators (not built yet).
+    HqReceiver {
+        #[arg(long)]
+        listen: Option<String>,
+        #[arg(long)]
+        secret: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CtlCommand {
+    /// The daemon's state and counters.
+    Status,
+    /// Known clients, authorised and not.
+    Clients,
+    /// Authorise a client by MAC.
+    Auth { mac: String },
+    /// End a client's session by MAC.
+    Deauth { mac: String },
+    /// Devices seen on the LAN.
+    Devices,
+    /// Visits.
+    Visits,
+    /// Members.
+    Members,
+    /// Erase a member's data from the box.
+    MemberErase { member_id: String },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { config } => run(config),
+        Command::CheckConfig { file } => match Config::load(&file) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", file.display());
+                ExitCode::from(1)
+            }
+        },
+        Command::Ctl { socket, json, command } => ctl(&socket, json, command),
+        Command::Demo => not_built(
+            "storegate demo is not built yet; meanwhile `storegate run -c examples/local.toml` serves the portal on 127.0.0.1:2050 without enforcement",
+        ),
+        Command::HqReceiver { .. } => not_built("storegate hq-receiver is not built yet (it arrives with HQ delivery)"),
+    }
+}
+
+fn not_built(message: &str) -> ExitCode {
+    eprintln!("storegate: {message}");
+    ExitCode::from(2)
+}
+
+fn run(path: PathBuf) -> ExitCode {
+    let config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            let reason = match e {
+                LoadError::Invalid(e) => format!("bad config {}: {e}", path.display()),
+                other => other.to_string(),
+            };
+            eprintln!("storegate: {}", reason.replace('\n', " "));
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("storegate: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(crate::daemon::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("storegate: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn ctl(socket: &std::path::Path, json: bool, command: CtlCommand) -> ExitCode {
+    let check_mac = |mac: &str| -> Result<String, ExitCode> {
+        match mac.parse::<MacAddr>() {
+            Ok(m) => Ok(m.to_string()),
+            Err(e) => {
+                eprintln!("storegate ctl: {e}");
+                Err(ExitCode::from(2))
+            }
+        }
+    };
+    let request = match command {
+        CtlCommand::Status => Request::Status,
+        CtlCommand::Clients => Request::Clients,
+        CtlCommand::Auth { mac } => match check_mac(&mac) {
+            Ok(mac) => Request::Auth { mac },
+            Err(code) => return code,
+        },
+        CtlCommand::Deauth { mac } => match check_mac(&mac) {
+            Ok(mac) => Request::Deauth { mac },
+            Err(code) => return code,
+        },
+        CtlCommand::Devices => Request::Devices,
+        CtlCommand::Visits => Request::Visits,
+        CtlCommand::Members => Request::Members,
+        CtlCommand::MemberErase { member_id } => Request::MemberErase { member_id },
+    };
+    let reply = match client::call(socket, &request) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("storegate ctl: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if !reply.ok {
+        eprintln!("storegate ctl: {}", reply.error.unwrap_or_else(|| "failed".into()));
+        return ExitCode::from(1);
+    }
+    let data = reply.data.unwrap_or(serde_json::Value::Null);
+    if json {
+        println!("{data}");
+    } else {
+        print_human(&request, &data);
+    }
+    ExitCode::SUCCESS
+}
+
+fn print_human(request: &Request, data: &serde_json::Value) {
+    let s = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".into(),
+        other => other.to_string(),
+    };
+    match request {
+        Request::Clients => {
+            println!("{:<17}  {:<39}  {:<10}  EXPIRES", "MAC", "IP", "STATE");
+            for c in data.as_array().into_iter().flatten() {
+                println!(
+                    "{:<17}  {:<39}  {:<10}  {}",
+                    s(&c["mac"]),
+                    s(&c["ip"]),
+                    s(&c["state"]),
+                    s(&c["expires_at"])
+                );
+            }
+        }
+        Request::Auth { .. } => println!("{} authorised until {}", s(&data["mac"]), s(&data["expires_at"])),
+        Request::Deauth { .. } => {
+            let was = data["was_authorized"].as_bool().unwrap_or(false);
+            println!("{} {}", s(&data["mac"]), if was { "signed out" } else { "was not signed in" });
+        }
+        _ => println!("{}", serde_json::to_string_pretty(data).unwrap_or_default()),
+    }
+}

@@ -1,0 +1,146 @@
+//! The daemon's end of the control socket.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{MAX_REQUEST_BYTES, Reply, Request, client_json};
+use crate::access::{AuthMethod, EndReason, Gate};
+use crate::net::MacAddr;
+
+const MAX_CONNECTIONS: usize = 16;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Answers `status`; built by the daemon, which knows the whole picture.
+pub type StatusFn = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+
+pub struct Control {
+    pub gate: Arc<Gate>,
+    pub status: StatusFn,
+}
+
+/// Binds the socket, replacing a stale file left by a crash (but not a
+/// socket another daemon still answers on).
+pub async fn bind(path: &Path) -> std::io::Result<UnixListener> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    if path.exists() {
+        if UnixStream::connect(path).await.is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("{} is in use by a running storegate", path.display()),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+pub async fn serve(
+    listener: UnixListener,
+    path: PathBuf,
+    control: Arc<Control>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let Ok((stream, _)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            continue; // dropping the stream closes it
+        };
+        let control = control.clone();
+        tracker.spawn(async move {
+            if tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, &control))
+                .await
+                .is_err()
+            {
+                tracing::debug!("control request timed out");
+            }
+            drop(permit);
+        });
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
+async fn answer(stream: UnixStream, control: &Control) {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = BufReader::new(read.take(MAX_REQUEST_BYTES as u64 + 1));
+    let reply = match reader.read_line(&mut line).await {
+        Ok(_) if line.len() > MAX_REQUEST_BYTES => {
+            Reply::err(format!("request longer than {MAX_REQUEST_BYTES} bytes"))
+        }
+        Ok(_) => match serde_json::from_str::<Request>(line.trim()) {
+            Ok(req) => {
+                let gate = control.gate.clone();
+                let status = control.status.clone();
+                // Gate calls may touch netlink and fsync: keep them off the
+                // async workers.
+                tokio::task::spawn_blocking(move || execute(&gate, &status, req))
+                    .await
+                    .unwrap_or_else(|e| Reply::err(format!("internal error: {e}")))
+            }
+            Err(e) => Reply::err(format!("unreadable request: {e}")),
+        },
+        Err(e) => Reply::err(format!("cannot read request: {e}")),
+    };
+    let mut out = serde_json::to_vec(&reply).unwrap_or_default();
+    out.push(b'\n');
+    let _ = write.write_all(&out).await;
+}
+
+/// Carries out one request.
+pub fn execute(gate: &Gate, status: &StatusFn, req: Request) -> Reply {
+    let parse_mac = |s: &str| -> Result<MacAddr, Reply> {
+        let mac: MacAddr = s.parse().map_err(|e: crate::net::mac::MacParseError| Reply::err(e.to_string()))?;
+        if !mac.is_unicast_client() {
+            return Err(Reply::err(format!("{mac} is a group or zero address, not a client")));
+        }
+        Ok(mac)
+    };
+    match req {
+        Request::Status => Reply::ok(status()),
+        Request::Clients => Reply::ok(gate.clients().iter().map(client_json).collect()),
+        Request::Auth { mac } => match parse_mac(&mac) {
+            Ok(mac) => {
+                let ip = gate.client(mac).and_then(|c| c.ip);
+                match gate.authorize(mac, ip, AuthMethod::Operator, None) {
+                    Ok(c) => Reply::ok(client_json(&c)),
+                    Err(e) => Reply::err(format!("could not authorise {mac}: {e}")),
+                }
+            }
+            Err(r) => r,
+        },
+        Request::Deauth { mac } => match parse_mac(&mac) {
+            Ok(mac) => match gate.end(mac, EndReason::Operator) {
+                Ok(was) => Reply::ok(serde_json::json!({"mac": mac, "was_authorized": was})),
+                Err(e) => Reply::err(format!("could not deauthorise {mac}: {e}")),
+            },
+            Err(r) => r,
+        },
+        Request::Devices | Request::Visits => Reply::err(
+            "not available in this version: device and visit tracking arrive with the presence engine",
+        ),
+        Request::Members | Request::MemberErase { .. } => {
+            Reply::err("not available in this version: member accounts are not built yet")
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! `storegate run`: wires the parts together and owns their lifetimes.
+//!
+//! Start order matters: the store is opened, saved sessions are restored
+//! into the firewall, the portal starts listening, and only then is the
+//! control socket created, which is the signal that the daemon is ready.
+//! One `CancellationToken` stops every task; SIGTERM or SIGINT cancels it,
+//! and tasks get a grace period to finish what they are doing.
+//!
+//! On a clean stop the nftables table is left in place on purpose:
+//! authorised clients keep their access until their session's own
+//! timeout (the kernel ends it), and everyone else stays captured, so a
+//! restart or upgrade is invisible to shoppers and never opens the LAN.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::access::gate::LogSink;
+use crate::access::nft::{NftFirewall, RulesetParams};
+use crate::access::session::SessionPolicy;
+use crate::access::{Firewall, Gate, MemoryFirewall};
+use crate::config::{Config, FirewallBackend};
+use crate::control::server::{self as control_server, Control, StatusFn};
+use crate::net::neigh::NeighbourCache;
+use crate::portal::{self, ClientResolver, NeighbourResolver, Portal, PortalStats, Site, SyntheticResolver};
+use crate::store::{SledStore, Store};
+use crate::time::Timestamp;
+
+/// Unauthorised clients remembered at once.
+const MAX_PREAUTH: usize = 8192;
+const TICK: Duration = Duration::from_secs(1);
+const GRACE: Duration = Duration::from_secs(5);
+
+/// How long one forwarded packet counts as activity, and how often the
+/// daemon reads that set: fine enough for the idle timeout, cheap at scale.
+fn activity_window(idle: Duration) -> Duration {
+    (idle / 2).clamp(Duration::from_secs(1), Duration::from_secs(60))
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let started_at = Timestamp::now();
+    let store: Arc<dyn Store> = Arc::new(
+        SledStore::open(&config.storage.path).context("opening the state database")?,
+    );
+    let window = activity_window(config.portal.idle_timeout);
+    let (firewall, resolver): (Arc<dyn Firewall>, Arc<dyn ClientResolver>) = match config.firewall {
+        FirewallBackend::Nftables => (
+            Arc::new(
+                NftFirewall::new(RulesetParams {
+                    lan_interface: config.lan.interface.clone(),
+                    portal_port: config.portal.listen.port(),
+                    walled_garden: config.portal.walled_garden.clone(),
+                    active_window: window,
+                })
+                .context("setting up nftables")?,
+            ),
+            Arc::new(NeighbourResolver(NeighbourCache::new(
+                Duration::from_secs(30),
+                Duration::from_millis(100),
+            ))),
+        ),
+        FirewallBackend::None => {
+            tracing::warn!("firewall.backend = \"none\": nothing is enforced");
+            (Arc::new(MemoryFirewall::new()), Arc::new(SyntheticResolver))
+        }
+    };
+    let policy = SessionPolicy {
+        session_timeout: config.portal.session_timeout,
+        idle_timeout: config.portal.idle_timeout,
+        max_preauth: MAX_PREAUTH,
+    };
+    let (gate, restored) = Gate::open(policy, firewall, store.clone(), Arc::new(LogSink))
+        .context("restoring sessions into the firewall")?;
+    let gate = Arc::new(gate);
+    tracing::info!(
+        authorized = restored.authorized,
+        expired = restored.expired,
+        corrupt = restored.corrupt,
+        ms = started.elapsed().as_millis() as u64,
+        "firewall installed, sessions restored"
+    );
+
+    let site = Site::new(
+        config.portal.url.as_deref(),
+        config.portal.listen,
+        lan_address(&config.lan.interface),
+        &config.store.name,
+        config.portal.default_language,
+    );
+    let portal = Arc::new(Portal {
+        site,
+        gate: gate.clone(),
+        resolver,
+        stats: PortalStats::default(),
+    });
+    let listener = portal::server::bind(config.portal.listen)
+        .await
+        .with_context(|| format!("portal.listen: cannot listen on {}", config.portal.listen))?;
+
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    tracker.spawn(portal::server::serve(
+        listener,
+        portal.clone(),
+        config.portal.max_connections,
+        shutdown.clone(),
+        tracker.clone(),
+    ));
+    tracker.spawn(session_timers(gate.clone(), window, shutdown.clone()));
+
+    let status: StatusFn = {
+        let (gate, portal, config) = (gate.clone(), portal.clone(), config.clone());
+        Arc::new(move || {
+            let (authorized, preauth) = gate.counts();
+            serde_json::json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "store_id": config.store.id,
+                "store_name": config.store.name,
+                "started_at": started_at.rfc3339(),
+                "uptime_seconds": started.elapsed().as_secs(),
+                "portal_url": portal.site.url,
+                "lan_interface": config.lan.interface,
+                "firewall": gate.firewall_name(),
+                "clients": {"authorized": authorized, "preauth": preauth},
+                "restored": {"authorized": restored.authorized, "expired": restored.expired, "corrupt": restored.corrupt},
+                "portal": portal.stats.snapshot(),
+                "hq": if config.hq.is_some() { "configured, delivery not built yet" } else { "not configured" },
+            })
+        })
+    };
+    let control_path = config.control.socket.clone();
+    let control_listener = control_server::bind(&control_path)
+        .await
+        .with_context(|| format!("control.socket: cannot create {}", control_path.display()))?;
+    tracker.spawn(control_server::serve(
+        control_listener,
+        control_path,
+        Arc::new(Control { gate: gate.clone(), status }),
+        shutdown.clone(),
+        tracker.clone(),
+    ));
+    tracing::info!(
+        portal = %portal.site.url,
+        ms = started.elapsed().as_millis() as u64,
+        "storegate ready"
+    );
+
+    wait_for_signal().await?;
+    tracing::info!("stopping");
+    shutdown.cancel();
+    tracker.close();
+    if tokio::time::timeout(GRACE, tracker.wait()).await.is_err() {
+        tracing::warn!("some tasks did not finish within {GRACE:?}");
+    }
+    store.flush().context("flushing the state database")?;
+    tracing::info!("stopped; authorised clients keep access until their sessions end");
+    Ok(())
+}
+
+/// Ends sessions on time and feeds traffic activity to the idle timers.
+async fn session_timers(gate: Arc<Gate>, window: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let poll_every = (window / 2).max(TICK);
+    let mut last_poll = Instant::now();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let g = gate.clone();
+        let poll = last_poll.elapsed() >= poll_every;
+        if poll {
+            last_poll = Instant::now();
+        }
+        let result = tokio::task::spawn_blocking(move || {
+            if poll {
+                g.refresh_activity()?;
+            }
+            g.tick()
+        })
+        .await;
+        match result {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!("session timers: {e}"),
+            Err(e) => tracing::error!("session timers task: {e}"),
+        }
+    }
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+/// The LAN interface's first IPv4 address (the portal's default URL).
+fn lan_address(interface: &str) -> Option<IpAddr> {
+    let addrs = nix::ifaddrs::getifaddrs().ok()?;
+    for a in addrs {
+        if a.interface_name != interface {
+            continue;
+        }
+        if let Some(sin) = a.address.as_ref().and_then(|s| s.as_sockaddr_in()) {
+            return Some(IpAddr::V4(sin.ip()));
+        }
+    }
+    tracing::warn!(interface, "no IPv4 address on the LAN interface; set portal.url");
+    None
+}
