@@ -10,7 +10,11 @@ use crate::control::{Request, client};
 use crate::net::MacAddr;
 
 #[derive(Debug, Parser)]
-#[command(name = "storegate", version, about = "Captive portal and presence for store routers")]
+#[command(
+    name = "storegate",
+    version,
+    about = "Captive portal and presence for store routers"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -82,11 +86,17 @@ pub fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Ctl { socket, json, command } => ctl(&socket, json, command),
+        Command::Ctl {
+            socket,
+            json,
+            command,
+        } => ctl(&socket, json, command),
         Command::Demo => not_built(
             "storegate demo is not built yet; meanwhile `storegate run -c examples/local.toml` serves the portal on 127.0.0.1:2050 without enforcement",
         ),
-        Command::HqReceiver { .. } => not_built("storegate hq-receiver is not built yet (it arrives with HQ delivery)"),
+        Command::HqReceiver { .. } => {
+            not_built("storegate hq-receiver is not built yet (it arrives with HQ delivery)")
+        }
     }
 }
 
@@ -115,7 +125,10 @@ fn run(path: PathBuf) -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("storegate: cannot start the runtime: {e}");
@@ -166,7 +179,10 @@ fn ctl(socket: &std::path::Path, json: bool, command: CtlCommand) -> ExitCode {
         }
     };
     if !reply.ok {
-        eprintln!("storegate ctl: {}", reply.error.unwrap_or_else(|| "failed".into()));
+        eprintln!(
+            "storegate ctl: {}",
+            reply.error.unwrap_or_else(|| "failed".into())
+        );
         return ExitCode::from(1);
     }
     let data = reply.data.unwrap_or(serde_json::Value::Null);
@@ -197,10 +213,22 @@ fn print_human(request: &Request, data: &serde_json::Value) {
                 );
             }
         }
-        Request::Auth { .. } => println!("{} authorised until {}", s(&data["mac"]), s(&data["expires_at"])),
+        Request::Auth { .. } => println!(
+            "{} authorised until {}",
+            s(&data["mac"]),
+            s(&data["expires_at"])
+        ),
         Request::Deauth { .. } => {
             let was = data["was_authorized"].as_bool().unwrap_or(false);
-            println!("{} {}", s(&data["mac"]), if was { "signed out" } else { "was not signed in" });
+            println!(
+                "{} {}",
+                s(&data["mac"]),
+                if was {
+                    "signed out"
+                } else {
+                    "was not signed in"
+                }
+            );
         }
         _ => println!("{}", serde_json::to_string_pretty(data).unwrap_or_default()),
     }

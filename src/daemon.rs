@@ -26,7 +26,9 @@ use crate::access::{Firewall, Gate, MemoryFirewall};
 use crate::config::{Config, FirewallBackend};
 use crate::control::server::{self as control_server, Control, StatusFn};
 use crate::net::neigh::NeighbourCache;
-use crate::portal::{self, ClientResolver, NeighbourResolver, Portal, PortalStats, Site, SyntheticResolver};
+use crate::portal::{
+    self, ClientResolver, NeighbourResolver, Portal, PortalStats, Site, SyntheticResolver,
+};
 use crate::store::{SledStore, Store};
 use crate::time::Timestamp;
 
@@ -45,9 +47,8 @@ fn activity_window(idle: Duration) -> Duration {
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let started = Instant::now();
     let started_at = Timestamp::now();
-    let store: Arc<dyn Store> = Arc::new(
-        SledStore::open(&config.storage.path).context("opening the state database")?,
-    );
+    let store: Arc<dyn Store> =
+        Arc::new(SledStore::open(&config.storage.path).context("opening the state database")?);
     let window = activity_window(config.portal.idle_timeout);
     let (firewall, resolver): (Arc<dyn Firewall>, Arc<dyn ClientResolver>) = match config.firewall {
         FirewallBackend::Nftables => (
@@ -141,7 +142,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracker.spawn(control_server::serve(
         control_listener,
         control_path,
-        Arc::new(Control { gate: gate.clone(), status }),
+        Arc::new(Control {
+            gate: gate.clone(),
+            status,
+        }),
         shutdown.clone(),
         tracker.clone(),
     ));
@@ -216,6 +220,9 @@ fn lan_address(interface: &str) -> Option<IpAddr> {
             return Some(IpAddr::V4(sin.ip()));
         }
     }
-    tracing::warn!(interface, "no IPv4 address on the LAN interface; set portal.url");
+    tracing::warn!(
+        interface,
+        "no IPv4 address on the LAN interface; set portal.url"
+    );
     None
 }

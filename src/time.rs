@@ -90,6 +90,9 @@ mod tests {
         assert_eq!(t.plus(Duration::from_secs(2)), Timestamp(3_000));
         assert_eq!(t.until(Timestamp(500)), Duration::ZERO);
         assert_eq!(t.until(Timestamp(4_000)), Duration::from_secs(3));
-        assert_eq!(Timestamp(i64::MAX).plus(Duration::from_secs(1)), Timestamp(i64::MAX));
+        assert_eq!(
+            Timestamp(i64::MAX).plus(Duration::from_secs(1)),
+            Timestamp(i64::MAX)
+        );
     }
 }

@@ -19,7 +19,9 @@ pub struct Grant {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FirewallError {
-    #[error("nftables is not usable: {0} (is the nft program installed, and do we have CAP_NET_ADMIN?)")]
+    #[error(
+        "nftables is not usable: {0} (is the nft program installed, and do we have CAP_NET_ADMIN?)"
+    )]
     Unavailable(String),
     #[error("nftables refused the ruleset: {0}")]
     Rejected(String),
@@ -58,7 +60,9 @@ impl MemoryFirewall {
     /// Would traffic from `mac` pass right now?
     pub fn is_allowed(&self, mac: MacAddr) -> bool {
         let grants = self.grants.lock().unwrap_or_else(|e| e.into_inner());
-        grants.get(&mac).is_some_and(|until| *until > Instant::now())
+        grants
+            .get(&mac)
+            .is_some_and(|until| *until > Instant::now())
     }
 
     pub fn len(&self) -> usize {
@@ -114,10 +118,18 @@ mod tests {
         let fw = MemoryFirewall::new();
         let a: MacAddr = "02:00:00:00:00:0a".parse().unwrap();
         let b: MacAddr = "02:00:00:00:00:0b".parse().unwrap();
-        fw.install(&[Grant { mac: a, ttl: Duration::from_secs(60) }]).unwrap();
+        fw.install(&[Grant {
+            mac: a,
+            ttl: Duration::from_secs(60),
+        }])
+        .unwrap();
         assert!(fw.is_allowed(a));
         assert!(!fw.is_allowed(b));
-        fw.allow(Grant { mac: b, ttl: Duration::ZERO }).unwrap();
+        fw.allow(Grant {
+            mac: b,
+            ttl: Duration::ZERO,
+        })
+        .unwrap();
         assert!(!fw.is_allowed(b), "a zero ttl grant has already expired");
         fw.revoke(a).unwrap();
         assert!(!fw.is_allowed(a));

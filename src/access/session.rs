@@ -84,10 +84,12 @@ impl Client {
         self.state == ClientState::Authorized
     }
 
-    /// Time left in the session at `now`, if authorised.
+    /// Time left in the session at `now`; `None` unless authorised with
+    /// time to spare. A session past its end counts as over at once, even
+    /// before the next `tick` ends it formally (the kernel already has).
     pub fn remaining(&self, now: Timestamp) -> Option<Duration> {
         match (self.state, self.expires_at) {
-            (ClientState::Authorized, Some(until)) => Some(now.until(until)),
+            (ClientState::Authorized, Some(until)) if until > now => Some(now.until(until)),
             _ => None,
         }
     }
@@ -115,7 +117,10 @@ pub enum Action {
     /// Persist this authorised client (durably, before `Allow`).
     Save(Client),
     /// Let `mac` through until `until`.
-    Allow { mac: MacAddr, until: Timestamp },
+    Allow {
+        mac: MacAddr,
+        until: Timestamp,
+    },
     /// Stop letting `mac` through.
     Revoke(MacAddr),
     /// Remove the persisted record of `mac`.

@@ -61,7 +61,16 @@ mod tests {
 
     #[test]
     fn rejects_nonsense_with_a_reason() {
-        for bad in ["", "10", "s", "10x", "1.5h", "-3s", "99999999999999999999s", "10 s"] {
+        for bad in [
+            "",
+            "10",
+            "s",
+            "10x",
+            "1.5h",
+            "-3s",
+            "99999999999999999999s",
+            "10 s",
+        ] {
             let err = parse_duration(bad).unwrap_err();
             assert!(!err.is_empty(), "{bad:?}");
         }

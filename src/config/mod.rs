@@ -277,8 +277,9 @@ impl TryFrom<RawConfig> for Config {
                 .iter()
                 .enumerate()
                 .map(|(i, s)| {
-                    s.parse::<MacAddr>()
-                        .map_err(|e| ConfigError::new(format!("presence.staff_devices[{i}]"), e.to_string()))
+                    s.parse::<MacAddr>().map_err(|e| {
+                        ConfigError::new(format!("presence.staff_devices[{i}]"), e.to_string())
+                    })
                 })
                 .collect::<Result<_, _>>()?,
         };
@@ -349,7 +350,10 @@ fn validate_store(raw: raw::RawStore) -> Result<StoreConfig, ConfigError> {
     if !tz_ok {
         return Err(ConfigError::new(
             "store.timezone",
-            format!("{:?} is not an IANA time zone name such as \"Asia/Shanghai\"", raw.timezone),
+            format!(
+                "{:?} is not an IANA time zone name such as \"Asia/Shanghai\"",
+                raw.timezone
+            ),
         ));
     }
     let name = raw.name.unwrap_or_else(|| raw.id.clone());
@@ -423,9 +427,9 @@ fn validate_portal(raw: raw::RawPortal) -> Result<PortalConfig, ConfigError> {
 
 fn validate_hq(raw: raw::RawHq) -> Result<HqConfig, ConfigError> {
     let url = raw.url.trim_end_matches('/').to_string();
-    let loopback_http = url
-        .strip_prefix("http://")
-        .is_some_and(|rest| rest.starts_with("127.") || rest.starts_with("localhost") || rest.starts_with("[::1]"));
+    let loopback_http = url.strip_prefix("http://").is_some_and(|rest| {
+        rest.starts_with("127.") || rest.starts_with("localhost") || rest.starts_with("[::1]")
+    });
     if !url.starts_with("https://") && !loopback_http {
         return Err(ConfigError::new(
             "hq.url",
@@ -490,7 +494,9 @@ fn validate_interface(key: &str, name: &str) -> Result<String, ConfigError> {
     } else {
         Err(ConfigError::new(
             key,
-            format!("{name:?} is not a network interface name (1 to 15 characters, no '/', ':' or spaces)"),
+            format!(
+                "{name:?} is not a network interface name (1 to 15 characters, no '/', ':' or spaces)"
+            ),
         ))
     }
 }

@@ -24,7 +24,10 @@ fn minimal_config_gets_documented_defaults() {
     assert_eq!(c.presence.rejoin_gap, Duration::from_secs(300));
     assert_eq!(c.members.remember_days, 180);
     assert!(c.hq.is_none());
-    assert_eq!(c.control.socket, PathBuf::from("/run/storegate/control.sock"));
+    assert_eq!(
+        c.control.socket,
+        PathBuf::from("/run/storegate/control.sock")
+    );
 }
 
 #[test]
@@ -40,7 +43,10 @@ fn every_shipped_config_parses() {
             }
         }
     }
-    assert!(seen >= 2, "expected the shipped example configs, found {seen}");
+    assert!(
+        seen >= 2,
+        "expected the shipped example configs, found {seen}"
+    );
 }
 
 #[test]
@@ -67,31 +73,79 @@ fn wrong_type_names_the_key() {
 #[test]
 fn bad_values_name_their_key() {
     let cases = [
-        ("[store]\nid = \"Wulin 01\"\n[lan]\ninterface = \"br-lan\"\n[storage]\npath = \"/x\"\n", "store.id"),
-        ("[store]\nid = \"a\"\n[lan]\ninterface = \"a/b\"\n[storage]\npath = \"/x\"\n", "lan.interface"),
-        ("[store]\nid = \"a\"\n[lan]\ninterface = \"eth0\"\n[storage]\npath = \"\"\n", "storage.path"),
+        (
+            "[store]\nid = \"Wulin 01\"\n[lan]\ninterface = \"br-lan\"\n[storage]\npath = \"/x\"\n",
+            "store.id",
+        ),
+        (
+            "[store]\nid = \"a\"\n[lan]\ninterface = \"a/b\"\n[storage]\npath = \"/x\"\n",
+            "lan.interface",
+        ),
+        (
+            "[store]\nid = \"a\"\n[lan]\ninterface = \"eth0\"\n[storage]\npath = \"\"\n",
+            "storage.path",
+        ),
     ];
     for (text, key) in cases {
         assert_eq!(err(text).key, key, "{text}");
     }
     let with = |section: &str| format!("{MINIMAL}\n{section}\n");
-    assert_eq!(err(&with("[portal]\nsession_timeout = \"8x\"")).key, "portal.session_timeout");
-    assert_eq!(err(&with("[portal]\nidle_timeout = \"0s\"")).key, "portal.idle_timeout");
-    assert_eq!(err(&with("[portal]\nlisten = \"nowhere\"")).key, "portal.listen");
     assert_eq!(
-        err(&with("[portal]\nwalled_garden = [\"10.0.0.1\", \"example\"]")).key,
+        err(&with("[portal]\nsession_timeout = \"8x\"")).key,
+        "portal.session_timeout"
+    );
+    assert_eq!(
+        err(&with("[portal]\nidle_timeout = \"0s\"")).key,
+        "portal.idle_timeout"
+    );
+    assert_eq!(
+        err(&with("[portal]\nlisten = \"nowhere\"")).key,
+        "portal.listen"
+    );
+    assert_eq!(
+        err(&with(
+            "[portal]\nwalled_garden = [\"10.0.0.1\", \"example\"]"
+        ))
+        .key,
         "portal.walled_garden[1]"
     );
-    assert_eq!(err(&with("[firewall]\nbackend = \"iptables\"")).key, "firewall.backend");
+    assert_eq!(
+        err(&with("[firewall]\nbackend = \"iptables\"")).key,
+        "firewall.backend"
+    );
     assert_eq!(
         err(&with("[presence]\nstaff_devices = [\"zz:00:00:00:00:00\"]")).key,
         "presence.staff_devices[0]"
     );
-    assert_eq!(err(&with("[presence]\nprobe_after = \"5m\"\nleave_after = \"1m\"")).key, "presence.leave_after");
-    assert_eq!(err(&with("[members]\nremember_days = 0")).key, "members.remember_days");
-    assert_eq!(err(&with("[hq]\nurl = \"http://hq.example.com\"\nsecret = \"whsec_aGVsbG8gd29ybGQgaGVsbG8=\"")).key, "hq.url");
-    assert_eq!(err(&with("[hq]\nurl = \"https://hq.example.com\"\nsecret = \"nope\"")).key, "hq.secret");
-    assert_eq!(err(&with("[hq]\nurl = \"https://hq.example.com\"")).key, "hq.secret");
+    assert_eq!(
+        err(&with(
+            "[presence]\nprobe_after = \"5m\"\nleave_after = \"1m\""
+        ))
+        .key,
+        "presence.leave_after"
+    );
+    assert_eq!(
+        err(&with("[members]\nremember_days = 0")).key,
+        "members.remember_days"
+    );
+    assert_eq!(
+        err(&with(
+            "[hq]\nurl = \"http://hq.example.com\"\nsecret = \"whsec_aGVsbG8gd29ybGQgaGVsbG8=\""
+        ))
+        .key,
+        "hq.url"
+    );
+    assert_eq!(
+        err(&with(
+            "[hq]\nurl = \"https://hq.example.com\"\nsecret = \"nope\""
+        ))
+        .key,
+        "hq.secret"
+    );
+    assert_eq!(
+        err(&with("[hq]\nurl = \"https://hq.example.com\"")).key,
+        "hq.secret"
+    );
 }
 
 #[test]
@@ -100,8 +154,16 @@ fn walled_garden_accepts_addresses_and_networks() {
         "{MINIMAL}\n[portal]\nwalled_garden = [\"203.0.113.7\", \"198.51.100.9/24\", \"2001:db8::/48\"]\n"
     ))
     .unwrap();
-    let shown: Vec<String> = c.portal.walled_garden.iter().map(|n| n.to_string()).collect();
-    assert_eq!(shown, ["203.0.113.7/32", "198.51.100.0/24", "2001:db8::/48"]);
+    let shown: Vec<String> = c
+        .portal
+        .walled_garden
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(
+        shown,
+        ["203.0.113.7/32", "198.51.100.0/24", "2001:db8::/48"]
+    );
 }
 
 #[test]

@@ -9,8 +9,13 @@ use super::{Reply, Request};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CtlError {
-    #[error("cannot reach storegate at {path}: {source} (is the daemon running, and are you root?)")]
-    Connect { path: String, source: std::io::Error },
+    #[error(
+        "cannot reach storegate at {path}: {source} (is the daemon running, and are you root?)"
+    )]
+    Connect {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("control socket: {0}")]
     Io(#[from] std::io::Error),
     #[error("unreadable answer from the daemon: {0}")]

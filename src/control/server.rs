@@ -110,9 +110,13 @@ async fn answer(stream: UnixStream, control: &Control) {
 /// Carries out one request.
 pub fn execute(gate: &Gate, status: &StatusFn, req: Request) -> Reply {
     let parse_mac = |s: &str| -> Result<MacAddr, Reply> {
-        let mac: MacAddr = s.parse().map_err(|e: crate::net::mac::MacParseError| Reply::err(e.to_string()))?;
+        let mac: MacAddr = s
+            .parse()
+            .map_err(|e: crate::net::mac::MacParseError| Reply::err(e.to_string()))?;
         if !mac.is_unicast_client() {
-            return Err(Reply::err(format!("{mac} is a group or zero address, not a client")));
+            return Err(Reply::err(format!(
+                "{mac} is a group or zero address, not a client"
+            )));
         }
         Ok(mac)
     };

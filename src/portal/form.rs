@@ -54,7 +54,10 @@ fn decode(s: &[u8]) -> Result<String, FormError> {
 
 /// The first value of `key`.
 pub fn get<'a>(fields: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    fields
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 #[cfg(test)]
@@ -80,6 +83,9 @@ mod tests {
         assert_eq!(parse(b"a=%+1"), Err(FormError::BadEscape));
         assert_eq!(parse(b"a=%ff"), Err(FormError::NotUtf8));
         let many = "a=1&".repeat(MAX_FIELDS + 1);
-        assert_eq!(parse(many.as_bytes()), Err(FormError::TooManyFields(MAX_FIELDS)));
+        assert_eq!(
+            parse(many.as_bytes()),
+            Err(FormError::TooManyFields(MAX_FIELDS))
+        );
     }
 }

@@ -68,7 +68,12 @@ pub fn url_encode(s: &str) -> String {
 }
 
 /// Fills a template. `vars` are escaped; `raw` are inserted as they are.
-pub fn render(template: &str, lang: Language, vars: &[(&str, &str)], raw: &[(&str, &str)]) -> String {
+pub fn render(
+    template: &str,
+    lang: Language,
+    vars: &[(&str, &str)],
+    raw: &[(&str, &str)],
+) -> String {
     let mut out = String::with_capacity(template.len() + 2048);
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
@@ -113,7 +118,10 @@ pub fn remaining_text(lang: Language, left: Duration) -> String {
 
 /// `<div class="error">…</div>` for a translated error key.
 pub fn error_box(lang: Language, key: &str) -> String {
-    format!("<div class=\"error\" role=\"alert\">{}</div>", escape(&t(lang, key)))
+    format!(
+        "<div class=\"error\" role=\"alert\">{}</div>",
+        escape(&t(lang, key))
+    )
 }
 
 #[cfg(test)]
@@ -155,17 +163,29 @@ mod tests {
             page,
             "<p>&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;</p><hr><i>Connect</i><b></b>en"
         );
-        assert_eq!(render("a {{unclosed", Language::En, &[], &[]), "a {{unclosed");
+        assert_eq!(
+            render("a {{unclosed", Language::En, &[], &[]),
+            "a {{unclosed"
+        );
     }
 
     #[test]
     fn remaining_time_reads_naturally() {
-        assert_eq!(remaining_text(Language::En, Duration::from_secs(3 * 3600 + 11 * 60 + 5)), "3 h 12 min");
-        assert_eq!(remaining_text(Language::ZhCn, Duration::from_secs(59)), "1 分钟");
+        assert_eq!(
+            remaining_text(Language::En, Duration::from_secs(3 * 3600 + 11 * 60 + 5)),
+            "3 h 12 min"
+        );
+        assert_eq!(
+            remaining_text(Language::ZhCn, Duration::from_secs(59)),
+            "1 分钟"
+        );
     }
 
     #[test]
     fn url_encoding_is_reversible_for_query_values() {
-        assert_eq!(url_encode("http://a.b/c?d=e&f"), "http%3A%2F%2Fa.b%2Fc%3Fd%3De%26f");
+        assert_eq!(
+            url_encode("http://a.b/c?d=e&f"),
+            "http%3A%2F%2Fa.b%2Fc%3Fd%3De%26f"
+        );
     }
 }

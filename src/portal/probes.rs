@@ -21,17 +21,29 @@ const APPLE_SUCCESS: &str = "<HTML><HEAD><TITLE>Success</TITLE></HEAD><BODY>Succ
 pub fn recognise(host: &str, path: &str) -> Option<ProbeAnswer> {
     match (host, path) {
         // iOS, iPadOS, macOS (CNA).
-        ("captive.apple.com" | "www.apple.com" | "www.appleiphonecell.com" | "www.itools.info"
-        | "www.ibook.info" | "www.airport.us" | "www.thinkdifferent.us", _)
-            if path.starts_with("/hotspot-detect.html") || path.starts_with("/library/test/success.html") =>
+        (
+            "captive.apple.com"
+            | "www.apple.com"
+            | "www.appleiphonecell.com"
+            | "www.itools.info"
+            | "www.ibook.info"
+            | "www.airport.us"
+            | "www.thinkdifferent.us",
+            _,
+        ) if path.starts_with("/hotspot-detect.html")
+            || path.starts_with("/library/test/success.html") =>
         {
             Some(ProbeAnswer::Body(APPLE_SUCCESS))
         }
         // Windows NCSI.
-        ("www.msftconnecttest.com", "/connecttest.txt") => Some(ProbeAnswer::Body("Microsoft Connect Test")),
+        ("www.msftconnecttest.com", "/connecttest.txt") => {
+            Some(ProbeAnswer::Body("Microsoft Connect Test"))
+        }
         ("www.msftncsi.com", "/ncsi.txt") => Some(ProbeAnswer::Body("Microsoft NCSI")),
         // Firefox.
-        ("detectportal.firefox.com", p) if p.starts_with("/success.txt") => Some(ProbeAnswer::Body("success\n")),
+        ("detectportal.firefox.com", p) if p.starts_with("/success.txt") => {
+            Some(ProbeAnswer::Body("success\n"))
+        }
         // Android, ChromeOS, and vendors that copy them (any host).
         (_, "/generate_204" | "/gen_204") => Some(ProbeAnswer::NoContent),
         _ => None,
@@ -44,14 +56,38 @@ mod tests {
 
     #[test]
     fn recognises_each_os_probe() {
-        assert_eq!(recognise("captive.apple.com", "/hotspot-detect.html"), Some(ProbeAnswer::Body(APPLE_SUCCESS)));
-        assert_eq!(recognise("www.apple.com", "/library/test/success.html"), Some(ProbeAnswer::Body(APPLE_SUCCESS)));
-        assert_eq!(recognise("connectivitycheck.gstatic.com", "/generate_204"), Some(ProbeAnswer::NoContent));
-        assert_eq!(recognise("clients3.google.com", "/generate_204"), Some(ProbeAnswer::NoContent));
-        assert_eq!(recognise("www.google.cn", "/generate_204"), Some(ProbeAnswer::NoContent));
-        assert_eq!(recognise("www.msftconnecttest.com", "/connecttest.txt"), Some(ProbeAnswer::Body("Microsoft Connect Test")));
-        assert_eq!(recognise("www.msftncsi.com", "/ncsi.txt"), Some(ProbeAnswer::Body("Microsoft NCSI")));
-        assert_eq!(recognise("detectportal.firefox.com", "/success.txt?ipv4"), Some(ProbeAnswer::Body("success\n")));
+        assert_eq!(
+            recognise("captive.apple.com", "/hotspot-detect.html"),
+            Some(ProbeAnswer::Body(APPLE_SUCCESS))
+        );
+        assert_eq!(
+            recognise("www.apple.com", "/library/test/success.html"),
+            Some(ProbeAnswer::Body(APPLE_SUCCESS))
+        );
+        assert_eq!(
+            recognise("connectivitycheck.gstatic.com", "/generate_204"),
+            Some(ProbeAnswer::NoContent)
+        );
+        assert_eq!(
+            recognise("clients3.google.com", "/generate_204"),
+            Some(ProbeAnswer::NoContent)
+        );
+        assert_eq!(
+            recognise("www.google.cn", "/generate_204"),
+            Some(ProbeAnswer::NoContent)
+        );
+        assert_eq!(
+            recognise("www.msftconnecttest.com", "/connecttest.txt"),
+            Some(ProbeAnswer::Body("Microsoft Connect Test"))
+        );
+        assert_eq!(
+            recognise("www.msftncsi.com", "/ncsi.txt"),
+            Some(ProbeAnswer::Body("Microsoft NCSI"))
+        );
+        assert_eq!(
+            recognise("detectportal.firefox.com", "/success.txt?ipv4"),
+            Some(ProbeAnswer::Body("success\n"))
+        );
     }
 
     #[test]

@@ -36,8 +36,11 @@ struct Asker {
 }
 
 impl Asker {
+    /// Signed in, with time left now (not just until the next tick).
     fn authorized(&self) -> bool {
-        self.client.as_ref().is_some_and(Client::is_authorized)
+        self.client
+            .as_ref()
+            .is_some_and(|c| c.remaining(Timestamp::now()).is_some())
     }
 }
 
@@ -75,7 +78,9 @@ where
         (Method::GET | Method::HEAD, "/" | "/login") => {
             let query = query_fields(&req);
             let lang = language(portal, &req, query.as_deref());
-            let dst = query.as_deref().and_then(|q| valid_dst(form::get(q, "dst")));
+            let dst = query
+                .as_deref()
+                .and_then(|q| valid_dst(form::get(q, "dst")));
             if asker.authorized() && path == "/" {
                 return see_other("/status");
             }
@@ -85,7 +90,9 @@ where
         (Method::GET | Method::HEAD, "/status") => {
             let query = query_fields(&req);
             let lang = language(portal, &req, query.as_deref());
-            let dst = query.as_deref().and_then(|q| valid_dst(form::get(q, "dst")));
+            let dst = query
+                .as_deref()
+                .and_then(|q| valid_dst(form::get(q, "dst")));
             status_page(portal, &asker, lang, dst.as_deref())
         }
         (Method::POST, "/logout") => sign_out(portal, &asker, req).await,
@@ -93,14 +100,24 @@ where
         (_, "/" | "/login" | "/status" | "/logout" | "/api/captive") => {
             bad(portal, StatusCode::METHOD_NOT_ALLOWED, lang, "error_form")
         }
-        _ => message(portal, StatusCode::NOT_FOUND, lang, "error_title", "not_found"),
+        _ => message(
+            portal,
+            StatusCode::NOT_FOUND,
+            lang,
+            "error_title",
+            "not_found",
+        ),
     }
 }
 
 /// Traffic that was redirected here from elsewhere.
 fn captured<B>(portal: &Portal, asker: &Asker, host: &str, req: &Request<B>) -> Resp {
     let bare_host = host_without_port(host).to_ascii_lowercase();
-    let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
     if asker.authorized() {
         // A connection redirected before sign-in is still pointed at us.
         // Answer probes as their servers would; send anything else back to
@@ -136,21 +153,45 @@ where
     let fields = match read_form(req).await {
         Ok(f) => f,
         Err(status) => {
-            let key = if status == StatusCode::PAYLOAD_TOO_LARGE { "error_too_large" } else { "error_form" };
+            let key = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "error_too_large"
+            } else {
+                "error_form"
+            };
             return bad(portal, status, lang, key);
         }
     };
-    let lang = form::get(&fields, "lang").and_then(Language::from_tag).unwrap_or(lang);
+    let lang = form::get(&fields, "lang")
+        .and_then(Language::from_tag)
+        .unwrap_or(lang);
     let dst = valid_dst(form::get(&fields, "dst"));
-    if !matches!(form::get(&fields, "accept_terms"), Some("yes" | "on" | "1" | "true")) {
+    if !matches!(
+        form::get(&fields, "accept_terms"),
+        Some("yes" | "on" | "1" | "true")
+    ) {
         PortalStats::bump(&portal.stats.bad_requests);
         let error = pages::error_box(lang, "error_terms");
-        return login_page(portal, lang, StatusCode::BAD_REQUEST, dst.as_deref(), Some(&error));
+        return login_page(
+            portal,
+            lang,
+            StatusCode::BAD_REQUEST,
+            dst.as_deref(),
+            Some(&error),
+        );
     }
     let Some(mac) = asker.mac else {
-        return message(portal, StatusCode::SERVICE_UNAVAILABLE, lang, "error_title", "error_unknown_device");
+        return message(
+            portal,
+            StatusCode::SERVICE_UNAVAILABLE,
+            lang,
+            "error_title",
+            "error_unknown_device",
+        );
     };
-    match portal.gate.authorize(mac, Some(asker.ip), AuthMethod::ClickThrough, None) {
+    match portal
+        .gate
+        .authorize(mac, Some(asker.ip), AuthMethod::ClickThrough, None)
+    {
         Ok(_) => {
             PortalStats::bump(&portal.stats.sign_ins);
             let mut location = "/status".to_string();
@@ -162,7 +203,13 @@ where
         }
         Err(e) => {
             tracing::error!(%mac, "sign-in failed: {e}");
-            message(portal, StatusCode::SERVICE_UNAVAILABLE, lang, "error_title", "error_busy")
+            message(
+                portal,
+                StatusCode::SERVICE_UNAVAILABLE,
+                lang,
+                "error_title",
+                "error_busy",
+            )
         }
     }
 }
@@ -180,19 +227,31 @@ where
         Ok(f) => f,
         Err(status) => return bad(portal, status, lang, "error_form"),
     };
-    let lang = form::get(&fields, "lang").and_then(Language::from_tag).unwrap_or(lang);
+    let lang = form::get(&fields, "lang")
+        .and_then(Language::from_tag)
+        .unwrap_or(lang);
     if let Some(mac) = asker.mac
         && let Err(e) = portal.gate.end(mac, EndReason::Logout)
     {
         tracing::error!(%mac, "sign-out failed: {e}");
-        return message(portal, StatusCode::SERVICE_UNAVAILABLE, lang, "error_title", "error_busy");
+        return message(
+            portal,
+            StatusCode::SERVICE_UNAVAILABLE,
+            lang,
+            "error_title",
+            "error_busy",
+        );
     }
     see_other(&format!("/login?lang={}", lang.tag()))
 }
 
 fn captive_api(portal: &Portal, asker: &Asker) -> Resp {
     let portal_url = format!("{}login", portal.site.url);
-    let body = match asker.client.as_ref().and_then(|c| c.remaining(Timestamp::now())) {
+    let body = match asker
+        .client
+        .as_ref()
+        .and_then(|c| c.remaining(Timestamp::now()))
+    {
         Some(left) => json!({
             "captive": false,
             "user-portal-url": portal_url,
@@ -201,13 +260,25 @@ fn captive_api(portal: &Portal, asker: &Asker) -> Resp {
         }),
         None => json!({"captive": true, "user-portal-url": portal_url}),
     };
-    let mut resp = plain(StatusCode::OK, "application/captive+json", &body.to_string());
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    let mut resp = plain(
+        StatusCode::OK,
+        "application/captive+json",
+        &body.to_string(),
+    );
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
     resp
 }
 
-fn login_page(portal: &Portal, lang: Language, status: StatusCode, dst: Option<&str>, error: Option<&str>) -> Resp {
+fn login_page(
+    portal: &Portal,
+    lang: Language,
+    status: StatusCode,
+    dst: Option<&str>,
+    error: Option<&str>,
+) -> Resp {
     let other = match lang {
         Language::ZhCn => Language::En,
         Language::En => Language::ZhCn,
@@ -228,7 +299,11 @@ fn login_page(portal: &Portal, lang: Language, status: StatusCode, dst: Option<&
 }
 
 fn status_page(portal: &Portal, asker: &Asker, lang: Language, dst: Option<&str>) -> Resp {
-    let Some(left) = asker.client.as_ref().and_then(|c| c.remaining(Timestamp::now())) else {
+    let Some(left) = asker
+        .client
+        .as_ref()
+        .and_then(|c| c.remaining(Timestamp::now()))
+    else {
         return see_other(&format!("/login?lang={}", lang.tag()));
     };
     let continue_link = dst
@@ -253,7 +328,13 @@ fn status_page(portal: &Portal, asker: &Asker, lang: Language, dst: Option<&str>
     plain(StatusCode::OK, "text/html; charset=utf-8", &html)
 }
 
-fn message(portal: &Portal, status: StatusCode, lang: Language, title_key: &str, message_key: &str) -> Resp {
+fn message(
+    portal: &Portal,
+    status: StatusCode,
+    lang: Language,
+    title_key: &str,
+    message_key: &str,
+) -> Resp {
     let html = render(
         pages::MESSAGE,
         lang,
@@ -290,7 +371,9 @@ where
         .collect()
         .await
         .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 StatusCode::PAYLOAD_TOO_LARGE
             } else {
                 StatusCode::BAD_REQUEST
@@ -302,7 +385,11 @@ where
 
 /// A POST must come from our own pages: refuse a foreign Origin.
 fn same_origin<B>(portal: &Portal, req: &Request<B>) -> bool {
-    match req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+    match req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    {
         None | Some("null") => true,
         Some(origin) => origin
             .split("://")
@@ -312,18 +399,27 @@ fn same_origin<B>(portal: &Portal, req: &Request<B>) -> bool {
 }
 
 fn query_fields<B>(req: &Request<B>) -> Option<Vec<(String, String)>> {
-    req.uri().query().and_then(|q| form::parse(q.as_bytes()).ok())
+    req.uri()
+        .query()
+        .and_then(|q| form::parse(q.as_bytes()).ok())
 }
 
 /// `?lang=`, then Accept-Language, then the configured default.
 fn language<B>(portal: &Portal, req: &Request<B>, query: Option<&[(String, String)]>) -> Language {
-    if let Some(l) = query.and_then(|q| form::get(q, "lang")).and_then(Language::from_tag) {
+    if let Some(l) = query
+        .and_then(|q| form::get(q, "lang"))
+        .and_then(Language::from_tag)
+    {
         return l;
     }
     req.headers()
         .get(header::ACCEPT_LANGUAGE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').take(16).find_map(|tag| Language::from_tag(tag.split(';').next()?)))
+        .and_then(|v| {
+            v.split(',')
+                .take(16)
+                .find_map(|tag| Language::from_tag(tag.split(';').next()?))
+        })
         .unwrap_or(portal.site.default_language)
 }
 
@@ -349,9 +445,18 @@ fn plain(status: StatusCode, content_type: &'static str, body: &str) -> Resp {
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
     resp
 }
 

@@ -86,7 +86,12 @@ pub async fn serve(
     }
 }
 
-async fn serve_connection(stream: TcpStream, peer: SocketAddr, portal: Arc<Portal>, shutdown: CancellationToken) {
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    portal: Arc<Portal>,
+    shutdown: CancellationToken,
+) {
     let _ = stream.set_nodelay(true);
     let peer_ip = peer.ip();
     let service = service_fn(move |req| {

@@ -29,7 +29,11 @@ impl Store for MemoryStore {
 
     fn put(&self, tree: Tree, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         check_size(tree, value)?;
-        self.with(|t| t.entry(tree).or_default().insert(key.to_vec(), value.to_vec()));
+        self.with(|t| {
+            t.entry(tree)
+                .or_default()
+                .insert(key.to_vec(), value.to_vec())
+        });
         Ok(())
     }
 

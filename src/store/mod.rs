@@ -36,7 +36,9 @@ impl Tree {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open the state database at {path}: {reason} (is another storegate running on it?)")]
+    #[error(
+        "cannot open the state database at {path}: {reason} (is another storegate running on it?)"
+    )]
     Open { path: String, reason: String },
     #[error("state database: {0}")]
     Backend(String),
@@ -114,13 +116,24 @@ mod tests {
         store.put(Tree::Clients, b"k2", b"two").unwrap();
         store.put(Tree::Clients, b"k1", b"one").unwrap();
         store.put(Tree::Meta, b"k1", b"meta").unwrap();
-        assert_eq!(store.get(Tree::Clients, b"k1").unwrap().as_deref(), Some(&b"one"[..]));
-        let keys: Vec<Vec<u8>> = store.scan(Tree::Clients).unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            store.get(Tree::Clients, b"k1").unwrap().as_deref(),
+            Some(&b"one"[..])
+        );
+        let keys: Vec<Vec<u8>> = store
+            .scan(Tree::Clients)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         assert_eq!(keys, vec![b"k1".to_vec(), b"k2".to_vec()]);
         store.remove(Tree::Clients, b"k1").unwrap();
         store.remove(Tree::Clients, b"absent").unwrap();
         assert_eq!(store.get(Tree::Clients, b"k1").unwrap(), None);
-        assert_eq!(store.get(Tree::Meta, b"k1").unwrap().as_deref(), Some(&b"meta"[..]));
+        assert_eq!(
+            store.get(Tree::Meta, b"k1").unwrap().as_deref(),
+            Some(&b"meta"[..])
+        );
         let big = vec![0u8; MAX_VALUE_BYTES + 1];
         assert!(matches!(
             store.put(Tree::Meta, b"big", &big),
@@ -142,7 +155,10 @@ mod tests {
             exercise(&store);
         }
         let store = SledStore::open(dir.path()).unwrap();
-        assert_eq!(store.get(Tree::Clients, b"k2").unwrap().as_deref(), Some(&b"two"[..]));
+        assert_eq!(
+            store.get(Tree::Clients, b"k2").unwrap().as_deref(),
+            Some(&b"two"[..])
+        );
     }
 
     #[test]

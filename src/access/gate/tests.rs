@@ -54,7 +54,9 @@ fn authorise_persists_allows_and_survives_a_reopen() {
     let (gate, restored) = Gate::open(policy(), fw.clone(), store.clone(), events.clone()).unwrap();
     assert_eq!(restored, Restored::default());
     let ip: IpAddr = "192.0.2.10".parse().unwrap();
-    let c = gate.authorize(mac(1), Some(ip), AuthMethod::ClickThrough, None).unwrap();
+    let c = gate
+        .authorize(mac(1), Some(ip), AuthMethod::ClickThrough, None)
+        .unwrap();
     assert!(c.is_authorized());
     assert!(fw.is_allowed(mac(1)));
     assert_eq!(gate.client_by_ip(ip).unwrap().mac, mac(1));
@@ -74,7 +76,8 @@ fn end_revokes_and_forgets() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let fw = Arc::new(MemoryFirewall::new());
     let (gate, _) = Gate::open(policy(), fw.clone(), store.clone(), Arc::new(LogSink)).unwrap();
-    gate.authorize(mac(1), None, AuthMethod::Operator, None).unwrap();
+    gate.authorize(mac(1), None, AuthMethod::Operator, None)
+        .unwrap();
     assert!(gate.end(mac(1), EndReason::Operator).unwrap());
     assert!(!gate.end(mac(1), EndReason::Operator).unwrap());
     assert!(!fw.is_allowed(mac(1)));
@@ -85,17 +88,32 @@ fn end_revokes_and_forgets() {
 #[test]
 fn a_refused_grant_undoes_the_sign_in() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let (gate, _) = Gate::open(policy(), Arc::new(Refusing), store.clone(), Arc::new(LogSink)).unwrap();
+    let (gate, _) = Gate::open(
+        policy(),
+        Arc::new(Refusing),
+        store.clone(),
+        Arc::new(LogSink),
+    )
+    .unwrap();
     let err = gate.authorize(mac(1), None, AuthMethod::ClickThrough, None);
     assert!(matches!(err, Err(GateError::Firewall(_))));
     assert!(!gate.client(mac(1)).unwrap().is_authorized());
-    assert!(store.scan(Tree::Clients).unwrap().is_empty(), "nothing left on disk");
+    assert!(
+        store.scan(Tree::Clients).unwrap().is_empty(),
+        "nothing left on disk"
+    );
 }
 
 #[test]
 fn corrupt_records_are_skipped_and_counted() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     store.put(Tree::Clients, b"junk", b"not json").unwrap();
-    let (_, restored) = Gate::open(policy(), Arc::new(MemoryFirewall::new()), store, Arc::new(LogSink)).unwrap();
+    let (_, restored) = Gate::open(
+        policy(),
+        Arc::new(MemoryFirewall::new()),
+        store,
+        Arc::new(LogSink),
+    )
+    .unwrap();
     assert_eq!(restored.corrupt, 1);
 }

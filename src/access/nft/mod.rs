@@ -69,7 +69,10 @@ pub fn apply_document(doc: &serde_json::Value) -> Result<(), FirewallError> {
         Ok(())
     } else {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let first = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("no message");
+        let first = stderr
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no message");
         Err(FirewallError::Rejected(format!("{} ({first})", out.status)))
     }
 }
@@ -91,10 +94,9 @@ impl Firewall for NftFirewall {
     }
 
     fn revoke(&self, mac: MacAddr) -> Result<(), FirewallError> {
-        self.with_socket(|s| s.delete_element(ruleset::TABLE, ruleset::SET_ALLOWED, &mac.octets()))?;
-        // Forget its activity too, so a quick re-sign-in starts clean.
-        self.with_socket(|s| s.delete_element(ruleset::TABLE, ruleset::SET_ACTIVE, &mac.octets()))?;
-        Ok(())
+        // The `active` entry is left to expire on its own (within one
+        // activity window): a re-sign-in restarts the idle clock anyway.
+        self.with_socket(|s| s.remove_element(ruleset::TABLE, ruleset::SET_ALLOWED, &mac.octets()))
     }
 
     fn recently_active(&self) -> Result<Option<Vec<MacAddr>>, FirewallError> {

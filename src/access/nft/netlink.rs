@@ -90,6 +90,7 @@ mod consts {
 
     // <asm-generic/errno-base.h>, <asm-generic/errno.h>
     pub const ENOENT: i32 = 2;
+    #[cfg(test)]
     pub const EEXIST: i32 = 17;
 
     // <bits/socket.h> (`recv` flag): report the real length of a datagram
@@ -102,10 +103,6 @@ use consts::*;
 /// Bytes for one receive. Netlink caps a dump part at 32 KiB, so a reply
 /// longer than this is reported, never silently cut.
 const RECV_BUF_LEN: usize = 64 * 1024;
-
-/// How often an add is retried when the element vanishes (expires or is
-/// deleted) between the failed create and the replacing batch.
-const ADD_ATTEMPTS: usize = 3;
 
 /// How often a dump that the kernel marks inconsistent is restarted.
 const DUMP_ATTEMPTS: usize = 4;
@@ -196,12 +193,16 @@ impl NftSocket {
 
     /// Adds `key` to set `set` of table `table` (family inet), with an
     /// optional per-element timeout (rounded up to whole milliseconds, at
-    /// least 1 ms). If the element already exists, it is replaced so the
-    /// new timeout applies: older kernels (5.15, for one) keep the old
-    /// timeout on a re-add, so on `EEXIST` from an exclusive create one
-    /// batch deletes and re-creates the element atomically. (6.18 would
-    /// update the timeout, or drop it, on a plain non-exclusive re-add; see
-    /// `root_probe_non_exclusive_readd`. The replace works on both.)
+    /// least 1 ms), replacing any element with that key so the new timeout
+    /// applies.
+    ///
+    /// One batch of three messages: a non-exclusive add (succeeds whether
+    /// or not the key is there), a delete (so it now surely succeeds), and
+    /// the add that counts. Nothing in it can fail for an existing or
+    /// missing key, so the kernel never has to abort the transaction; an
+    /// abort costs a wait for an RCU grace period (milliseconds), a commit
+    /// microseconds. Older kernels (5.15) keep an old timeout on a plain
+    /// re-add, which this also avoids.
     pub fn add_element(
         &mut self,
         table: &str,
@@ -210,38 +211,41 @@ impl NftSocket {
         timeout: Option<Duration>,
     ) -> Result<(), NlError> {
         let timeout_ms = timeout.map(duration_to_ms);
+        let ensure = ElemOp::Add {
+            key,
+            timeout_ms,
+            exclusive: false,
+        };
         let add = ElemOp::Add {
             key,
             timeout_ms,
             exclusive: true,
         };
-        for _ in 0..ADD_ATTEMPTS {
-            match self.transact(table, set, &[add])? {
-                None => return Ok(()),
-                Some(EEXIST) => {}
-                Some(errno) => {
-                    return Err(NlError::Kernel {
-                        errno,
-                        op: "add element",
-                    });
-                }
-            }
-            match self.transact(table, set, &[ElemOp::Delete { key }, add])? {
-                None => return Ok(()),
-                // Expired or deleted in between: create it afresh.
-                Some(ENOENT) => {}
-                Some(errno) => {
-                    return Err(NlError::Kernel {
-                        errno,
-                        op: "replace element",
-                    });
-                }
-            }
+        match self.transact(table, set, &[ensure, ElemOp::Delete { key }, add])? {
+            None => Ok(()),
+            Some(errno) => Err(NlError::Kernel {
+                errno,
+                op: "add element",
+            }),
         }
-        Err(NlError::Kernel {
-            errno: EEXIST,
-            op: "add element (raced with concurrent changes)",
-        })
+    }
+
+    /// Removes `key` whether or not it is there, without a failing batch:
+    /// a non-exclusive add then a delete (see `add_element` for why an
+    /// abort is to be avoided on the hot path).
+    pub fn remove_element(&mut self, table: &str, set: &str, key: &[u8]) -> Result<(), NlError> {
+        let ensure = ElemOp::Add {
+            key,
+            timeout_ms: None,
+            exclusive: false,
+        };
+        match self.transact(table, set, &[ensure, ElemOp::Delete { key }])? {
+            None => Ok(()),
+            Some(errno) => Err(NlError::Kernel {
+                errno,
+                op: "remove element",
+            }),
+        }
     }
 
     /// Removes `key`; returns `Ok(false)` if it was not there.
@@ -1260,6 +1264,11 @@ mod tests {
         assert!(sock.delete_element(t, "s", &a).unwrap());
         assert_eq!(sock.list_elements(t, "s").unwrap(), vec![b.to_vec()]);
         assert!(!sock.delete_element(t, "s", &a).unwrap());
+        // remove_element succeeds whether or not the key is there.
+        sock.remove_element(t, "s", &a).unwrap();
+        sock.remove_element(t, "s", &b).unwrap();
+        assert!(sock.list_elements(t, "s").unwrap().is_empty());
+        sock.add_element(t, "s", &b, None).unwrap();
 
         // A socket marked broken (an exchange that ended early) is
         // replaced transparently before the next operation.

@@ -93,13 +93,10 @@ pub fn document(p: &RulesetParams, grants: &[Grant]) -> Value {
 
     let lan = || json!({"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": p.lan_interface}});
     let ether_saddr = json!({"payload": {"protocol": "ether", "field": "saddr"}});
-    let authorised = || json!({"match": {"op": "==", "left": ether_saddr, "right": format!("@{SET_ALLOWED}")}});
-    let daddr_in = |proto: &str, set: &str| {
-        json!({"match": {"op": "==", "left": {"payload": {"protocol": proto, "field": "daddr"}}, "right": format!("@{set}")}})
-    };
-    let tcp_dport = |port: Value| {
-        json!({"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": port}})
-    };
+    let authorised =
+        || json!({"match": {"op": "==", "left": ether_saddr, "right": format!("@{SET_ALLOWED}")}});
+    let daddr_in = |proto: &str, set: &str| json!({"match": {"op": "==", "left": {"payload": {"protocol": proto, "field": "daddr"}}, "right": format!("@{set}")}});
+    let tcp_dport = |port: Value| json!({"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": port}});
     let accept = json!({"accept": null});
     let drop = json!({"drop": null});
     let reset = json!({"reject": {"type": "tcp reset"}});
@@ -107,11 +104,21 @@ pub fn document(p: &RulesetParams, grants: &[Grant]) -> Value {
 
     cmds.push(chain("portal_nat", "nat", "prerouting", -100));
     cmds.push(rule("portal_nat", vec![lan(), authorised(), ret.clone()]));
-    cmds.push(rule("portal_nat", vec![lan(), daddr_in("ip", "garden4"), ret.clone()]));
-    cmds.push(rule("portal_nat", vec![lan(), daddr_in("ip6", "garden6"), ret]));
     cmds.push(rule(
         "portal_nat",
-        vec![lan(), tcp_dport(json!(80)), json!({"redirect": {"port": p.portal_port}})],
+        vec![lan(), daddr_in("ip", "garden4"), ret.clone()],
+    ));
+    cmds.push(rule(
+        "portal_nat",
+        vec![lan(), daddr_in("ip6", "garden6"), ret],
+    ));
+    cmds.push(rule(
+        "portal_nat",
+        vec![
+            lan(),
+            tcp_dport(json!(80)),
+            json!({"redirect": {"port": p.portal_port}}),
+        ],
     ));
 
     cmds.push(chain("forward", "filter", "forward", -5));
@@ -124,9 +131,18 @@ pub fn document(p: &RulesetParams, grants: &[Grant]) -> Value {
             accept.clone(),
         ],
     ));
-    cmds.push(rule("forward", vec![lan(), daddr_in("ip", "garden4"), accept.clone()]));
-    cmds.push(rule("forward", vec![lan(), daddr_in("ip6", "garden6"), accept.clone()]));
-    cmds.push(rule("forward", vec![lan(), tcp_dport(json!(443)), reset.clone()]));
+    cmds.push(rule(
+        "forward",
+        vec![lan(), daddr_in("ip", "garden4"), accept.clone()],
+    ));
+    cmds.push(rule(
+        "forward",
+        vec![lan(), daddr_in("ip6", "garden6"), accept.clone()],
+    ));
+    cmds.push(rule(
+        "forward",
+        vec![lan(), tcp_dport(json!(443)), reset.clone()],
+    ));
     cmds.push(rule("forward", vec![lan(), drop.clone()]));
 
     cmds.push(chain("input", "filter", "input", -5));
@@ -157,7 +173,11 @@ pub fn document(p: &RulesetParams, grants: &[Grant]) -> Value {
     ));
     cmds.push(rule(
         "input",
-        vec![lan(), tcp_dport(json!({"set": [53, p.portal_port]})), accept],
+        vec![
+            lan(),
+            tcp_dport(json!({"set": [53, p.portal_port]})),
+            accept,
+        ],
     ));
     cmds.push(rule("input", vec![lan(), tcp_dport(json!(443)), reset]));
     cmds.push(rule("input", vec![lan(), drop]));
@@ -234,8 +254,14 @@ mod tests {
         let doc = document(
             &params(),
             &[
-                Grant { mac: a, ttl: Duration::from_millis(3_600_001) },
-                Grant { mac: b, ttl: Duration::ZERO },
+                Grant {
+                    mac: a,
+                    ttl: Duration::from_millis(3_600_001),
+                },
+                Grant {
+                    mac: b,
+                    ttl: Duration::ZERO,
+                },
             ],
         );
         let elems = commands(&doc)
@@ -258,16 +284,33 @@ mod tests {
                 .map(|c| c["add"]["element"]["elem"].clone())
         };
         let g4 = garden("garden4").unwrap();
-        assert_eq!(g4.as_array().unwrap().len(), 1, "overlapping nets merged: {g4}");
+        assert_eq!(
+            g4.as_array().unwrap().len(),
+            1,
+            "overlapping nets merged: {g4}"
+        );
         assert_eq!(g4[0]["prefix"]["addr"], "203.0.113.0");
         assert_eq!(garden("garden6").unwrap()[0]["prefix"]["len"], 48);
-        let empty = document(&RulesetParams { walled_garden: vec![], ..params() }, &[]);
+        let empty = document(
+            &RulesetParams {
+                walled_garden: vec![],
+                ..params()
+            },
+            &[],
+        );
         assert!(!empty.to_string().contains("\"element\""));
     }
 
     #[test]
     fn redirect_and_input_use_the_portal_port() {
-        let doc = document(&RulesetParams { portal_port: 8081, ..params() }, &[]).to_string();
+        let doc = document(
+            &RulesetParams {
+                portal_port: 8081,
+                ..params()
+            },
+            &[],
+        )
+        .to_string();
         assert!(doc.contains(r#"{"redirect":{"port":8081}}"#), "{doc}");
         assert!(doc.contains(r#""right":{"set":[53,8081]}"#), "{doc}");
         assert!(!doc.contains("2050"));

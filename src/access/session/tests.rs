@@ -41,10 +41,19 @@ fn authorize_persists_before_allowing_and_reports() {
     assert_eq!(s.preauth_count(), 1);
     let actions = s.authorize(mac(1), ip(10), AuthMethod::ClickThrough, None, at(1));
     assert!(matches!(actions[0], Action::Save(ref c) if c.is_authorized()));
-    assert_eq!(actions[1], Action::Allow { mac: mac(1), until: at(61) });
+    assert_eq!(
+        actions[1],
+        Action::Allow {
+            mac: mac(1),
+            until: at(61)
+        }
+    );
     assert!(matches!(
         actions[2],
-        Action::Event(SessionEvent::Authorized { method: AuthMethod::ClickThrough, .. })
+        Action::Event(SessionEvent::Authorized {
+            method: AuthMethod::ClickThrough,
+            ..
+        })
     ));
     let c = s.get(mac(1)).unwrap();
     assert_eq!(c.authorized_at, Some(at(1)));
@@ -100,13 +109,22 @@ fn signing_in_again_renews_the_session() {
     let mut s = Sessions::new(policy());
     s.authorize(mac(1), ip(10), AuthMethod::ClickThrough, None, T0);
     let actions = s.authorize(mac(1), ip(12), AuthMethod::Otp, Some("m-1".into()), at(30));
-    assert_eq!(actions[1], Action::Allow { mac: mac(1), until: at(90) });
+    assert_eq!(
+        actions[1],
+        Action::Allow {
+            mac: mac(1),
+            until: at(90)
+        }
+    );
     let c = s.get(mac(1)).unwrap();
     assert_eq!(c.ip, ip(12));
     assert_eq!(c.member_id.as_deref(), Some("m-1"));
     assert_eq!(s.authorized_count(), 1);
     s.activity(mac(1), at(59));
-    assert!(s.tick(at(60)).is_empty(), "the first session's end must not apply");
+    assert!(
+        s.tick(at(60)).is_empty(),
+        "the first session's end must not apply"
+    );
 }
 
 #[test]
@@ -114,7 +132,15 @@ fn restore_reallows_running_sessions_and_ends_expired_ones() {
     let mut first = Sessions::new(policy());
     let saved: Vec<Client> = [1, 2]
         .into_iter()
-        .flat_map(|n| first.authorize(mac(n), ip(n), AuthMethod::ClickThrough, None, at(n as u64 * 30)))
+        .flat_map(|n| {
+            first.authorize(
+                mac(n),
+                ip(n),
+                AuthMethod::ClickThrough,
+                None,
+                at(n as u64 * 30),
+            )
+        })
         .filter_map(|a| match a {
             Action::Save(c) => Some(c),
             _ => None,
@@ -123,7 +149,10 @@ fn restore_reallows_running_sessions_and_ends_expired_ones() {
     // Restart at minute 95: mac(1)'s session ended at 90, mac(2)'s runs to 120.
     let mut s = Sessions::new(policy());
     let actions = s.restore(saved, at(95));
-    assert!(actions.contains(&Action::Allow { mac: mac(2), until: at(120) }));
+    assert!(actions.contains(&Action::Allow {
+        mac: mac(2),
+        until: at(120)
+    }));
     assert!(actions.contains(&Action::Forget(mac(1))));
     assert_eq!(ended(&actions), [(mac(1), EndReason::SessionTimeout)]);
     assert!(s.get(mac(1)).is_none());
@@ -162,4 +191,21 @@ fn by_ip_prefers_the_latest_holder() {
     s.seen(mac(2), ip(10), at(1));
     assert_eq!(s.by_ip(ip(10).unwrap()).unwrap().mac, mac(2));
     assert!(s.by_ip(ip(11).unwrap()).is_none());
+}
+
+#[test]
+fn a_session_past_its_end_has_no_time_left_before_the_tick() {
+    let mut s = Sessions::new(policy());
+    s.authorize(mac(1), ip(10), AuthMethod::ClickThrough, None, T0);
+    let c = s.get(mac(1)).unwrap();
+    assert_eq!(c.remaining(at(59)), Some(MIN));
+    assert_eq!(
+        c.remaining(at(60)),
+        None,
+        "over at its end, not at the next tick"
+    );
+    assert!(
+        c.is_authorized(),
+        "still formally authorised until tick runs"
+    );
 }
