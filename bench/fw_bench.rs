@@ -72,7 +72,11 @@ fn allow_revoke(fw: &NftFirewall, base: u32, trials: u32) -> (Vec<f64>, Vec<f64>
     }
     // The timings mean nothing unless the kernel really took the change.
     let probe = mac(2_000_000);
-    fw.allow(Grant { mac: probe, ttl: Duration::from_secs(60) }).expect("allow");
+    fw.allow(Grant {
+        mac: probe,
+        ttl: Duration::from_secs(60),
+    })
+    .expect("allow");
     let mut sock = NftSocket::open().expect("netlink");
     let present = |sock: &mut NftSocket| {
         sock.list_elements(ruleset::TABLE, ruleset::SET_ALLOWED)
@@ -80,11 +84,20 @@ fn allow_revoke(fw: &NftFirewall, base: u32, trials: u32) -> (Vec<f64>, Vec<f64>
             .iter()
             .any(|k| k.as_slice() == probe.octets())
     };
-    assert!(present(&mut sock), "allowed MAC missing from the kernel set");
+    assert!(
+        present(&mut sock),
+        "allowed MAC missing from the kernel set"
+    );
     fw.revoke(probe).expect("revoke");
     assert!(!present(&mut sock), "revoked MAC still in the kernel set");
-    let n = sock.list_elements(ruleset::TABLE, ruleset::SET_ALLOWED).expect("list").len();
-    assert_eq!(n, base as usize, "set holds exactly the base clients after the trials");
+    let n = sock
+        .list_elements(ruleset::TABLE, ruleset::SET_ALLOWED)
+        .expect("list")
+        .len();
+    assert_eq!(
+        n, base as usize,
+        "set holds exactly the base clients after the trials"
+    );
     (allow, revoke)
 }
 

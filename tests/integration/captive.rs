@@ -499,6 +499,60 @@ fn session_timeout_cuts_off() {
     ));
 }
 
+/// Idle timeout: a client that keeps sending traffic stays signed in well
+/// past the idle timeout (traffic is seen through the `active` set), and a
+/// silent one is signed out soon after it.
+#[test]
+fn idle_timeout_follows_traffic() {
+    let cfg = GateConfig {
+        idle_timeout: Some("3s".into()),
+        ..GateConfig::default()
+    };
+    let Some((lab, gate)) = gate_lab("idle", cfg) else {
+        return;
+    };
+    sign_in(&lab, C1);
+    let mac = lab.client_mac(C1);
+    // Busy for twice the idle timeout: a request every 300 ms.
+    let busy = Instant::now();
+    while busy.elapsed() < Duration::from_secs(6) {
+        assert_online(&lab, C1);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let e = authorized_entry(&gate, &mac);
+    check_eq!(
+        lab,
+        e["state"].as_str(),
+        Some("authorized"),
+        "busy client after 6 s: {e}"
+    );
+
+    // Silent: no traffic through the gateway; watch only the daemon.
+    let quiet = Instant::now();
+    let signed_out = loop {
+        let state = client_entry(&gate, &mac).and_then(|e| e["state"].as_str().map(String::from));
+        if state.as_deref() == Some("preauth") {
+            break quiet.elapsed();
+        }
+        check!(
+            lab,
+            quiet.elapsed() < Duration::from_secs(8),
+            "silent client still {state:?} {:?} after its last packet (idle timeout 3 s)",
+            quiet.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    check!(
+        lab,
+        signed_out >= Duration::from_millis(2500),
+        "signed out too early: {signed_out:?}"
+    );
+    assert_redirected(&lab, C1, &inet_url("/"));
+    lab::say(&format!(
+        "idle timeout 3 s: silent client signed out after {signed_out:?}"
+    ));
+}
+
 /// Starts a new daemon in a lab where c1 signed in, and checks the session
 /// is enforced again within 1 s of the new process starting: a probe sent
 /// by then gets through, and `authorized_at` is the original one.
