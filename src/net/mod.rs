@@ -3,5 +3,6 @@
 
 pub mod mac;
 pub mod neigh;
+pub mod nlwire;
 
 pub use mac::MacAddr;

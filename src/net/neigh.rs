@@ -21,20 +21,7 @@ use crate::net::MacAddr;
 
 /// Constants from the kernel's uapi headers.
 mod consts {
-    // <linux/netlink.h>
-    /// `sizeof(struct nlmsghdr)`.
-    pub const NLMSG_HDRLEN: usize = 16;
-    /// `sizeof(struct nlattr)`.
-    pub const NLA_HDRLEN: usize = 4;
-    pub const ALIGNTO: usize = 4;
-    pub const NLMSG_ERROR: u16 = 0x2;
-    pub const NLMSG_DONE: u16 = 0x3;
-    pub const NLM_F_REQUEST: u16 = 0x01;
-    pub const NLM_F_DUMP_INTR: u16 = 0x10;
-    /// `NLM_F_ROOT | NLM_F_MATCH`.
-    pub const NLM_F_DUMP: u16 = 0x300;
-    /// `~(NLA_F_NESTED | NLA_F_NET_BYTEORDER)`.
-    pub const NLA_TYPE_MASK: u16 = 0x3fff;
+    pub use crate::net::nlwire::*;
 
     // <linux/rtnetlink.h>
     pub const RTM_NEWNEIGH: u16 = 28;
@@ -158,18 +145,6 @@ fn malformed(msg: String) -> io::Error {
         io::ErrorKind::InvalidData,
         format!("malformed neighbour dump: {msg}"),
     )
-}
-
-const fn align(len: usize) -> usize {
-    (len + ALIGNTO - 1) & !(ALIGNTO - 1)
-}
-
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
 struct Step {

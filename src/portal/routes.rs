@@ -146,24 +146,10 @@ where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let lang = language(portal, &req, None);
-    if !same_origin(portal, &req) {
-        return bad(portal, StatusCode::FORBIDDEN, lang, "error_origin");
-    }
-    let fields = match read_form(req).await {
-        Ok(f) => f,
-        Err(status) => {
-            let key = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "error_too_large"
-            } else {
-                "error_form"
-            };
-            return bad(portal, status, lang, key);
-        }
+    let (lang, fields) = match posted_form(portal, req).await {
+        Ok(posted) => posted,
+        Err(page) => return page,
     };
-    let lang = form::get(&fields, "lang")
-        .and_then(Language::from_tag)
-        .unwrap_or(lang);
     let dst = valid_dst(form::get(&fields, "dst"));
     if !matches!(
         form::get(&fields, "accept_terms"),
@@ -219,17 +205,10 @@ where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let lang = language(portal, &req, None);
-    if !same_origin(portal, &req) {
-        return bad(portal, StatusCode::FORBIDDEN, lang, "error_origin");
-    }
-    let fields = match read_form(req).await {
-        Ok(f) => f,
-        Err(status) => return bad(portal, status, lang, "error_form"),
+    let (lang, _) = match posted_form(portal, req).await {
+        Ok(posted) => posted,
+        Err(page) => return page,
     };
-    let lang = form::get(&fields, "lang")
-        .and_then(Language::from_tag)
-        .unwrap_or(lang);
     if let Some(mac) = asker.mac
         && let Err(e) = portal.gate.end(mac, EndReason::Logout)
     {
@@ -351,6 +330,35 @@ fn message(
 fn bad(portal: &Portal, status: StatusCode, lang: Language, key: &str) -> Resp {
     PortalStats::bump(&portal.stats.bad_requests);
     message(portal, status, lang, "error_title", key)
+}
+
+/// What every POST from our pages goes through: the Origin check, the
+/// bounded body, and the page language (the form's `lang` wins). The
+/// error is the page to answer with.
+async fn posted_form<B>(
+    portal: &Portal,
+    req: Request<B>,
+) -> Result<(Language, Vec<(String, String)>), Resp>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let lang = language(portal, &req, None);
+    if !same_origin(portal, &req) {
+        return Err(bad(portal, StatusCode::FORBIDDEN, lang, "error_origin"));
+    }
+    let fields = read_form(req).await.map_err(|status| {
+        let key = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "error_too_large"
+        } else {
+            "error_form"
+        };
+        bad(portal, status, lang, key)
+    })?;
+    let lang = form::get(&fields, "lang")
+        .and_then(Language::from_tag)
+        .unwrap_or(lang);
+    Ok((lang, fields))
 }
 
 /// Reads a bounded form body; the error is the status to answer with.

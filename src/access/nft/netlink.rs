@@ -30,25 +30,12 @@ use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
 
 /// Constants from the kernel's uapi headers.
 mod consts {
-    // <linux/netlink.h>
-    /// `sizeof(struct nlmsghdr)`.
-    pub const NLMSG_HDRLEN: usize = 16;
-    /// `sizeof(struct nlattr)`.
-    pub const NLA_HDRLEN: usize = 4;
-    /// Messages and attributes are padded to this boundary.
-    pub const ALIGNTO: usize = 4;
-    pub const NLMSG_ERROR: u16 = 0x2;
-    pub const NLMSG_DONE: u16 = 0x3;
-    pub const NLM_F_REQUEST: u16 = 0x01;
+    pub use crate::net::nlwire::*;
+
+    // <linux/netlink.h>, beyond the shared ones
     pub const NLM_F_ACK: u16 = 0x04;
-    pub const NLM_F_DUMP_INTR: u16 = 0x10;
     pub const NLM_F_EXCL: u16 = 0x200;
     pub const NLM_F_CREATE: u16 = 0x400;
-    /// `NLM_F_ROOT | NLM_F_MATCH`.
-    pub const NLM_F_DUMP: u16 = 0x300;
-    pub const NLA_F_NESTED: u16 = 1 << 15;
-    pub const NLA_F_NET_BYTEORDER: u16 = 1 << 14;
-    pub const NLA_TYPE_MASK: u16 = !(NLA_F_NESTED | NLA_F_NET_BYTEORDER);
 
     // <linux/netfilter/nfnetlink.h>
     /// `sizeof(struct nfgenmsg)`: family u8, version u8, res_id be16.
@@ -422,10 +409,6 @@ fn check_key(key: &[u8]) -> Result<(), NlError> {
     Ok(())
 }
 
-const fn align(len: usize) -> usize {
-    (len + ALIGNTO - 1) & !(ALIGNTO - 1)
-}
-
 /// Appends a netlink header and nfgenmsg; returns the header's offset for
 /// `finish_msg`.
 fn start_msg(buf: &mut Vec<u8>, ty: u16, flags: u16, seq: u32, family: u8, res_id: u16) -> usize {
@@ -587,14 +570,6 @@ struct RawMsg<'a> {
     flags: u16,
     seq: u32,
     payload: &'a [u8],
-}
-
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
 /// Splits a datagram into messages, checking every length.
