@@ -14,5 +14,6 @@ pub mod control;
 pub mod daemon;
 pub mod net;
 pub mod portal;
+pub mod presence;
 pub mod store;
 pub mod time;
