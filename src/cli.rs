@@ -70,6 +70,12 @@ pub enum CtlCommand {
     Members,
     /// Erase a member's data from the box.
     MemberErase { member_id: String },
+    /// The newest events waiting for HQ.
+    Events {
+        /// How many (newest first kept, printed oldest first).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -170,6 +176,7 @@ fn ctl(socket: &std::path::Path, json: bool, command: CtlCommand) -> ExitCode {
         CtlCommand::Visits => Request::Visits,
         CtlCommand::Members => Request::Members,
         CtlCommand::MemberErase { member_id } => Request::MemberErase { member_id },
+        CtlCommand::Events { limit } => Request::Events { limit: Some(limit) },
     };
     let reply = match client::call(socket, &request) {
         Ok(r) => r,
@@ -229,6 +236,17 @@ fn print_human(request: &Request, data: &serde_json::Value) {
                     "was not signed in"
                 }
             );
+        }
+        Request::Events { .. } => {
+            for e in data.as_array().into_iter().flatten() {
+                println!(
+                    "{:>8}  {}  {:<32}  {}",
+                    s(&e["sequence"]),
+                    s(&e["time"]),
+                    s(&e["type"]),
+                    e["data"]
+                );
+            }
         }
         _ => println!("{}", serde_json::to_string_pretty(data).unwrap_or_default()),
     }

@@ -19,7 +19,6 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::access::gate::LogSink;
 use crate::access::nft::{NftFirewall, RulesetParams};
 use crate::access::session::SessionPolicy;
 use crate::access::{Firewall, Gate, MemoryFirewall};
@@ -29,8 +28,11 @@ use crate::net::neigh::NeighbourCache;
 use crate::portal::{
     self, ClientResolver, NeighbourResolver, Portal, PortalStats, Site, SyntheticResolver,
 };
+use crate::privacy::DeviceKey;
 use crate::store::{SledStore, Store};
 use crate::time::Timestamp;
+use crate::uplink::Outbox;
+use crate::uplink::sink::OutboxSink;
 
 /// Unauthorised clients remembered at once.
 const MAX_PREAUTH: usize = 8192;
@@ -76,7 +78,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         idle_timeout: config.portal.idle_timeout,
         max_preauth: MAX_PREAUTH,
     };
-    let (gate, restored) = Gate::open(policy, firewall, store.clone(), Arc::new(LogSink))
+    let key = DeviceKey::load(config.privacy.device_key_file.as_deref(), store.as_ref())?;
+    let outbox =
+        Arc::new(Outbox::open(store.clone(), &config.store.id).context("opening the outbox")?);
+    let sink = Arc::new(OutboxSink {
+        outbox: outbox.clone(),
+        key: key.clone(),
+    });
+    let (gate, restored) = Gate::open(policy, firewall, store.clone(), sink)
         .context("restoring sessions into the firewall")?;
     let gate = Arc::new(gate);
     tracing::info!(
@@ -116,7 +125,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracker.spawn(session_timers(gate.clone(), window, shutdown.clone()));
 
     let status: StatusFn = {
-        let (gate, portal, config) = (gate.clone(), portal.clone(), config.clone());
+        let (gate, portal, config, outbox) =
+            (gate.clone(), portal.clone(), config.clone(), outbox.clone());
         Arc::new(move || {
             let (authorized, preauth) = gate.counts();
             serde_json::json!({
@@ -132,6 +142,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 "restored": {"authorized": restored.authorized, "expired": restored.expired, "corrupt": restored.corrupt},
                 "portal": portal.stats.snapshot(),
                 "hq": if config.hq.is_some() { "configured, delivery not built yet" } else { "not configured" },
+                "outbox": {"queued": outbox.len().ok()},
             })
         })
     };
@@ -144,6 +155,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         control_path,
         Arc::new(Control {
             gate: gate.clone(),
+            outbox: outbox.clone(),
             status,
         }),
         shutdown.clone(),

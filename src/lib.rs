@@ -15,5 +15,7 @@ pub mod daemon;
 pub mod net;
 pub mod portal;
 pub mod presence;
+pub mod privacy;
 pub mod store;
 pub mod time;
+pub mod uplink;

@@ -20,12 +20,23 @@ pub const MAX_REQUEST_BYTES: usize = 4096;
 pub enum Request {
     Status,
     Clients,
-    Auth { mac: String },
-    Deauth { mac: String },
+    Auth {
+        mac: String,
+    },
+    Deauth {
+        mac: String,
+    },
     Devices,
     Visits,
     Members,
-    MemberErase { member_id: String },
+    MemberErase {
+        member_id: String,
+    },
+    /// The newest events in the outbox (default 100).
+    Events {
+        #[serde(default)]
+        limit: Option<usize>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

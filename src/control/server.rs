@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use super::{MAX_REQUEST_BYTES, Reply, Request, client_json};
 use crate::access::{AuthMethod, EndReason, Gate};
 use crate::net::MacAddr;
+use crate::uplink::Outbox;
 
 const MAX_CONNECTIONS: usize = 16;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -22,6 +23,7 @@ pub type StatusFn = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
 pub struct Control {
     pub gate: Arc<Gate>,
+    pub outbox: Arc<Outbox>,
     pub status: StatusFn,
 }
 
@@ -68,7 +70,7 @@ pub async fn serve(
         };
         let control = control.clone();
         tracker.spawn(async move {
-            if tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, &control))
+            if tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, control))
                 .await
                 .is_err()
             {
@@ -80,7 +82,7 @@ pub async fn serve(
     let _ = std::fs::remove_file(&path);
 }
 
-async fn answer(stream: UnixStream, control: &Control) {
+async fn answer(stream: UnixStream, control: Arc<Control>) {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = BufReader::new(read.take(MAX_REQUEST_BYTES as u64 + 1));
@@ -90,11 +92,10 @@ async fn answer(stream: UnixStream, control: &Control) {
         }
         Ok(_) => match serde_json::from_str::<Request>(line.trim()) {
             Ok(req) => {
-                let gate = control.gate.clone();
-                let status = control.status.clone();
+                let control = control.clone();
                 // Gate calls may touch netlink and fsync: keep them off the
                 // async workers.
-                tokio::task::spawn_blocking(move || execute(&gate, &status, req))
+                tokio::task::spawn_blocking(move || execute(&control, req))
                     .await
                     .unwrap_or_else(|e| Reply::err(format!("internal error: {e}")))
             }
@@ -108,7 +109,8 @@ async fn answer(stream: UnixStream, control: &Control) {
 }
 
 /// Carries out one request.
-pub fn execute(gate: &Gate, status: &StatusFn, req: Request) -> Reply {
+pub fn execute(control: &Control, req: Request) -> Reply {
+    let gate = &control.gate;
     let parse_mac = |s: &str| -> Result<MacAddr, Reply> {
         let mac: MacAddr = s
             .parse()
@@ -121,7 +123,13 @@ pub fn execute(gate: &Gate, status: &StatusFn, req: Request) -> Reply {
         Ok(mac)
     };
     match req {
-        Request::Status => Reply::ok(status()),
+        Request::Status => Reply::ok((control.status)()),
+        Request::Events { limit } => {
+            match control.outbox.recent(limit.unwrap_or(100).min(10_000)) {
+                Ok(events) => Reply::ok(serde_json::to_value(events).unwrap_or_default()),
+                Err(e) => Reply::err(format!("cannot read the outbox: {e}")),
+            }
+        }
         Request::Clients => Reply::ok(gate.clients().iter().map(client_json).collect()),
         Request::Auth { mac } => match parse_mac(&mac) {
             Ok(mac) => {

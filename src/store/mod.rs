@@ -23,6 +23,12 @@ pub enum Tree {
     Clients,
     /// Small facts about the store itself (schema version, keys).
     Meta,
+    /// Events waiting for HQ, keyed by sequence number (8 bytes, big endian).
+    Outbox,
+    /// Devices seen on the LAN, keyed by MAC (6 bytes).
+    Devices,
+    /// Presence state that is not per device (visits, footfall), by name.
+    Presence,
 }
 
 impl Tree {
@@ -30,6 +36,9 @@ impl Tree {
         match self {
             Tree::Clients => "clients",
             Tree::Meta => "meta",
+            Tree::Outbox => "outbox",
+            Tree::Devices => "devices",
+            Tree::Presence => "presence",
         }
     }
 }

@@ -4,6 +4,9 @@ use std::path::Path;
 
 use super::{Entries, Store, StoreError, Tree, check_size};
 
+const LOCK_RETRIES: u32 = 40;
+const LOCK_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
+
 pub struct SledStore {
     db: sled::Db,
 }
@@ -21,14 +24,28 @@ impl SledStore {
             reason,
         };
         std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
-        let db = sled::Config::new()
-            .path(dir.join("db"))
-            // Small routers have little RAM; sled's default cache is 1 GiB.
-            // 2 MiB keeps a restore of 10,000 sessions under 18 MB resident
-            // (8 MiB gave 29 MB: a restore scans every record once).
-            .cache_capacity(2 * 1024 * 1024)
-            .open()
-            .map_err(|e| open_err(e.to_string()))?;
+        // sled locks its files; a process that is just exiting (a restart)
+        // or a handle being dropped may still hold the lock for a moment.
+        let mut attempts = 0;
+        let db = loop {
+            let opened = sled::Config::new()
+                .path(dir.join("db"))
+                // Small routers have little RAM; sled's default cache is 1 GiB.
+                // 2 MiB keeps a restore of 10,000 sessions under 18 MB resident
+                // (8 MiB gave 29 MB: a restore scans every record once).
+                .cache_capacity(2 * 1024 * 1024)
+                .open();
+            match opened {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e))
+                    if attempts < LOCK_RETRIES && e.to_string().contains("lock") =>
+                {
+                    attempts += 1;
+                    std::thread::sleep(LOCK_RETRY_DELAY);
+                }
+                Err(e) => return Err(open_err(e.to_string())),
+            }
+        };
         Ok(SledStore { db })
     }
 

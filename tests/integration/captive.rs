@@ -388,6 +388,35 @@ fn click_through_sign_in_opens_the_internet() {
     }
     let status = gate.ctl_json(&["status"]);
     check!(lab, status.is_object(), "ctl status --json: {status}");
+    // The sign-in is an event waiting for HQ, naming the device only by its
+    // keyed hash.
+    let events = gate.ctl_json(&["events"]);
+    let text = events.to_string();
+    let authorized: Vec<&Value> = events
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["type"] == "com.storegate.session.authorized")
+        .collect();
+    check_eq!(lab, authorized.len(), 1, "one session.authorized: {events}");
+    check_eq!(
+        lab,
+        authorized[0]["data"]["method"].as_str(),
+        Some("click_through"),
+        "{events}"
+    );
+    check!(
+        lab,
+        authorized[0]["data"]["device_id"]
+            .as_str()
+            .is_some_and(|d| d.len() == 43),
+        "{events}"
+    );
+    check!(
+        lab,
+        !text.contains(&lab.client_mac(C1)),
+        "a raw MAC in the events: {events}"
+    );
     lab::say(&format!(
         "sign-in → first byte from the internet: {first:?}"
     ));
