@@ -114,6 +114,9 @@ pub enum DhcpClient {
     Dhclient,
     /// busybox udhcpc (`-q`: exits once bound, like a small device).
     Udhcpc,
+    /// dhcpcd (`--oneshot --persistent`: configures, keeps the address,
+    /// exits; no hook scripts, so nothing outside the lab is touched).
+    Dhcpcd,
 }
 
 /// What the phone says about itself in its DHCP requests.
@@ -710,6 +713,19 @@ impl Lab {
                     cmd.arg("-V").arg(v);
                 }
             }
+            DhcpClient::Dhcpcd => {
+                cmd.args([
+                    "dhcpcd", "--ipv4only", "--oneshot", "--persistent", "--nobackground",
+                    "--noipv4ll", "--noarp", "--timeout", "10", "--script", "/bin/true",
+                ]);
+                if let Some(h) = &opts.hostname {
+                    cmd.arg("--hostname").arg(h);
+                }
+                if let Some(v) = &opts.vendor_class {
+                    cmd.arg("--vendorclassid").arg(v);
+                }
+                cmd.arg("eth0");
+            }
         }
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
@@ -821,6 +837,12 @@ impl Lab {
 
     /// Gives the client a new MAC: stops its DHCP client and drops its IPv4
     /// address first. Call [`Lab::dhcp`] afterwards for a lease.
+    /// Takes the client's link down: it vanishes without a word, like a
+    /// phone that walked out of range.
+    pub fn link_down(&self, c: Client) {
+        self.ip(self.ns(c), &["link", "set", "eth0", "down"]);
+    }
+
     pub fn set_mac(&self, c: Client, mac: &str) {
         self.stop_dhclient(c);
         self.flush_ipv4(c);
