@@ -64,8 +64,10 @@ pub enum CtlCommand {
     Deauth { mac: String },
     /// Devices seen on the LAN.
     Devices,
-    /// Visits.
+    /// Visits (open ones first).
     Visits,
+    /// Footfall: present now, arrivals per hour, dwell, new vs returning.
+    Footfall,
     /// Members.
     Members,
     /// Erase a member's data from the box.
@@ -174,6 +176,7 @@ fn ctl(socket: &std::path::Path, json: bool, command: CtlCommand) -> ExitCode {
         },
         CtlCommand::Devices => Request::Devices,
         CtlCommand::Visits => Request::Visits,
+        CtlCommand::Footfall => Request::Footfall,
         CtlCommand::Members => Request::Members,
         CtlCommand::MemberErase { member_id } => Request::MemberErase { member_id },
         CtlCommand::Events { limit } => Request::Events { limit: Some(limit) },

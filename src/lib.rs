@@ -5,7 +5,7 @@
 //! daemon in `daemon` and the command line in `cli`. Pure state machines
 //! (`access::session`) take `now` as an argument and do no I/O; the tasks in
 //! `daemon` feed them.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod access;
 pub mod cli;

@@ -119,6 +119,11 @@ pub struct PresenceConfig {
     pub leave_after: Duration,
     pub rejoin_gap: Duration,
     pub staff_devices: Vec<MacAddr>,
+    pub fingerprint_file: Option<PathBuf>,
+    /// A device present this long on a day counts that day as "resident".
+    pub resident_min_daily: Duration,
+    /// ... and on this many of the last 7 days is a resident.
+    pub resident_min_days: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -282,7 +287,23 @@ impl TryFrom<RawConfig> for Config {
                     })
                 })
                 .collect::<Result<_, _>>()?,
+            fingerprint_file: raw
+                .presence
+                .fingerprint_file
+                .map(|p| non_empty_path("presence.fingerprint_file", &p))
+                .transpose()?,
+            resident_min_daily: positive(
+                "presence.resident_min_daily",
+                &raw.presence.resident_min_daily,
+            )?,
+            resident_min_days: raw.presence.resident_min_days,
         };
+        if !(1..=7).contains(&presence.resident_min_days) {
+            return Err(ConfigError::new(
+                "presence.resident_min_days",
+                "must be between 1 and 7 (days of the last week)",
+            ));
+        }
         if presence.leave_after < presence.probe_after {
             return Err(ConfigError::new(
                 "presence.leave_after",
@@ -355,6 +376,9 @@ fn validate_store(raw: raw::RawStore) -> Result<StoreConfig, ConfigError> {
                 raw.timezone
             ),
         ));
+    }
+    if let Err(e) = crate::presence::timezone_by_name(&raw.timezone) {
+        return Err(ConfigError::new("store.timezone", e));
     }
     let name = raw.name.unwrap_or_else(|| raw.id.clone());
     if name.chars().count() > 128 || name.chars().any(char::is_control) {

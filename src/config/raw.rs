@@ -101,6 +101,12 @@ pub struct RawPresence {
     pub rejoin_gap: String,
     #[serde(default)]
     pub staff_devices: Vec<String>,
+    /// Extra OS fingerprint rules (TOML), checked before the built-in ones.
+    pub fingerprint_file: Option<String>,
+    #[serde(default = "default_resident_min_daily")]
+    pub resident_min_daily: String,
+    #[serde(default = "default_resident_min_days")]
+    pub resident_min_days: u32,
 }
 
 impl Default for RawPresence {
@@ -110,6 +116,9 @@ impl Default for RawPresence {
             leave_after: default_leave_after(),
             rejoin_gap: default_rejoin_gap(),
             staff_devices: Vec::new(),
+            fingerprint_file: None,
+            resident_min_daily: default_resident_min_daily(),
+            resident_min_days: default_resident_min_days(),
         }
     }
 }
@@ -209,6 +218,12 @@ fn default_leave_after() -> String {
 }
 fn default_rejoin_gap() -> String {
     "5m".into()
+}
+fn default_resident_min_daily() -> String {
+    "6h".into()
+}
+fn default_resident_min_days() -> u32 {
+    3
 }
 fn default_remember_days() -> u32 {
     180

@@ -179,8 +179,34 @@ fn secrets_are_masked_in_debug() {
 }
 
 #[test]
+fn unknown_time_zones_are_refused() {
+    let e = err(
+        "[store]\nid = \"a\"\ntimezone = \"Mars/Olympus\"\n[lan]\ninterface = \"x\"\n[storage]\npath = \"/x\"\n",
+    );
+    assert_eq!(e.key, "store.timezone");
+}
+
+#[test]
 fn language_tags() {
     assert_eq!(Language::from_tag("zh-TW"), Some(Language::ZhCn));
     assert_eq!(Language::from_tag("EN-us"), Some(Language::En));
     assert_eq!(Language::from_tag("fr"), None);
+}
+
+#[test]
+fn presence_resident_thresholds_are_checked() {
+    let c = Config::parse(MINIMAL).unwrap();
+    assert_eq!(c.presence.resident_min_daily, Duration::from_secs(6 * 3600));
+    assert_eq!(c.presence.resident_min_days, 3);
+    assert_eq!(
+        err(&format!("{MINIMAL}\n[presence]\nresident_min_days = 8\n")).key,
+        "presence.resident_min_days"
+    );
+    assert_eq!(
+        err(&format!(
+            "{MINIMAL}\n[presence]\nresident_min_daily = \"x\"\n"
+        ))
+        .key,
+        "presence.resident_min_daily"
+    );
 }

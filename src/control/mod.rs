@@ -28,6 +28,8 @@ pub enum Request {
     },
     Devices,
     Visits,
+    /// Today's and recent footfall.
+    Footfall,
     Members,
     MemberErase {
         member_id: String,

@@ -12,7 +12,9 @@ use tokio_util::task::TaskTracker;
 
 use super::{MAX_REQUEST_BYTES, Reply, Request, client_json};
 use crate::access::{AuthMethod, EndReason, Gate};
+use crate::daemon::PresenceShell;
 use crate::net::MacAddr;
+use crate::time::Timestamp;
 use crate::uplink::Outbox;
 
 const MAX_CONNECTIONS: usize = 16;
@@ -24,6 +26,7 @@ pub type StatusFn = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 pub struct Control {
     pub gate: Arc<Gate>,
     pub outbox: Arc<Outbox>,
+    pub presence: Arc<PresenceShell>,
     pub status: StatusFn,
 }
 
@@ -148,8 +151,19 @@ pub fn execute(control: &Control, req: Request) -> Reply {
             },
             Err(r) => r,
         },
-        Request::Devices | Request::Visits => Reply::err(
-            "not available in this version: device and visit tracking arrive with the presence engine",
+        Request::Devices => {
+            let m = control.presence.machine();
+            let mut devices: Vec<_> = m.devices().collect();
+            devices.sort_by_key(|d| (!d.present, std::cmp::Reverse(d.last_seen)));
+            Reply::ok(devices.iter().map(|d| d.to_ctl_json()).collect())
+        }
+        Request::Visits => {
+            let m = control.presence.machine();
+            Reply::ok(m.visits().map(|v| v.to_ctl_json()).collect())
+        }
+        Request::Footfall => Reply::ok(
+            serde_json::to_value(control.presence.machine().footfall(Timestamp::now()))
+                .unwrap_or_default(),
         ),
         Request::Members | Request::MemberErase { .. } => {
             Reply::err("not available in this version: member accounts are not built yet")

@@ -11,9 +11,13 @@
 //! timeout (the kernel ends it), and everyone else stays captured, so a
 //! restart or upgrade is invisible to shoppers and never opens the LAN.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod presence;
+
+pub use presence::{FrameStats, PresenceShell};
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
@@ -24,10 +28,12 @@ use crate::access::session::SessionPolicy;
 use crate::access::{Firewall, Gate, MemoryFirewall};
 use crate::config::{Config, FirewallBackend};
 use crate::control::server::{self as control_server, Control, StatusFn};
+use crate::net::capture::{Capture, Filter};
 use crate::net::neigh::NeighbourCache;
 use crate::portal::{
     self, ClientResolver, NeighbourResolver, Portal, PortalStats, Site, SyntheticResolver,
 };
+use crate::presence::{Presence, PresenceConfig, parse_fingerprint_file, timezone_by_name};
 use crate::privacy::DeviceKey;
 use crate::store::{SledStore, Store};
 use crate::time::Timestamp;
@@ -96,10 +102,36 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "firewall installed, sessions restored"
     );
 
+    let (lan_v4, lan_v6) = lan_addresses(&config.lan.interface);
+    let capture = match config.firewall {
+        FirewallBackend::Nftables => match Capture::open(&config.lan.interface, Filter::Presence) {
+            Ok(c) => Some(Arc::new(c)),
+            Err(e) => {
+                tracing::error!(
+                    "presence is off: cannot capture on {}: {e} (needs CAP_NET_RAW)",
+                    config.lan.interface
+                );
+                None
+            }
+        },
+        FirewallBackend::None => None,
+    };
+    let own_mac = capture
+        .as_ref()
+        .map(|c| c.interface_mac())
+        .unwrap_or(crate::net::MacAddr([0; 6]));
+    let presence_shell = Arc::new(presence::PresenceShell::new(
+        Presence::new(presence_config(&config)?, rand::random()),
+        store.clone(),
+        outbox.clone(),
+        key.clone(),
+        (own_mac, lan_v4, lan_v6),
+    ));
+
     let site = Site::new(
         config.portal.url.as_deref(),
         config.portal.listen,
-        lan_address(&config.lan.interface),
+        lan_v4.map(IpAddr::V4),
         &config.store.name,
         config.portal.default_language,
     );
@@ -123,12 +155,32 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracker.clone(),
     ));
     tracker.spawn(session_timers(gate.clone(), window, shutdown.clone()));
+    if let Some(c) = &capture {
+        tracker.spawn(presence::capture_loop(
+            c.clone(),
+            presence_shell.clone(),
+            shutdown.clone(),
+        ));
+    }
+    tracker.spawn(presence::timer_loop(
+        capture.clone(),
+        presence_shell.clone(),
+        shutdown.clone(),
+    ));
 
     let status: StatusFn = {
         let (gate, portal, config, outbox) =
             (gate.clone(), portal.clone(), config.clone(), outbox.clone());
+        let (shell, capturing) = (presence_shell.clone(), capture.is_some());
         Arc::new(move || {
             let (authorized, preauth) = gate.counts();
+            let (devices_known, present_now) = {
+                let m = shell.machine();
+                (
+                    m.devices().count(),
+                    m.footfall(Timestamp::now()).present_now,
+                )
+            };
             serde_json::json!({
                 "version": env!("CARGO_PKG_VERSION"),
                 "store_id": config.store.id,
@@ -143,6 +195,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 "portal": portal.stats.snapshot(),
                 "hq": if config.hq.is_some() { "configured, delivery not built yet" } else { "not configured" },
                 "outbox": {"queued": outbox.len().ok()},
+                "presence": {
+                    "capturing": capturing,
+                    "frames": shell.stats(),
+                    "devices_known": devices_known,
+                    "present_now": present_now,
+                },
             })
         })
     };
@@ -156,6 +214,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Arc::new(Control {
             gate: gate.clone(),
             outbox: outbox.clone(),
+            presence: presence_shell.clone(),
             status,
         }),
         shutdown.clone(),
@@ -221,20 +280,56 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The LAN interface's first IPv4 address (the portal's default URL).
-fn lan_address(interface: &str) -> Option<IpAddr> {
-    let addrs = nix::ifaddrs::getifaddrs().ok()?;
-    for a in addrs {
-        if a.interface_name != interface {
-            continue;
+/// The presence machine's settings from the config.
+fn presence_config(config: &Config) -> anyhow::Result<PresenceConfig> {
+    let fingerprints = match &config.presence.fingerprint_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!("presence.fingerprint_file: cannot read {}", path.display())
+            })?;
+            parse_fingerprint_file(&text)
+                .map_err(|e| anyhow::anyhow!("presence.fingerprint_file {}: {e}", path.display()))?
         }
-        if let Some(sin) = a.address.as_ref().and_then(|s| s.as_sockaddr_in()) {
-            return Some(IpAddr::V4(sin.ip()));
+        None => Vec::new(),
+    };
+    Ok(PresenceConfig {
+        probe_after: config.presence.probe_after,
+        leave_after: config.presence.leave_after,
+        rejoin_gap: config.presence.rejoin_gap,
+        staff: config.presence.staff_devices.clone(),
+        resident_min_daily: config.presence.resident_min_daily,
+        resident_min_days: config.presence.resident_min_days,
+        timezone: timezone_by_name(&config.store.timezone)
+            .map_err(|e| anyhow::anyhow!("store.timezone: {e}"))?,
+        fingerprints,
+        ..PresenceConfig::default()
+    })
+}
+
+/// The LAN interface's first IPv4 address (the portal's default URL and
+/// the source of ARP probes) and its IPv6 link-local address (the source
+/// of neighbour solicitations).
+fn lan_addresses(interface: &str) -> (Option<Ipv4Addr>, Option<Ipv6Addr>) {
+    let (mut v4, mut v6) = (None, None);
+    if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
+        for a in addrs.filter(|a| a.interface_name == interface) {
+            let Some(addr) = a.address.as_ref() else {
+                continue;
+            };
+            if let Some(sin) = addr.as_sockaddr_in() {
+                v4 = v4.or(Some(sin.ip()));
+            } else if let Some(sin6) = addr.as_sockaddr_in6()
+                && sin6.ip().is_unicast_link_local()
+            {
+                v6 = v6.or(Some(sin6.ip()));
+            }
         }
     }
-    tracing::warn!(
-        interface,
-        "no IPv4 address on the LAN interface; set portal.url"
-    );
-    None
+    if v4.is_none() {
+        tracing::warn!(
+            interface,
+            "no IPv4 address on the LAN interface; set portal.url"
+        );
+    }
+    (v4, v6)
 }

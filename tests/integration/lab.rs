@@ -677,8 +677,13 @@ impl Lab {
         match client {
             DhcpClient::Dhclient => {
                 let mut conf = String::from(
+                    // Debian's stock request list (so the lab's phones carry a
+                    // real fingerprint), with the option 121 name it declares.
                     "timeout 10;\nretry 1;\ninitial-interval 1;\nselect-timeout 0;\nreboot 0;\n\
-                     request subnet-mask, broadcast-address, routers, domain-name-servers;\n\
+                     option rfc3442-classless-static-routes code 121 = array of unsigned integer 8;\n\
+                     request subnet-mask, broadcast-address, time-offset, routers, domain-name,\
+                     domain-name-servers, domain-search, host-name, netbios-name-servers,\
+                     netbios-scope, interface-mtu, rfc3442-classless-static-routes, ntp-servers;\n\
                      also request default-url;\n",
                 );
                 if let Some(h) = &opts.hostname {
@@ -715,8 +720,19 @@ impl Lab {
             }
             DhcpClient::Dhcpcd => {
                 cmd.args([
-                    "dhcpcd", "--ipv4only", "--oneshot", "--persistent", "--nobackground",
-                    "--noipv4ll", "--noarp", "--timeout", "10", "--script", "/bin/true",
+                    "dhcpcd",
+                    "--config",
+                    "/dev/null",
+                    "--ipv4only",
+                    "--oneshot",
+                    "--persistent",
+                    "--nobackground",
+                    "--noipv4ll",
+                    "--noarp",
+                    "--timeout",
+                    "10",
+                    "--script",
+                    "/bin/true",
                 ]);
                 if let Some(h) = &opts.hostname {
                     cmd.arg("--hostname").arg(h);

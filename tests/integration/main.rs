@@ -10,4 +10,5 @@
 mod lab;
 
 mod captive;
+mod presence;
 mod smoke;

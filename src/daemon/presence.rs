@@ -1,0 +1,338 @@
+//! The presence shell: feeds LAN frames and timer ticks to the pure
+//! `Presence` machine and carries out what it asks: events into the
+//! outbox (at once: that is what makes "a member just walked in" fast),
+//! probes onto the wire, device records into the store.
+//!
+//! Frames come from one AF_PACKET socket whose kernel filter lets only
+//! DHCP, ARP and neighbour discovery through; a malformed frame is dropped
+//! and counted by kind, never fatal.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::net::MacAddr;
+use crate::net::capture::Capture;
+use crate::net::wire;
+use crate::presence::{Device, Output, Presence, Saved, Sighting, Visit};
+use crate::privacy::DeviceKey;
+use crate::store::{self, Store, Tree};
+use crate::time::Timestamp;
+use crate::uplink::Outbox;
+use crate::uplink::event::{VISIT_ENDED, VISIT_STARTED};
+
+/// How often changed device records are written.
+const PERSIST_DEVICES_EVERY: Duration = Duration::from_secs(5);
+/// How often visits and footfall are written (and at shutdown). Events are
+/// in the outbox at once regardless; this only bounds the dwell a crash
+/// can lose, and spares the flash of a small router.
+const PERSIST_CORE_EVERY: Duration = Duration::from_secs(30);
+/// Longest sleep between ticks, whatever the machine's next deadline.
+const MAX_SLEEP: Duration = Duration::from_secs(1);
+const SAVED_KEY: &[u8] = b"saved";
+
+/// Frame counters for `ctl status` and `/metrics`.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct FrameStats {
+    pub frames: u64,
+    pub sightings: u64,
+    pub ignored: u64,
+    pub malformed: BTreeMap<&'static str, u64>,
+    pub probes_sent: u64,
+    pub kernel_drops: u64,
+}
+
+pub struct PresenceShell {
+    machine: Mutex<Presence>,
+    dirty: Mutex<HashSet<MacAddr>>,
+    stats: Mutex<FrameStats>,
+    store: Arc<dyn Store>,
+    outbox: Arc<Outbox>,
+    key: DeviceKey,
+    /// The box's own LAN MAC: its frames are not a device.
+    own_mac: MacAddr,
+    own_v4: Option<Ipv4Addr>,
+    own_v6: Option<Ipv6Addr>,
+}
+
+impl PresenceShell {
+    pub fn new(
+        mut machine: Presence,
+        store: Arc<dyn Store>,
+        outbox: Arc<Outbox>,
+        key: DeviceKey,
+        own: (MacAddr, Option<Ipv4Addr>, Option<Ipv6Addr>),
+    ) -> Self {
+        if let Some(saved) = load_saved(store.as_ref()) {
+            machine.restore(saved, Timestamp::now());
+        }
+        PresenceShell {
+            machine: Mutex::new(machine),
+            dirty: Mutex::new(HashSet::new()),
+            stats: Mutex::new(FrameStats::default()),
+            store,
+            outbox,
+            key,
+            own_mac: own.0,
+            own_v4: own.1,
+            own_v6: own.2,
+        }
+    }
+
+    pub fn machine(&self) -> MutexGuard<'_, Presence> {
+        self.machine.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn stats(&self) -> FrameStats {
+        self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn count(&self, f: impl FnOnce(&mut FrameStats)) {
+        f(&mut self.stats.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// One frame from the LAN.
+    pub fn frame(&self, bytes: &[u8], capture: &Capture) {
+        self.count(|s| s.frames += 1);
+        let sighting = match wire::parse_frame(bytes) {
+            Ok(Some(s)) if s.mac != self.own_mac && s.mac.is_unicast_client() => s,
+            Ok(_) => return self.count(|s| s.ignored += 1),
+            Err(e) => {
+                let kind = e.kind();
+                return self.count(|s| *s.malformed.entry(kind).or_default() += 1);
+            }
+        };
+        self.count(|s| s.sightings += 1);
+        self.observe(&sighting, capture);
+    }
+
+    pub fn observe(&self, sighting: &Sighting, capture: &Capture) {
+        let now = Timestamp::now();
+        let outputs = self.machine().observe(sighting, now);
+        self.carry_out(outputs, now, Some(capture));
+    }
+
+    pub fn tick(&self, capture: Option<&Capture>) -> Option<Timestamp> {
+        let now = Timestamp::now();
+        let mut m = self.machine();
+        let outputs = m.tick(now);
+        let next = m.next_wakeup();
+        drop(m);
+        self.carry_out(outputs, now, capture);
+        next
+    }
+
+    fn carry_out(&self, outputs: Vec<Output>, now: Timestamp, capture: Option<&Capture>) {
+        let mut events = Vec::new();
+        for out in outputs {
+            match out {
+                Output::VisitStarted(v) => events.push((VISIT_STARTED, self.visit_started(&v))),
+                Output::VisitEnded(v) => events.push((VISIT_ENDED, self.visit_ended(&v))),
+                Output::Probe { mac, ip } => {
+                    if let Some(c) = capture {
+                        self.probe(c, mac, ip);
+                    }
+                }
+                Output::DeviceChanged(mac)
+                | Output::DeviceForgotten(mac)
+                | Output::Joined { mac }
+                | Output::Left { mac, .. } => {
+                    self.dirty
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(mac);
+                }
+            }
+        }
+        if !events.is_empty()
+            && let Err(e) = self.outbox.append_all(events, now)
+        {
+            tracing::error!("could not store visit events: {e}");
+        }
+    }
+
+    fn visit_started(&self, v: &Visit) -> serde_json::Value {
+        json!({
+            "visit_id": v.visit_id,
+            "device_id": self.key.device_id(v.mac),
+            "member_id": v.member_id,
+            "returning": v.returning,
+            "mac_randomized": v.mac_randomized,
+            "os_family": v.os_family,
+        })
+    }
+
+    fn visit_ended(&self, v: &Visit) -> serde_json::Value {
+        json!({
+            "visit_id": v.visit_id,
+            "device_id": self.key.device_id(v.mac),
+            "member_id": v.member_id,
+            "dwell_seconds": v.dwell_seconds,
+            "classification": v.classification,
+        })
+    }
+
+    fn probe(&self, capture: &Capture, mac: MacAddr, ip: IpAddr) {
+        let frame = match (ip, self.own_v4, self.own_v6) {
+            (IpAddr::V4(target), Some(src), _) => wire::arp_probe(self.own_mac, src, mac, target),
+            (IpAddr::V6(target), _, Some(src)) => wire::nd_solicit(self.own_mac, src, mac, target),
+            _ => return,
+        };
+        match capture.send(&frame) {
+            Ok(()) => self.count(|s| s.probes_sent += 1),
+            Err(e) => tracing::debug!(%mac, "probe not sent: {e}"),
+        }
+    }
+
+    /// Writes changed device records (each in its own store entry).
+    pub fn persist_devices(&self) {
+        let dirty: Vec<MacAddr> = self
+            .dirty
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .collect();
+        if dirty.is_empty() {
+            return;
+        }
+        let records: Vec<(MacAddr, Option<Vec<u8>>)> = {
+            let m = self.machine();
+            dirty
+                .into_iter()
+                .map(|mac| (mac, m.device(mac).and_then(|d| serde_json::to_vec(d).ok())))
+                .collect()
+        };
+        for (mac, record) in records {
+            let result = match record {
+                Some(bytes) => self.store.put(Tree::Devices, &mac.octets(), &bytes),
+                None => self.store.remove(Tree::Devices, &mac.octets()),
+            };
+            if let Err(e) = result {
+                tracing::warn!(%mac, "could not save the device: {e}");
+            }
+        }
+    }
+
+    /// Writes visits, footfall and the rest of the machine's state.
+    pub fn persist_core(&self) {
+        let core = self.machine().snapshot_core();
+        match serde_json::to_vec(&core) {
+            Ok(bytes) => {
+                if let Err(e) = self.store.put(Tree::Presence, SAVED_KEY, &bytes) {
+                    tracing::warn!("could not save presence state: {e}");
+                }
+            }
+            Err(e) => tracing::warn!("could not encode presence state: {e}"),
+        }
+    }
+
+    pub fn persist_all(&self) {
+        self.persist_devices();
+        self.persist_core();
+        if let Err(e) = self.store.flush() {
+            tracing::warn!("could not flush presence state: {e}");
+        }
+    }
+}
+
+/// The core snapshot plus every saved device record.
+fn load_saved(store: &dyn Store) -> Option<Saved> {
+    let mut saved: Saved = match store.get(Tree::Presence, SAVED_KEY) {
+        Ok(Some(bytes)) => serde_json::from_slice(&bytes)
+            .map_err(|e| tracing::warn!("presence state unreadable, starting afresh: {e}"))
+            .ok()?,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!("presence state unreadable, starting afresh: {e}");
+            return None;
+        }
+    };
+    match store::scan_json::<Device>(store, Tree::Devices) {
+        Ok(records) => {
+            saved.devices = records
+                .into_iter()
+                .filter_map(|r| {
+                    r.map_err(|e| tracing::warn!("skipping a saved device: {e}"))
+                        .ok()
+                })
+                .collect();
+        }
+        Err(e) => tracing::warn!("saved devices unreadable: {e}"),
+    }
+    Some(saved)
+}
+
+/// Reads frames until shutdown.
+pub async fn capture_loop(
+    capture: Arc<Capture>,
+    shell: Arc<PresenceShell>,
+    shutdown: CancellationToken,
+) {
+    let mut buf = vec![0u8; 2048];
+    loop {
+        let frame = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            f = capture.recv(&mut buf) => f,
+        };
+        match frame {
+            // `recv` never reports more than the buffer holds.
+            Ok(f) => shell.frame(&buf[..f.len.min(buf.len())], &capture),
+            Err(e) => {
+                tracing::warn!("capture: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Ticks the machine at its deadlines and persists now and then.
+pub async fn timer_loop(
+    capture: Option<Arc<Capture>>,
+    shell: Arc<PresenceShell>,
+    shutdown: CancellationToken,
+) {
+    let mut last_devices = tokio::time::Instant::now();
+    let mut last_core = tokio::time::Instant::now();
+    loop {
+        let next = shell.tick(capture.as_deref());
+        if let Some(c) = &capture
+            && let Ok(st) = c.stats()
+        {
+            shell.count(|s| s.kernel_drops = st.drops);
+        }
+        let (devices_due, core_due) = (
+            last_devices.elapsed() >= PERSIST_DEVICES_EVERY,
+            last_core.elapsed() >= PERSIST_CORE_EVERY,
+        );
+        if devices_due || core_due {
+            let s = shell.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                s.persist_devices();
+                if core_due {
+                    s.persist_core();
+                }
+            })
+            .await;
+            last_devices = tokio::time::Instant::now();
+            if core_due {
+                last_core = last_devices;
+            }
+        }
+        let sleep = next
+            .map(|t| Timestamp::now().until(t))
+            .unwrap_or(MAX_SLEEP)
+            .clamp(Duration::from_millis(20), MAX_SLEEP);
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                let s = shell.clone();
+                let _ = tokio::task::spawn_blocking(move || s.persist_all()).await;
+                return;
+            }
+            _ = tokio::time::sleep(sleep) => {}
+        }
+    }
+}
