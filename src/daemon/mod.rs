@@ -194,7 +194,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 "restored": {"authorized": restored.authorized, "expired": restored.expired, "corrupt": restored.corrupt},
                 "portal": portal.stats.snapshot(),
                 "hq": if config.hq.is_some() { "configured, delivery not built yet" } else { "not configured" },
-                "outbox": {"queued": outbox.len().ok()},
+                "outbox": {"queued": outbox.len()},
                 "presence": {
                     "capturing": capturing,
                     "frames": shell.stats(),

@@ -35,6 +35,12 @@ const PERSIST_CORE_EVERY: Duration = Duration::from_secs(30);
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 const SAVED_KEY: &[u8] = b"saved";
 
+/// An event for the outbox: its type and `data`.
+pub type Event = (&'static str, serde_json::Value);
+
+/// Most frames handled before their events are flushed together.
+const MAX_BATCH: usize = 256;
+
 /// Frame counters for `ctl status` and `/metrics`.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct FrameStats {
@@ -95,8 +101,8 @@ impl PresenceShell {
         f(&mut self.stats.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
-    /// One frame from the LAN.
-    pub fn frame(&self, bytes: &[u8], capture: &Capture) {
+    /// One frame from the LAN; its events are added to `events`.
+    pub fn frame(&self, bytes: &[u8], capture: &Capture, events: &mut Vec<Event>) {
         self.count(|s| s.frames += 1);
         let sighting = match wire::parse_frame(bytes) {
             Ok(Some(s)) if s.mac != self.own_mac && s.mac.is_unicast_client() => s,
@@ -107,27 +113,40 @@ impl PresenceShell {
             }
         };
         self.count(|s| s.sightings += 1);
-        self.observe(&sighting, capture);
+        self.observe(&sighting, Some(capture), events);
     }
 
-    pub fn observe(&self, sighting: &Sighting, capture: &Capture) {
-        let now = Timestamp::now();
-        let outputs = self.machine().observe(sighting, now);
-        self.carry_out(outputs, now, Some(capture));
+    pub fn observe(&self, sighting: &Sighting, capture: Option<&Capture>, events: &mut Vec<Event>) {
+        let outputs = self.machine().observe(sighting, Timestamp::now());
+        self.carry_out(outputs, capture, events);
     }
 
-    pub fn tick(&self, capture: Option<&Capture>) -> Option<Timestamp> {
-        let now = Timestamp::now();
+    /// Runs the machine's timers; returns its next deadline.
+    pub fn tick(&self, capture: Option<&Capture>, events: &mut Vec<Event>) -> Option<Timestamp> {
         let mut m = self.machine();
-        let outputs = m.tick(now);
+        let outputs = m.tick(Timestamp::now());
         let next = m.next_wakeup();
         drop(m);
-        self.carry_out(outputs, now, capture);
+        self.carry_out(outputs, capture, events);
         next
     }
 
-    fn carry_out(&self, outputs: Vec<Output>, now: Timestamp, capture: Option<&Capture>) {
-        let mut events = Vec::new();
+    /// Stores events durably, all in one flush.
+    pub fn store_events(&self, events: &mut Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(events);
+        let n = batch.len();
+        let now = Timestamp::now();
+        // The fsync blocks; let the runtime move other tasks elsewhere.
+        let result = tokio::task::block_in_place(|| self.outbox.append_all(batch, now));
+        if let Err(e) = result {
+            tracing::error!("could not store {n} visit events: {e}");
+        }
+    }
+
+    fn carry_out(&self, outputs: Vec<Output>, capture: Option<&Capture>, events: &mut Vec<Event>) {
         for out in outputs {
             match out {
                 Output::VisitStarted(v) => events.push((VISIT_STARTED, self.visit_started(&v))),
@@ -147,11 +166,6 @@ impl PresenceShell {
                         .insert(mac);
                 }
             }
-        }
-        if !events.is_empty()
-            && let Err(e) = self.outbox.append_all(events, now)
-        {
-            tracing::error!("could not store visit events: {e}");
         }
     }
 
@@ -266,26 +280,44 @@ fn load_saved(store: &dyn Store) -> Option<Saved> {
     Some(saved)
 }
 
-/// Reads frames until shutdown.
+/// Reads frames until shutdown. Frames already queued are handled
+/// together and their events flushed once (group commit): one fsync for a
+/// burst of arrivals instead of one each, with no added wait for a lone
+/// frame.
 pub async fn capture_loop(
     capture: Arc<Capture>,
     shell: Arc<PresenceShell>,
     shutdown: CancellationToken,
 ) {
     let mut buf = vec![0u8; 2048];
+    let mut events = Vec::new();
     loop {
-        let frame = tokio::select! {
+        let first = tokio::select! {
             _ = shutdown.cancelled() => return,
             f = capture.recv(&mut buf) => f,
         };
-        match frame {
+        match first {
             // `recv` never reports more than the buffer holds.
-            Ok(f) => shell.frame(&buf[..f.len.min(buf.len())], &capture),
+            Ok(f) => shell.frame(&buf[..f.len.min(buf.len())], &capture, &mut events),
             Err(e) => {
                 tracing::warn!("capture: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
             }
         }
+        for _ in 1..MAX_BATCH {
+            // Take what is already there, without waiting for more.
+            let more = tokio::select! {
+                biased;
+                f = capture.recv(&mut buf) => f,
+                _ = std::future::ready(()) => break,
+            };
+            match more {
+                Ok(f) => shell.frame(&buf[..f.len.min(buf.len())], &capture, &mut events),
+                Err(_) => break,
+            }
+        }
+        shell.store_events(&mut events);
     }
 }
 
@@ -297,8 +329,10 @@ pub async fn timer_loop(
 ) {
     let mut last_devices = tokio::time::Instant::now();
     let mut last_core = tokio::time::Instant::now();
+    let mut events = Vec::new();
     loop {
-        let next = shell.tick(capture.as_deref());
+        let next = shell.tick(capture.as_deref(), &mut events);
+        shell.store_events(&mut events);
         if let Some(c) = &capture
             && let Ok(st) = c.stats()
         {

@@ -119,6 +119,9 @@ fn check(ret: libc::ssize_t) -> io::Result<usize> {
     }
 }
 
+/// Socket receive buffer asked for (the kernel may grant less).
+const RECV_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+
 impl Capture {
     /// Opens a packet socket on `interface` (an Ethernet interface such as
     /// `br-lan`) with `filter` attached. Needs `CAP_NET_RAW`.
@@ -143,6 +146,14 @@ impl Capture {
             attach_filter(fd.as_raw_fd(), &bpf::PRESENCE)?;
         }
         bind(fd.as_raw_fd(), ifindex)?;
+        // Room for a burst of arrivals (a bus unloading at the door) while
+        // the reader is busy with an fsync; the kernel caps it at
+        // net.core.rmem_max, which is fine.
+        if let Err(e) =
+            nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::RcvBuf, &RECV_BUFFER_BYTES)
+        {
+            tracing::debug!("capture: keeping the default receive buffer ({e})");
+        }
         let mac = interface_mac(fd.as_raw_fd(), interface)?;
         drain(fd.as_raw_fd())?;
         // SAFETY: `fd` is a valid, open socket, and the `AsyncFd` owns it

@@ -50,6 +50,27 @@ impl Store for MemoryStore {
         }))
     }
 
+    fn last(&self, tree: Tree, n: usize) -> Result<Entries, StoreError> {
+        Ok(self.with(|t| {
+            let mut v: Entries = t
+                .get(&tree)
+                .map(|m| {
+                    m.iter()
+                        .rev()
+                        .take(n)
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            v.reverse();
+            v
+        }))
+    }
+
+    fn count(&self, tree: Tree) -> Result<usize, StoreError> {
+        Ok(self.with(|t| t.get(&tree).map_or(0, |m| m.len())))
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())
     }

@@ -13,8 +13,10 @@ use serde::de::DeserializeOwned;
 pub use memory::MemoryStore;
 pub use sled_store::SledStore;
 
-/// Largest value any tree accepts.
+/// Largest value any tree accepts...
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+/// ...except `Presence`, whose snapshot holds every open visit.
+pub const MAX_PRESENCE_BYTES: usize = 32 * 1024 * 1024;
 
 /// The trees storegate keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -71,16 +73,24 @@ pub trait Store: Send + Sync {
     fn remove(&self, tree: Tree, key: &[u8]) -> Result<(), StoreError>;
     /// Every entry of a tree, in key order.
     fn scan(&self, tree: Tree) -> Result<Entries, StoreError>;
+    /// The last `n` entries of a tree, in key order.
+    fn last(&self, tree: Tree, n: usize) -> Result<Entries, StoreError>;
+    /// How many entries a tree holds.
+    fn count(&self, tree: Tree) -> Result<usize, StoreError>;
     /// Returns once everything written so far is on disk.
     fn flush(&self) -> Result<(), StoreError>;
 }
 
 fn check_size(tree: Tree, value: &[u8]) -> Result<(), StoreError> {
-    if value.len() > MAX_VALUE_BYTES {
+    let max = match tree {
+        Tree::Presence => MAX_PRESENCE_BYTES,
+        _ => MAX_VALUE_BYTES,
+    };
+    if value.len() > max {
         return Err(StoreError::TooLarge {
             tree: tree.name(),
             size: value.len(),
-            max: MAX_VALUE_BYTES,
+            max,
         });
     }
     Ok(())

@@ -81,6 +81,23 @@ impl Store for SledStore {
             .collect()
     }
 
+    fn last(&self, tree: Tree, n: usize) -> Result<Entries, StoreError> {
+        let mut v = self
+            .tree(tree)?
+            .iter()
+            .rev()
+            .take(n)
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(backend))
+            .collect::<Result<Entries, StoreError>>()?;
+        v.reverse();
+        Ok(v)
+    }
+
+    fn count(&self, tree: Tree) -> Result<usize, StoreError> {
+        // sled keeps no count; this walks keys (not values) once.
+        Ok(self.tree(tree)?.iter().keys().count())
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush().map_err(backend)?;
         Ok(())

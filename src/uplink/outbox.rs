@@ -20,8 +20,14 @@ const NEXT_SEQ: &[u8] = b"outbox.next_seq";
 pub struct Outbox {
     store: Arc<dyn Store>,
     store_id: String,
-    /// The next sequence number; the lock also orders appends.
-    next: Mutex<u64>,
+    /// The next sequence number and how many events are queued; the lock
+    /// also orders appends.
+    state: Mutex<State>,
+}
+
+struct State {
+    next: u64,
+    queued: usize,
 }
 
 impl Outbox {
@@ -32,15 +38,19 @@ impl Outbox {
             .map(u64::from_be_bytes)
             .unwrap_or(1);
         let after_last = store
-            .scan(Tree::Outbox)?
+            .last(Tree::Outbox, 1)?
             .last()
             .and_then(|(k, _)| <[u8; 8]>::try_from(k.as_slice()).ok())
             .map(|k| u64::from_be_bytes(k) + 1)
             .unwrap_or(1);
+        let queued = store.count(Tree::Outbox)?;
         Ok(Outbox {
             store,
             store_id: store_id.to_string(),
-            next: Mutex::new(saved.max(after_last)),
+            state: Mutex::new(State {
+                next: saved.max(after_last),
+                queued,
+            }),
         })
     }
 
@@ -53,8 +63,8 @@ impl Outbox {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
-        let mut seq = *next;
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seq = state.next;
         let mut out = Vec::with_capacity(items.len());
         for (ty, data) in items {
             let event = CloudEvent::new(&self.store_id, ty, seq, now, data);
@@ -66,7 +76,8 @@ impl Outbox {
         }
         self.store.put(Tree::Meta, NEXT_SEQ, &seq.to_be_bytes())?;
         self.store.flush()?;
-        *next = seq;
+        state.queued += out.len();
+        state.next = seq;
         Ok(out)
     }
 
@@ -83,21 +94,21 @@ impl Outbox {
 
     /// The newest `n` events, oldest first.
     pub fn recent(&self, n: usize) -> Result<Vec<CloudEvent>, StoreError> {
-        let all = self.store.scan(Tree::Outbox)?;
-        let skip = all.len().saturating_sub(n);
-        Ok(all
+        Ok(self
+            .store
+            .last(Tree::Outbox, n)?
             .into_iter()
-            .skip(skip)
             .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
             .collect())
     }
 
-    pub fn len(&self) -> Result<usize, StoreError> {
-        Ok(self.store.scan(Tree::Outbox)?.len())
+    /// Events waiting (kept in memory: no scan).
+    pub fn len(&self) -> usize {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).queued
     }
 
-    pub fn is_empty(&self) -> Result<bool, StoreError> {
-        Ok(self.len()? == 0)
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -133,7 +144,7 @@ mod tests {
             ["t.c", "t.d"]
         );
         assert_eq!(recent[0].data, json!({}));
-        assert_eq!(outbox.len().unwrap(), 4);
+        assert_eq!(outbox.len(), 4);
     }
 
     #[test]
