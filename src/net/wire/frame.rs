@@ -57,16 +57,22 @@ fn network(
     }
 }
 
-/// RFC 1071: the one's complement sum of a valid header is 0xffff.
-fn ipv4_header_checksum_ok(header: &[u8]) -> bool {
-    let mut sum: u32 = header
+/// RFC 1071: the one's complement sum of 16-bit big-endian words (an odd
+/// last byte is padded with zero), folded to 16 bits.
+pub(crate) fn ones_complement_sum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
         .chunks(2)
         .map(|w| u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)])))
         .sum();
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
-    sum == 0xffff
+    sum as u16
+}
+
+/// The one's complement sum of a valid header is 0xffff.
+fn ipv4_header_checksum_ok(header: &[u8]) -> bool {
+    ones_complement_sum(header) == 0xffff
 }
 
 fn ipv4(src: MacAddr, data: &[u8]) -> Result<Option<Sighting>, WireError> {

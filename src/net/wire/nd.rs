@@ -171,14 +171,7 @@ mod tests {
         data.extend_from_slice(&(payload.len() as u32).to_be_bytes());
         data.extend_from_slice(&[0, 0, 0, 58]);
         data.extend_from_slice(payload);
-        let mut sum: u32 = data
-            .chunks(2)
-            .map(|w| u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)])))
-            .sum();
-        while sum > 0xffff {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        sum == 0xffff
+        crate::net::wire::frame::ones_complement_sum(&data) == 0xffff
     }
 
     #[test]

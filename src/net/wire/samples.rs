@@ -60,14 +60,8 @@ pub(crate) fn fix_ipv4_checksum(frame: &mut [u8]) {
     let ihl = usize::from(frame[14] & 0x0f) * 4;
     frame[24] = 0;
     frame[25] = 0;
-    let mut sum: u32 = frame[14..14 + ihl]
-        .chunks(2)
-        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    frame[24..26].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    let sum = super::frame::ones_complement_sum(&frame[14..14 + ihl]);
+    frame[24..26].copy_from_slice(&(!sum).to_be_bytes());
 }
 
 /// An untagged IPv4 frame with `options` (a multiple of 4 bytes) added to
