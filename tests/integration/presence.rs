@@ -354,3 +354,83 @@ fn dhcpcd_is_recognised_by_its_fingerprint() {
         "{d}"
     );
 }
+
+/// Devices, open visits and footfall survive a restart of the daemon: the
+/// visit goes on under the same id and is not started twice.
+#[test]
+fn presence_survives_a_restart() {
+    let Some((lab, mut gate)) = presence_lab("prestart") else {
+        return;
+    };
+    let mac = lab.client_mac(C1);
+    lab.dhcp(C1);
+    let visit = wait_for(&lab, Duration::from_secs(5), "a visit for c1", || {
+        visits_of(&gate, &mac).first().cloned()
+    });
+    let before = gate.ctl_json(&["footfall"]);
+    gate.sigterm_and_wait();
+
+    let mut gate = lab.start_storegate_with(&GateConfig {
+        extra: FAST.into(),
+        ..GateConfig::default()
+    });
+    gate.wait_ready();
+    let d = device(&gate, &mac);
+    check!(
+        lab,
+        d.as_ref()
+            .is_some_and(|d| d["present"] == true && d["ip"].is_string()),
+        "device record after restart: {d:?}"
+    );
+    let visits = visits_of(&gate, &mac);
+    check_eq!(lab, visits.len(), 1, "{visits:?}");
+    check_eq!(
+        lab,
+        visits[0]["visit_id"],
+        visit["visit_id"],
+        "the same visit goes on: {visits:?}"
+    );
+    check!(lab, visits[0]["ended_at"].is_null(), "{visits:?}");
+    // c1 is still here (its dhclient keeps talking, and it answers probes).
+    std::thread::sleep(Duration::from_secs(4));
+    check_eq!(
+        lab,
+        visits_of(&gate, &mac)[0]["ended_at"],
+        Value::Null,
+        "visit still open after the restart"
+    );
+    let after = gate.ctl_json(&["footfall"]);
+    let arrivals = |f: &Value| {
+        f["days"]
+            .as_array()
+            .and_then(|d| d.last())
+            .and_then(|d| d["arrivals"].as_u64())
+    };
+    let (b, a) = (arrivals(&before), arrivals(&after));
+    check!(
+        lab,
+        b.is_some_and(|b| b >= 1),
+        "c1 arrived before the restart: {before}"
+    );
+    // Other lab devices may arrive meanwhile; nothing counted may be lost.
+    check!(
+        lab,
+        a >= b,
+        "footfall kept across the restart: {before} vs {after}"
+    );
+    check!(
+        lab,
+        after["present_now"].as_u64().is_some_and(|n| n >= 1),
+        "{after}"
+    );
+    let started: Vec<Value> = events_of(&gate, "com.storegate.visit.started")
+        .into_iter()
+        .filter(|e| e["data"]["visit_id"] == visit["visit_id"])
+        .collect();
+    check_eq!(
+        lab,
+        started.len(),
+        1,
+        "no second visit.started: {started:?}"
+    );
+}
