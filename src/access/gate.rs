@@ -6,8 +6,9 @@
 //! firewall change, so the firewall never lets through a client the
 //! state on disk does not know about.
 
+use std::collections::HashSet;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use crate::access::session::{Action, Client, SessionEvent, SessionPolicy};
 use crate::access::{AuthMethod, EndReason, Firewall, FirewallError, Grant, Sessions};
@@ -57,6 +58,8 @@ pub struct Gate {
     firewall: Arc<dyn Firewall>,
     store: Arc<dyn Store>,
     events: Arc<dyn EventSink>,
+    /// Revokes the firewall refused; retried each tick.
+    pending_revokes: Mutex<HashSet<MacAddr>>,
 }
 
 impl Gate {
@@ -104,6 +107,7 @@ impl Gate {
             firewall,
             store,
             events,
+            pending_revokes: Mutex::new(HashSet::new()),
         };
         for action in actions {
             if let Action::Event(e) = action {
@@ -117,43 +121,87 @@ impl Gate {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Carries out actions in order; store changes are flushed before the
-    /// next firewall change. Events are returned to be sent after the lock.
-    fn apply(&self, actions: Vec<Action>, now: Timestamp) -> Result<Vec<SessionEvent>, GateError> {
-        let mut dirty = false;
-        let mut events = Vec::new();
+    /// Carries out actions in three steps: every store change, one flush,
+    /// then every firewall change. So the firewall never lets through a
+    /// client the disk does not know, and no client is forgotten on disk
+    /// after its revoke. A grant is skipped if the store step failed (a
+    /// revoke never is: revoking is always safe). It goes on past a
+    /// failure, so one bad client cannot leave the others half done; a
+    /// failed revoke is kept and retried by the next tick. Returns the
+    /// events and the first error.
+    fn apply(
+        &self,
+        actions: Vec<Action>,
+        now: Timestamp,
+    ) -> (Vec<SessionEvent>, Option<GateError>) {
+        let mut first_error: Option<GateError> = None;
+        let mut note = |e: GateError| {
+            tracing::error!("session change failed: {e}");
+            first_error.get_or_insert(e);
+        };
+        let (mut firewall_ops, mut events) = (Vec::new(), Vec::new());
+        let mut store_ok = true;
         for action in actions {
-            match action {
+            let stored = match action {
                 Action::Save(c) => {
-                    store::put_json(self.store.as_ref(), Tree::Clients, &c.mac.octets(), &c)?;
-                    dirty = true;
+                    store::put_json(self.store.as_ref(), Tree::Clients, &c.mac.octets(), &c)
                 }
-                Action::Forget(mac) => {
-                    self.store.remove(Tree::Clients, &mac.octets())?;
-                    dirty = true;
+                Action::Forget(mac) => self.store.remove(Tree::Clients, &mac.octets()),
+                Action::Event(e) => {
+                    events.push(e);
+                    Ok(())
                 }
-                Action::Allow { mac, until } => {
-                    if std::mem::take(&mut dirty) {
-                        self.store.flush()?;
-                    }
-                    self.firewall.allow(Grant {
-                        mac,
-                        ttl: now.until(until),
-                    })?;
+                op => {
+                    firewall_ops.push(op);
+                    Ok(())
                 }
-                Action::Revoke(mac) => {
-                    if std::mem::take(&mut dirty) {
-                        self.store.flush()?;
-                    }
-                    self.firewall.revoke(mac)?;
-                }
-                Action::Event(e) => events.push(e),
+            };
+            if let Err(e) = stored {
+                store_ok = false;
+                note(e.into());
             }
         }
-        if dirty {
-            self.store.flush()?;
+        if let Err(e) = self.store.flush() {
+            store_ok = false;
+            note(e.into());
         }
-        Ok(events)
+        for op in firewall_ops {
+            match op {
+                Action::Allow { mac, until } if store_ok => {
+                    if let Err(e) = self.firewall.allow(Grant {
+                        mac,
+                        ttl: now.until(until),
+                    }) {
+                        note(e.into());
+                    }
+                }
+                Action::Revoke(mac) => {
+                    if let Err(e) = self.firewall.revoke(mac) {
+                        self.pending_revokes().insert(mac);
+                        note(e.into());
+                    }
+                }
+                _ => {}
+            }
+        }
+        (events, first_error)
+    }
+
+    fn pending_revokes(&self) -> MutexGuard<'_, HashSet<MacAddr>> {
+        self.pending_revokes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Retries revokes that failed earlier.
+    fn retry_revokes(&self) {
+        let pending: Vec<MacAddr> = self.pending_revokes().drain().collect();
+        for mac in pending {
+            if let Err(e) = self.firewall.revoke(mac) {
+                tracing::warn!(%mac, "revoke still failing: {e}");
+                self.pending_revokes().insert(mac);
+            }
+        }
     }
 
     fn emit(&self, events: Vec<SessionEvent>) {
@@ -176,15 +224,17 @@ impl Gate {
         let mut sessions = self.lock();
         let actions = sessions.authorize(mac, ip, method, member_id, now);
         match self.apply(actions, now) {
-            Ok(events) => {
+            (events, None) => {
                 let client = sessions.get(mac).cloned();
-                drop(sessions);
+                // Events go out under the lock, so their sequence numbers
+                // follow the order of the changes.
                 self.emit(events);
                 client.ok_or_else(|| StoreError::Backend("client vanished".into()).into())
             }
-            Err(e) => {
+            (_, Some(e)) => {
+                // Undo quietly: HQ never heard of this session.
                 let undo = sessions.end(mac, EndReason::FirewallError, now);
-                if let Err(undo_err) = self.apply(undo, now) {
+                if let (_, Some(undo_err)) = self.apply(undo, now) {
                     tracing::error!(%mac, "could not undo a failed sign-in: {undo_err}");
                 }
                 Err(e)
@@ -195,30 +245,41 @@ impl Gate {
     /// Ends a client's session. Returns whether it was authorised.
     pub fn end(&self, mac: MacAddr, reason: EndReason) -> Result<bool, GateError> {
         let now = Timestamp::now();
-        let mut sessions = self.lock();
+        let sessions = &mut self.lock();
         let actions = sessions.end(mac, reason, now);
         let was = !actions.is_empty();
-        let events = self.apply(actions, now)?;
-        drop(sessions);
+        let (events, error) = self.apply(actions, now);
         self.emit(events);
-        Ok(was)
+        match error {
+            Some(e) => Err(e),
+            None => Ok(was),
+        }
     }
 
-    /// Notes a client that reached the portal.
+    /// Notes a client that reached the portal. Bookkeeping only: when a
+    /// sign-in holds the lock (through its fsync), it is skipped rather
+    /// than making a portal request wait.
     pub fn seen(&self, mac: MacAddr, ip: Option<IpAddr>) {
-        self.lock().seen(mac, ip, Timestamp::now());
+        match self.sessions.try_lock() {
+            Ok(mut s) => s.seen(mac, ip, Timestamp::now()),
+            Err(TryLockError::Poisoned(p)) => p.into_inner().seen(mac, ip, Timestamp::now()),
+            Err(TryLockError::WouldBlock) => {}
+        }
     }
 
     /// Ends sessions whose time is up. Returns how many ended.
     pub fn tick(&self) -> Result<usize, GateError> {
         let now = Timestamp::now();
-        let mut sessions = self.lock();
+        let sessions = &mut self.lock();
+        self.retry_revokes();
         let actions = sessions.tick(now);
-        let events = self.apply(actions, now)?;
-        drop(sessions);
+        let (events, error) = self.apply(actions, now);
         let n = events.len();
         self.emit(events);
-        Ok(n)
+        match error {
+            Some(e) => Err(e),
+            None => Ok(n),
+        }
     }
 
     /// Feeds the firewall's view of recent traffic to the idle timers.

@@ -40,6 +40,8 @@ pub type Event = (&'static str, serde_json::Value);
 
 /// Most frames handled before their events are flushed together.
 const MAX_BATCH: usize = 256;
+/// Events kept for a retry while the outbox cannot store them.
+const MAX_PENDING_EVENTS: usize = 10_000;
 
 /// Frame counters for `ctl status` and `/metrics`.
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -136,13 +138,22 @@ impl PresenceShell {
         if events.is_empty() {
             return;
         }
-        let batch = std::mem::take(events);
-        let n = batch.len();
+        let n = events.len();
         let now = Timestamp::now();
         // The fsync blocks; let the runtime move other tasks elsewhere.
-        let result = tokio::task::block_in_place(|| self.outbox.append_all(batch, now));
-        if let Err(e) = result {
-            tracing::error!("could not store {n} visit events: {e}");
+        let result = tokio::task::block_in_place(|| self.outbox.append_all(events.clone(), now));
+        match result {
+            Ok(_) => events.clear(),
+            // Kept for the next call (the next frame or tick): the machine
+            // has moved on, so dropping them would lose the visits. Bounded,
+            // so a dead disk cannot eat the memory.
+            Err(e) if n < MAX_PENDING_EVENTS => {
+                tracing::error!("could not store {n} visit events (will retry): {e}")
+            }
+            Err(e) => {
+                tracing::error!("could not store {n} visit events; dropping them: {e}");
+                events.clear();
+            }
         }
     }
 

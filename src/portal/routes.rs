@@ -12,6 +12,7 @@ use serde_json::json;
 use super::pages::{self, escape, render, t, url_encode};
 use super::probes::{self, ProbeAnswer};
 use super::{Portal, PortalStats, form};
+use crate::access::gate::GateError;
 use crate::access::session::Client;
 use crate::access::{AuthMethod, EndReason};
 use crate::config::Language;
@@ -174,10 +175,8 @@ where
             "error_unknown_device",
         );
     };
-    match portal
-        .gate
-        .authorize(mac, Some(asker.ip), AuthMethod::ClickThrough, None)
-    {
+    let (gate, ip) = (portal.gate.clone(), asker.ip);
+    match blocking(move || gate.authorize(mac, Some(ip), AuthMethod::ClickThrough, None)).await {
         Ok(_) => {
             PortalStats::bump(&portal.stats.sign_ins);
             let mut location = "/status".to_string();
@@ -209,8 +208,9 @@ where
         Ok(posted) => posted,
         Err(page) => return page,
     };
+    let gate = portal.gate.clone();
     if let Some(mac) = asker.mac
-        && let Err(e) = portal.gate.end(mac, EndReason::Logout)
+        && let Err(e) = blocking(move || gate.end(mac, EndReason::Logout)).await
     {
         tracing::error!(%mac, "sign-out failed: {e}");
         return message(
@@ -330,6 +330,18 @@ fn message(
 fn bad(portal: &Portal, status: StatusCode, lang: Language, key: &str) -> Resp {
     PortalStats::bump(&portal.stats.bad_requests);
     message(portal, status, lang, "error_title", key)
+}
+
+/// Runs a gate change (an fsync and a netlink batch) off the async
+/// workers, so a sign-in never stalls other shoppers' redirects.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, GateError> + Send + 'static,
+) -> Result<T, GateError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(GateError::Store(crate::store::StoreError::Backend(
+            format!("sign-in task: {e}"),
+        )))
+    })
 }
 
 /// What every POST from our pages goes through: the Origin check, the

@@ -64,21 +64,29 @@ impl Outbox {
             return Ok(Vec::new());
         }
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let mut seq = state.next;
+        let first = state.next;
+        let mut seq = first;
         let mut out = Vec::with_capacity(items.len());
-        for (ty, data) in items {
-            let event = CloudEvent::new(&self.store_id, ty, seq, now, data);
-            let bytes =
-                serde_json::to_vec(&event).map_err(|e| StoreError::Backend(e.to_string()))?;
-            self.store.put(Tree::Outbox, &seq.to_be_bytes(), &bytes)?;
-            out.push(event);
-            seq += 1;
-        }
-        self.store.put(Tree::Meta, NEXT_SEQ, &seq.to_be_bytes())?;
-        self.store.flush()?;
-        state.queued += out.len();
+        let written = (|| {
+            for (ty, data) in items {
+                let event = CloudEvent::new(&self.store_id, ty, seq, now, data);
+                let bytes =
+                    serde_json::to_vec(&event).map_err(|e| StoreError::Backend(e.to_string()))?;
+                // Past this point the number may be on disk: never reuse it.
+                seq += 1;
+                self.store
+                    .put(Tree::Outbox, &(seq - 1).to_be_bytes(), &bytes)?;
+                out.push(event);
+            }
+            self.store.put(Tree::Meta, NEXT_SEQ, &seq.to_be_bytes())?;
+            self.store.flush()
+        })();
+        // Whatever happened, numbers that may have reached the disk are used
+        // up. Events of a failed call may still surface after a crash; they
+        // carry their own ids, and HQ de-duplicates by id.
         state.next = seq;
-        Ok(out)
+        state.queued += usize::try_from(seq - first).unwrap_or(0);
+        written.map(|()| out)
     }
 
     pub fn append(
@@ -145,6 +153,63 @@ mod tests {
         );
         assert_eq!(recent[0].data, json!({}));
         assert_eq!(outbox.len(), 4);
+    }
+
+    /// Fails every put after the first `ok` ones.
+    struct FailingAfter {
+        inner: MemoryStore,
+        ok: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Store for FailingAfter {
+        fn get(&self, t: Tree, k: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.get(t, k)
+        }
+        fn put(&self, t: Tree, k: &[u8], v: &[u8]) -> Result<(), StoreError> {
+            let left = self.ok.load(std::sync::atomic::Ordering::SeqCst);
+            if left == 0 {
+                return Err(StoreError::Backend("disk full for the test".into()));
+            }
+            self.ok.store(left - 1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.put(t, k, v)
+        }
+        fn remove(&self, t: Tree, k: &[u8]) -> Result<(), StoreError> {
+            self.inner.remove(t, k)
+        }
+        fn scan(&self, t: Tree) -> Result<crate::store::Entries, StoreError> {
+            self.inner.scan(t)
+        }
+        fn last(&self, t: Tree, n: usize) -> Result<crate::store::Entries, StoreError> {
+            self.inner.last(t, n)
+        }
+        fn count(&self, t: Tree) -> Result<usize, StoreError> {
+            self.inner.count(t)
+        }
+        fn flush(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failed_append_never_lets_a_number_be_reused() {
+        let store = Arc::new(FailingAfter {
+            inner: MemoryStore::new(),
+            ok: 1.into(),
+        });
+        let outbox = Outbox::open(store.clone(), "s").unwrap();
+        let t = Timestamp(1_800_000_000_000);
+        // The first event is written, the second fails.
+        assert!(
+            outbox
+                .append_all(vec![("a", json!(1)), ("b", json!(2))], t)
+                .is_err()
+        );
+        store.ok.store(100, std::sync::atomic::Ordering::SeqCst);
+        let c = outbox.append("c", json!(3), t).unwrap();
+        assert_eq!(
+            c.sequence, "3",
+            "1 is on disk and 2 may be: neither is reused"
+        );
     }
 
     #[test]

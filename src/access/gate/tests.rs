@@ -117,3 +117,65 @@ fn corrupt_records_are_skipped_and_counted() {
     .unwrap();
     assert_eq!(restored.corrupt, 1);
 }
+
+/// Refuses revokes while `broken` is set; otherwise a MemoryFirewall.
+struct FlakyRevokes {
+    inner: MemoryFirewall,
+    broken: std::sync::atomic::AtomicBool,
+}
+
+impl Firewall for FlakyRevokes {
+    fn install(&self, g: &[Grant]) -> Result<(), FirewallError> {
+        self.inner.install(g)
+    }
+    fn allow(&self, g: Grant) -> Result<(), FirewallError> {
+        self.inner.allow(g)
+    }
+    fn revoke(&self, mac: MacAddr) -> Result<(), FirewallError> {
+        if self.broken.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(FirewallError::Netlink("ENOBUFS for the test".into()));
+        }
+        self.inner.revoke(mac)
+    }
+    fn recently_active(&self) -> Result<Option<Vec<MacAddr>>, FirewallError> {
+        Ok(None)
+    }
+    fn name(&self) -> &'static str {
+        "flaky"
+    }
+}
+
+#[test]
+fn a_failed_revoke_is_retried_and_does_not_stop_the_others() {
+    let fw = Arc::new(FlakyRevokes {
+        inner: MemoryFirewall::new(),
+        broken: true.into(),
+    });
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let events = Arc::new(Recorder::default());
+    let (gate, _) = Gate::open(policy(), fw.clone(), store.clone(), events.clone()).unwrap();
+    gate.authorize(mac(1), None, AuthMethod::Operator, None)
+        .unwrap();
+    gate.authorize(mac(2), None, AuthMethod::Operator, None)
+        .unwrap();
+    assert!(
+        gate.end(mac(1), EndReason::Operator).is_err(),
+        "the revoke failure is reported"
+    );
+    // mac(1) is forgotten on disk and in memory, and its end was reported,
+    // even though the firewall still lets it through for now.
+    assert!(!gate.client(mac(1)).unwrap().is_authorized());
+    assert_eq!(store.scan(Tree::Clients).unwrap().len(), 1);
+    assert!(fw.inner.is_allowed(mac(1)));
+    let ended = |evs: &[SessionEvent]| {
+        evs.iter()
+            .filter(|e| matches!(e, SessionEvent::Ended { .. }))
+            .count()
+    };
+    assert_eq!(ended(&events.0.lock().unwrap()), 1);
+    // Once the firewall works again, the next tick revokes it.
+    fw.broken.store(false, std::sync::atomic::Ordering::SeqCst);
+    gate.tick().unwrap();
+    assert!(!fw.inner.is_allowed(mac(1)));
+    assert!(fw.inner.is_allowed(mac(2)), "the other client is untouched");
+}
