@@ -43,7 +43,8 @@ pub enum Command {
     },
     /// A simulated store with no root and no router (not built yet).
     Demo,
-    /// A reference HQ endpoint for integrators (not built yet).
+    /// A reference HQ endpoint for integrators: verifies signatures,
+    /// de-duplicates by event id, prints accepted events as JSON lines.
     HqReceiver {
         #[arg(long)]
         listen: Option<String>,
@@ -102,9 +103,7 @@ pub fn main() -> ExitCode {
         Command::Demo => not_built(
             "storegate demo is not built yet; meanwhile `storegate run -c examples/local.toml` serves the portal on 127.0.0.1:2050 without enforcement",
         ),
-        Command::HqReceiver { .. } => {
-            not_built("storegate hq-receiver is not built yet (it arrives with HQ delivery)")
-        }
+        Command::HqReceiver { listen, secret } => crate::uplink::receiver::cli_main(listen, secret),
     }
 }
 

@@ -26,7 +26,7 @@ use tokio_util::task::TaskTracker;
 use crate::access::nft::{NftFirewall, RulesetParams};
 use crate::access::session::SessionPolicy;
 use crate::access::{Firewall, Gate, MemoryFirewall};
-use crate::config::{Config, FirewallBackend};
+use crate::config::{Config, FirewallBackend, Secret};
 use crate::control::server::{self as control_server, Control, StatusFn};
 use crate::net::capture::{Capture, Filter};
 use crate::net::neigh::NeighbourCache;
@@ -38,6 +38,8 @@ use crate::privacy::DeviceKey;
 use crate::store::{SledStore, Store};
 use crate::time::Timestamp;
 use crate::uplink::Outbox;
+use crate::uplink::delivery::{self, DeliveryConfig, DeliveryStatus};
+use crate::uplink::signing::SigningKey;
 use crate::uplink::sink::OutboxSink;
 
 /// Unauthorised clients remembered at once.
@@ -147,6 +149,30 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let delivery_status = Arc::new(std::sync::Mutex::new(DeliveryStatus::default()));
+    match &config.hq {
+        Some(hq) => {
+            let secret = match &hq.secret {
+                Secret::Inline(s) => s.clone(),
+                Secret::File(path) => std::fs::read_to_string(path)
+                    .with_context(|| format!("hq.secret_file: cannot read {}", path.display()))?
+                    .trim()
+                    .to_string(),
+            };
+            let key =
+                SigningKey::from_secret(&secret).map_err(|e| anyhow::anyhow!("hq.secret: {e}"))?;
+            let client = delivery::client(hq.ca_file.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
+            tracker.spawn(delivery::run(
+                outbox.clone(),
+                DeliveryConfig::new(&hq.url),
+                key,
+                client,
+                delivery_status.clone(),
+                shutdown.clone(),
+            ));
+        }
+        None => tracing::info!("no [hq] configured: events stay in the outbox"),
+    }
     tracker.spawn(portal::server::serve(
         listener,
         portal.clone(),
@@ -172,6 +198,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let (gate, portal, config, outbox) =
             (gate.clone(), portal.clone(), config.clone(), outbox.clone());
         let (shell, capturing) = (presence_shell.clone(), capture.is_some());
+        let delivery = delivery_status.clone();
         Arc::new(move || {
             let (authorized, preauth) = gate.counts();
             let (devices_known, present_now) = {
@@ -193,7 +220,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 "clients": {"authorized": authorized, "preauth": preauth},
                 "restored": {"authorized": restored.authorized, "expired": restored.expired, "corrupt": restored.corrupt},
                 "portal": portal.stats.snapshot(),
-                "hq": if config.hq.is_some() { "configured, delivery not built yet" } else { "not configured" },
+                "hq": match &config.hq {
+                    Some(hq) => {
+                        let mut v = serde_json::to_value(&*delivery.lock().unwrap_or_else(|e| e.into_inner())).unwrap_or_default();
+                        v["url"] = serde_json::json!(hq.url);
+                        v
+                    }
+                    None => serde_json::json!({"state": "not configured"}),
+                },
                 "outbox": {"queued": outbox.len()},
                 "presence": {
                     "capturing": capturing,

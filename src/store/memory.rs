@@ -67,6 +67,19 @@ impl Store for MemoryStore {
         }))
     }
 
+    fn first(&self, tree: Tree, n: usize) -> Result<Entries, StoreError> {
+        Ok(self.with(|t| {
+            t.get(&tree)
+                .map(|m| {
+                    m.iter()
+                        .take(n)
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        }))
+    }
+
     fn count(&self, tree: Tree) -> Result<usize, StoreError> {
         Ok(self.with(|t| t.get(&tree).map_or(0, |m| m.len())))
     }

@@ -75,6 +75,8 @@ pub trait Store: Send + Sync {
     fn scan(&self, tree: Tree) -> Result<Entries, StoreError>;
     /// The last `n` entries of a tree, in key order.
     fn last(&self, tree: Tree, n: usize) -> Result<Entries, StoreError>;
+    /// The first `n` entries of a tree, in key order.
+    fn first(&self, tree: Tree, n: usize) -> Result<Entries, StoreError>;
     /// How many entries a tree holds.
     fn count(&self, tree: Tree) -> Result<usize, StoreError>;
     /// Returns once everything written so far is on disk.

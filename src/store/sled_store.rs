@@ -93,6 +93,14 @@ impl Store for SledStore {
         Ok(v)
     }
 
+    fn first(&self, tree: Tree, n: usize) -> Result<Entries, StoreError> {
+        self.tree(tree)?
+            .iter()
+            .take(n)
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(backend))
+            .collect()
+    }
+
     fn count(&self, tree: Tree) -> Result<usize, StoreError> {
         // sled keeps no count; this walks keys (not values) once.
         Ok(self.tree(tree)?.iter().keys().count())

@@ -1,9 +1,14 @@
-//! Events for HQ: the CloudEvents envelope (`event`) and the durable
-//! outbox they wait in (`outbox`). Delivery to HQ is not built yet; until
-//! it is, events stay in the outbox (visible with `storegate ctl events`).
+//! Events for HQ: the CloudEvents envelope (`event`), the durable outbox
+//! they wait in (`outbox`), Standard Webhooks signatures (`signing`),
+//! delivery to `{hq.url}/events` (`delivery`), the sink that turns session
+//! events into outbox events (`sink`), and the reference HQ endpoint
+//! `storegate hq-receiver` (`receiver`).
 
+pub mod delivery;
 pub mod event;
 pub mod outbox;
+pub mod receiver;
+pub mod signing;
 pub mod sink;
 
 pub use event::CloudEvent;

@@ -23,6 +23,8 @@ pub struct Outbox {
     /// The next sequence number and how many events are queued; the lock
     /// also orders appends.
     state: Mutex<State>,
+    /// Wakes the delivery task when events are appended.
+    appended: tokio::sync::Notify,
 }
 
 struct State {
@@ -51,6 +53,7 @@ impl Outbox {
                 next: saved.max(after_last),
                 queued,
             }),
+            appended: tokio::sync::Notify::new(),
         })
     }
 
@@ -86,6 +89,8 @@ impl Outbox {
         // carry their own ids, and HQ de-duplicates by id.
         state.next = seq;
         state.queued += usize::try_from(seq - first).unwrap_or(0);
+        drop(state);
+        self.appended.notify_one();
         written.map(|()| out)
     }
 
@@ -98,6 +103,46 @@ impl Outbox {
         let mut v = self.append_all(vec![(ty, data)], now)?;
         v.pop()
             .ok_or_else(|| StoreError::Backend("no event appended".into()))
+    }
+
+    /// The oldest queued events, at most `max_count` of them and, past the
+    /// first, at most `max_bytes` in all: (sequence, the event's JSON).
+    pub fn peek(
+        &self,
+        max_count: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for (k, v) in self.store.first(Tree::Outbox, max_count)? {
+            let Ok(k) = <[u8; 8]>::try_from(k.as_slice()) else {
+                continue;
+            };
+            if !out.is_empty() && bytes + v.len() > max_bytes {
+                break;
+            }
+            bytes += v.len();
+            out.push((u64::from_be_bytes(k), v));
+        }
+        Ok(out)
+    }
+
+    /// Removes delivered events. Not flushed: should the box die before
+    /// sled writes it back, the events are delivered again, which the
+    /// at-least-once contract allows (HQ de-duplicates by id).
+    pub fn ack(&self, seqs: &[u64]) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        for seq in seqs {
+            self.store.remove(Tree::Outbox, &seq.to_be_bytes())?;
+            state.queued = state.queued.saturating_sub(1);
+        }
+        Ok(())
+    }
+
+    /// Waits until something is appended (or returns at once if it was
+    /// since the last wait).
+    pub async fn wait_for_events(&self) {
+        self.appended.notified().await;
     }
 
     /// The newest `n` events, oldest first.
@@ -182,6 +227,9 @@ mod tests {
         fn last(&self, t: Tree, n: usize) -> Result<crate::store::Entries, StoreError> {
             self.inner.last(t, n)
         }
+        fn first(&self, t: Tree, n: usize) -> Result<crate::store::Entries, StoreError> {
+            self.inner.first(t, n)
+        }
         fn count(&self, t: Tree) -> Result<usize, StoreError> {
             self.inner.count(t)
         }
@@ -210,6 +258,26 @@ mod tests {
             c.sequence, "3",
             "1 is on disk and 2 may be: neither is reused"
         );
+    }
+
+    #[test]
+    fn peek_is_oldest_first_and_bounded_and_ack_removes() {
+        let outbox = Outbox::open(Arc::new(MemoryStore::new()), "s").unwrap();
+        let t = Timestamp(1_800_000_000_000);
+        outbox
+            .append_all((0..5).map(|i| ("t", json!({"i": i}))).collect(), t)
+            .unwrap();
+        let two = outbox.peek(2, 1 << 20).unwrap();
+        assert_eq!(two.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [1, 2]);
+        let one = outbox.peek(5, 1).unwrap();
+        assert_eq!(
+            one.len(),
+            1,
+            "the first event always goes, even over the byte cap"
+        );
+        outbox.ack(&[1, 2]).unwrap();
+        assert_eq!(outbox.len(), 3);
+        assert_eq!(outbox.peek(10, 1 << 20).unwrap()[0].0, 3);
     }
 
     #[test]

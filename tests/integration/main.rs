@@ -10,5 +10,7 @@
 mod lab;
 
 mod captive;
+mod delivery;
 mod presence;
+mod receiver;
 mod smoke;

@@ -1,0 +1,303 @@
+//! Delivery of the outbox to HQ: `POST {hq.url}/events`.
+//!
+//! Oldest events first, in batches bounded by count, bytes and a short
+//! wait (so an arrival reaches HQ within a fraction of a second, yet a
+//! burst goes as one request). Each batch is signed the Standard Webhooks
+//! way; any 2xx acknowledges it and it leaves the outbox. Anything else,
+//! or no answer within the timeout, is retried with exponential backoff
+//! and jitter, in order, with the same `webhook-id`. A 410 Gone stops
+//! delivery (HQ has retired this endpoint): loudly in the log and in
+//! `ctl status`, and events keep queueing.
+//!
+//! Not built yet: gzip, the dead-letter tree for other 4xx (they are
+//! retried like 5xx for now), client certificates, the outbox size cap
+//! and `outbox.gap`, `/sync` and `/messages`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use rand::Rng;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::Outbox;
+use super::signing::SigningKey;
+use crate::time::Timestamp;
+
+/// Batch and retry settings.
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    /// `{hq.url}/events`.
+    pub events_url: String,
+    pub max_events: usize,
+    pub max_bytes: usize,
+    /// How long to wait for more events once one is queued.
+    pub linger: Duration,
+    /// Connect plus response.
+    pub timeout: Duration,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+}
+
+impl DeliveryConfig {
+    pub fn new(hq_url: &str) -> Self {
+        DeliveryConfig {
+            events_url: format!("{}/events", hq_url.trim_end_matches('/')),
+            max_events: 500,
+            max_bytes: 512 * 1024,
+            linger: Duration::from_millis(50),
+            timeout: Duration::from_secs(10),
+            backoff_min: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What `ctl status` shows of delivery.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DeliveryStatus {
+    pub state: &'static str,
+    pub delivered: u64,
+    pub batches: u64,
+    pub retries: u64,
+    pub last_error: Option<String>,
+    pub last_delivery: Option<String>,
+}
+
+type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Builds the HTTPS client: HQ's CA from `ca_file` (pinned) when given,
+/// else the system's roots. Plain http is accepted for loopback URLs only
+/// (config validation enforces that).
+pub fn client(ca_file: Option<&std::path::Path>) -> Result<HttpsClient, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            use rustls_pki_types::pem::PemObject;
+            let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("hq.ca_file {}: {e}", path.display()))?;
+            for cert in certs {
+                let cert = cert.map_err(|e| format!("hq.ca_file {}: {e}", path.display()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("hq.ca_file {}: {e}", path.display()))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for cert in found.certs {
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(Client::builder(TokioExecutor::new()).build(connector))
+}
+
+/// Delivers until shutdown.
+pub async fn run(
+    outbox: Arc<Outbox>,
+    config: DeliveryConfig,
+    key: SigningKey,
+    client: HttpsClient,
+    status: Arc<Mutex<DeliveryStatus>>,
+    shutdown: CancellationToken,
+) {
+    let set =
+        |f: &dyn Fn(&mut DeliveryStatus)| f(&mut status.lock().unwrap_or_else(|e| e.into_inner()));
+    set(&|s| s.state = "idle");
+    let mut backoff = config.backoff_min;
+    loop {
+        let batch = match outbox.peek(config.max_events, config.max_bytes) {
+            Ok(b) => b,
+            Err(e) => {
+                set(&|s| s.last_error = Some(format!("reading the outbox: {e}")));
+                Vec::new()
+            }
+        };
+        if batch.is_empty() {
+            set(&|s| s.state = "idle");
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = outbox.wait_for_events() => {}
+                // A periodic look as well, in case a wake-up was missed.
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+            // Let a burst gather into one batch.
+            tokio::time::sleep(config.linger).await;
+            continue;
+        }
+        set(&|s| s.state = "delivering");
+        let seqs: Vec<u64> = batch.iter().map(|(s, _)| *s).collect();
+        let outcome = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            o = send(&client, &config, &key, &batch) => o,
+        };
+        match outcome {
+            Ok(()) => {
+                if let Err(e) = outbox.ack(&seqs) {
+                    tracing::error!(
+                        "delivered events could not be removed (they will be sent again): {e}"
+                    );
+                }
+                backoff = config.backoff_min;
+                let n = seqs.len() as u64;
+                set(&|s| {
+                    s.delivered += n;
+                    s.batches += 1;
+                    s.last_error = None;
+                    s.last_delivery = Some(Timestamp::now().rfc3339());
+                });
+            }
+            Err(Failure::Gone) => {
+                tracing::error!(
+                    "HQ answered 410 Gone for {}: delivery stopped; events keep queueing until the endpoint is fixed and storegate restarted",
+                    config.events_url
+                );
+                set(&|s| {
+                    s.state = "stopped: HQ answered 410 Gone";
+                    s.last_error = Some("410 Gone".into());
+                });
+                shutdown.cancelled().await;
+                return;
+            }
+            Err(Failure::Retry(reason)) => {
+                let wait = jitter(backoff);
+                tracing::warn!("delivery to HQ failed ({reason}); retrying in {wait:?}");
+                set(&|s| {
+                    s.state = "backing off";
+                    s.retries += 1;
+                    s.last_error = Some(reason.clone());
+                });
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                backoff = (backoff * 2).min(config.backoff_max);
+            }
+        }
+    }
+}
+
+enum Failure {
+    Gone,
+    Retry(String),
+}
+
+/// Full jitter over the upper half: [d/2, d).
+fn jitter(d: Duration) -> Duration {
+    let ms = d.as_millis().max(2) as u64;
+    Duration::from_millis(rand::thread_rng().gen_range(ms / 2..ms))
+}
+
+/// The batch body: a JSON array of the stored events, as stored.
+pub fn batch_body(batch: &[(u64, Vec<u8>)]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(batch.iter().map(|(_, v)| v.len() + 1).sum::<usize>() + 2);
+    body.push(b'[');
+    for (i, (_, v)) in batch.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(v);
+    }
+    body.push(b']');
+    body
+}
+
+async fn send(
+    client: &HttpsClient,
+    config: &DeliveryConfig,
+    key: &SigningKey,
+    batch: &[(u64, Vec<u8>)],
+) -> Result<(), Failure> {
+    let body = batch_body(batch);
+    // The same batch keeps the same id across retries.
+    let (first, last) = (batch[0].0, batch[batch.len() - 1].0);
+    let id = format!("batch_{first}_{last}");
+    let ts = Timestamp::now().millis() / 1000;
+    let signature = key.sign(&id, ts, &body);
+    let req = Request::post(&config.events_url)
+        .header(header::CONTENT_TYPE, "application/cloudevents-batch+json")
+        .header(
+            header::USER_AGENT,
+            concat!("storegate/", env!("CARGO_PKG_VERSION")),
+        )
+        .header("webhook-id", &id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", signature)
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| Failure::Retry(format!("building the request: {e}")))?;
+    let resp = match tokio::time::timeout(config.timeout, client.request(req)).await {
+        Err(_) => {
+            return Err(Failure::Retry(format!(
+                "no answer within {:?}",
+                config.timeout
+            )));
+        }
+        Ok(Err(e)) => return Err(Failure::Retry(describe(&e))),
+        Ok(Ok(r)) => r,
+    };
+    let status = resp.status();
+    // Drain (bounded) so the connection can be reused.
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        http_body_util::Limited::new(resp.into_body(), 64 * 1024).collect(),
+    )
+    .await;
+    match status {
+        s if s.is_success() => Ok(()),
+        StatusCode::GONE => Err(Failure::Gone),
+        s => Err(Failure::Retry(format!("HQ answered {s}"))),
+    }
+}
+
+/// A client error with its causes (a TLS failure hides two levels down).
+fn describe(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_body_is_a_json_array_of_the_stored_events() {
+        let body = batch_body(&[(1, br#"{"a":1}"#.to_vec()), (2, br#"{"b":2}"#.to_vec())]);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v, serde_json::json!([{"a": 1}, {"b": 2}]));
+    }
+
+    #[test]
+    fn jitter_stays_within_the_upper_half() {
+        for _ in 0..100 {
+            let j = jitter(Duration::from_millis(1000));
+            assert!(
+                j >= Duration::from_millis(500) && j < Duration::from_millis(1000),
+                "{j:?}"
+            );
+        }
+    }
+}
