@@ -73,6 +73,11 @@ pub enum CtlCommand {
     Members,
     /// Erase a member's data from the box.
     MemberErase { member_id: String },
+    /// Events HQ refused (parked); with --retry, queue them again.
+    DeadLetters {
+        #[arg(long)]
+        retry: bool,
+    },
     /// The newest events waiting for HQ.
     Events {
         /// How many (newest first kept, printed oldest first).
@@ -179,6 +184,7 @@ fn ctl(socket: &std::path::Path, json: bool, command: CtlCommand) -> ExitCode {
         CtlCommand::Members => Request::Members,
         CtlCommand::MemberErase { member_id } => Request::MemberErase { member_id },
         CtlCommand::Events { limit } => Request::Events { limit: Some(limit) },
+        CtlCommand::DeadLetters { retry } => Request::DeadLetters { retry },
     };
     let reply = match client::call(socket, &request) {
         Ok(r) => r,
@@ -239,7 +245,7 @@ fn print_human(request: &Request, data: &serde_json::Value) {
                 }
             );
         }
-        Request::Events { .. } => {
+        Request::Events { .. } | Request::DeadLetters { retry: false } => {
             for e in data.as_array().into_iter().flatten() {
                 println!(
                     "{:>8}  {}  {:<32}  {}",

@@ -146,6 +146,7 @@ pub struct HqConfig {
     pub url: String,
     pub secret: Secret,
     pub ca_file: Option<PathBuf>,
+    pub gzip: bool,
 }
 
 /// Where the HQ signing secret comes from. `Debug` never shows it.
@@ -161,6 +162,7 @@ impl fmt::Debug for HqConfig {
             .field("url", &self.url)
             .field("secret", &self.secret)
             .field("ca_file", &self.ca_file)
+            .field("gzip", &self.gzip)
             .finish()
     }
 }
@@ -486,6 +488,7 @@ fn validate_hq(raw: raw::RawHq) -> Result<HqConfig, ConfigError> {
             .ca_file
             .map(|p| non_empty_path("hq.ca_file", &p))
             .transpose()?,
+        gzip: raw.gzip,
     })
 }
 

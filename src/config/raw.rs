@@ -157,6 +157,13 @@ pub struct RawHq {
     pub secret: Option<String>,
     pub secret_file: Option<String>,
     pub ca_file: Option<String>,
+    /// Compress event batches (HQ must accept `Content-Encoding: gzip`).
+    #[serde(default = "default_gzip")]
+    pub gzip: bool,
+}
+
+fn default_gzip() -> bool {
+    true
 }
 
 #[derive(Debug, Deserialize)]

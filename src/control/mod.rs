@@ -34,6 +34,11 @@ pub enum Request {
     MemberErase {
         member_id: String,
     },
+    /// Events HQ refused; `retry` queues them again.
+    DeadLetters {
+        #[serde(default)]
+        retry: bool,
+    },
     /// The newest events in the outbox (default 100).
     Events {
         #[serde(default)]

@@ -127,6 +127,14 @@ pub fn execute(control: &Control, req: Request) -> Reply {
     };
     match req {
         Request::Status => Reply::ok((control.status)()),
+        Request::DeadLetters { retry: true } => match control.outbox.retry_dead_letters() {
+            Ok(n) => Reply::ok(serde_json::json!({"requeued": n})),
+            Err(e) => Reply::err(format!("cannot requeue: {e}")),
+        },
+        Request::DeadLetters { retry: false } => match control.outbox.dead_letters(10_000) {
+            Ok(events) => Reply::ok(serde_json::to_value(events).unwrap_or_default()),
+            Err(e) => Reply::err(format!("cannot read the dead letters: {e}")),
+        },
         Request::Events { limit } => {
             match control.outbox.recent(limit.unwrap_or(100).min(10_000)) {
                 Ok(events) => Reply::ok(serde_json::to_value(events).unwrap_or_default()),

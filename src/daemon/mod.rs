@@ -164,7 +164,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             let client = delivery::client(hq.ca_file.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
             tracker.spawn(delivery::run(
                 outbox.clone(),
-                DeliveryConfig::new(&hq.url),
+                DeliveryConfig {
+                    gzip: hq.gzip,
+                    ..DeliveryConfig::new(&hq.url)
+                },
                 key,
                 client,
                 delivery_status.clone(),

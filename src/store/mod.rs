@@ -27,6 +27,9 @@ pub enum Tree {
     Meta,
     /// Events waiting for HQ, keyed by sequence number (8 bytes, big endian).
     Outbox,
+    /// Events HQ refused (a 4xx other than 408/429), parked until an
+    /// operator retries them; keyed like `Outbox`.
+    DeadLetter,
     /// Devices seen on the LAN, keyed by MAC (6 bytes).
     Devices,
     /// Presence state that is not per device (visits, footfall), by name.
@@ -39,6 +42,7 @@ impl Tree {
             Tree::Clients => "clients",
             Tree::Meta => "meta",
             Tree::Outbox => "outbox",
+            Tree::DeadLetter => "dead_letter",
             Tree::Devices => "devices",
             Tree::Presence => "presence",
         }

@@ -9,9 +9,13 @@
 //! delivery (HQ has retired this endpoint): loudly in the log and in
 //! `ctl status`, and events keep queueing.
 //!
-//! Not built yet: gzip, the dead-letter tree for other 4xx (they are
-//! retried like 5xx for now), client certificates, the outbox size cap
-//! and `outbox.gap`, `/sync` and `/messages`.
+//! Batches are gzipped unless `hq.gzip = false` (the signature is over the
+//! uncompressed body). A 4xx other than 408 and 429 means HQ will never
+//! take that batch as it is: it is parked in the dead-letter tree (`ctl
+//! dead-letters`, `--retry`) and delivery goes on with the next one.
+//!
+//! Not built yet: client certificates, the outbox size cap and
+//! `outbox.gap`, `/sync` and `/messages`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -43,6 +47,8 @@ pub struct DeliveryConfig {
     pub timeout: Duration,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
+    /// Send batches with `Content-Encoding: gzip` (signed uncompressed).
+    pub gzip: bool,
 }
 
 impl DeliveryConfig {
@@ -55,6 +61,7 @@ impl DeliveryConfig {
             timeout: Duration::from_secs(10),
             backoff_min: Duration::from_millis(200),
             backoff_max: Duration::from_secs(60),
+            gzip: true,
         }
     }
 }
@@ -66,6 +73,8 @@ pub struct DeliveryStatus {
     pub delivered: u64,
     pub batches: u64,
     pub retries: u64,
+    /// Events HQ refused with a 4xx (other than 408/429): parked.
+    pub dead_lettered: u64,
     pub last_error: Option<String>,
     pub last_delivery: Option<String>,
 }
@@ -165,6 +174,21 @@ pub async fn run(
                     s.last_delivery = Some(Timestamp::now().rfc3339());
                 });
             }
+            Err(Failure::Refused(status)) => {
+                tracing::error!(
+                    "HQ refused a batch of {} events with {status}: parked in the dead-letter tree \
+                     (storegate ctl dead-letters; --retry sends them again)",
+                    seqs.len()
+                );
+                if let Err(e) = outbox.park(&batch) {
+                    tracing::error!("could not park the refused batch (it will be retried): {e}");
+                }
+                let n = seqs.len() as u64;
+                set(&|s| {
+                    s.dead_lettered += n;
+                    s.last_error = Some(format!("HQ refused a batch: {status}"));
+                });
+            }
             Err(Failure::Gone) => {
                 tracing::error!(
                     "HQ answered 410 Gone for {}: delivery stopped; events keep queueing until the endpoint is fixed and storegate restarted",
@@ -197,6 +221,8 @@ pub async fn run(
 
 enum Failure {
     Gone,
+    /// A 4xx that retrying cannot fix.
+    Refused(StatusCode),
     Retry(String),
 }
 
@@ -232,7 +258,14 @@ async fn send(
     let id = format!("batch_{first}_{last}");
     let ts = Timestamp::now().millis() / 1000;
     let signature = key.sign(&id, ts, &body);
-    let req = Request::post(&config.events_url)
+    let mut req = Request::post(&config.events_url);
+    let body = if config.gzip {
+        req = req.header(header::CONTENT_ENCODING, "gzip");
+        gzip(&body)
+    } else {
+        body
+    };
+    let req = req
         .header(header::CONTENT_TYPE, "application/cloudevents-batch+json")
         .header(
             header::USER_AGENT,
@@ -263,8 +296,23 @@ async fn send(
     match status {
         s if s.is_success() => Ok(()),
         StatusCode::GONE => Err(Failure::Gone),
+        StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS => {
+            Err(Failure::Retry(format!("HQ answered {status}")))
+        }
+        s if s.is_client_error() => Err(Failure::Refused(s)),
         s => Err(Failure::Retry(format!("HQ answered {s}"))),
     }
+}
+
+fn gzip(body: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::fast(),
+    );
+    // Writing to a Vec cannot fail.
+    let _ = enc.write_all(body);
+    enc.finish().unwrap_or_default()
 }
 
 /// A client error with its causes (a TLS failure hides two levels down).
@@ -288,6 +336,19 @@ mod tests {
         let body = batch_body(&[(1, br#"{"a":1}"#.to_vec()), (2, br#"{"b":2}"#.to_vec())]);
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v, serde_json::json!([{"a": 1}, {"b": 2}]));
+    }
+
+    #[test]
+    fn gzip_round_trips() {
+        use std::io::Read;
+        let body = br#"[{"a":1},{"a":1},{"a":1},{"a":1}]"#.repeat(50);
+        let packed = gzip(&body);
+        assert!(packed.len() < body.len() / 4);
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&packed[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, body);
     }
 
     #[test]

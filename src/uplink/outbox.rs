@@ -139,6 +139,44 @@ impl Outbox {
         Ok(())
     }
 
+    /// Moves events HQ refused to the dead-letter tree.
+    pub fn park(&self, batch: &[(u64, Vec<u8>)]) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        for (seq, bytes) in batch {
+            self.store
+                .put(Tree::DeadLetter, &seq.to_be_bytes(), bytes)?;
+            self.store.remove(Tree::Outbox, &seq.to_be_bytes())?;
+            state.queued = state.queued.saturating_sub(1);
+        }
+        self.store.flush()
+    }
+
+    /// Parked events, oldest first (at most `n`).
+    pub fn dead_letters(&self, n: usize) -> Result<Vec<CloudEvent>, StoreError> {
+        Ok(self
+            .store
+            .first(Tree::DeadLetter, n)?
+            .into_iter()
+            .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
+            .collect())
+    }
+
+    /// Puts every parked event back in the queue, under its own sequence
+    /// number (so it goes out before anything newer). Returns how many.
+    pub fn retry_dead_letters(&self) -> Result<usize, StoreError> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let parked = self.store.scan(Tree::DeadLetter)?;
+        for (k, v) in &parked {
+            self.store.put(Tree::Outbox, k, v)?;
+            self.store.remove(Tree::DeadLetter, k)?;
+        }
+        self.store.flush()?;
+        state.queued += parked.len();
+        drop(state);
+        self.appended.notify_one();
+        Ok(parked.len())
+    }
+
     /// Waits until something is appended (or returns at once if it was
     /// since the last wait).
     pub async fn wait_for_events(&self) {
@@ -278,6 +316,30 @@ mod tests {
         outbox.ack(&[1, 2]).unwrap();
         assert_eq!(outbox.len(), 3);
         assert_eq!(outbox.peek(10, 1 << 20).unwrap()[0].0, 3);
+    }
+
+    #[test]
+    fn refused_events_are_parked_and_can_be_retried() {
+        let outbox = Outbox::open(Arc::new(MemoryStore::new()), "s").unwrap();
+        let t = Timestamp(1_800_000_000_000);
+        outbox
+            .append_all((0..3).map(|i| ("t", json!({"i": i}))).collect(), t)
+            .unwrap();
+        let batch = outbox.peek(2, 1 << 20).unwrap();
+        outbox.park(&batch).unwrap();
+        assert_eq!(outbox.len(), 1);
+        assert_eq!(outbox.peek(10, 1 << 20).unwrap()[0].0, 3);
+        assert_eq!(outbox.dead_letters(10).unwrap().len(), 2);
+        assert_eq!(outbox.retry_dead_letters().unwrap(), 2);
+        assert_eq!(outbox.len(), 3);
+        assert!(outbox.dead_letters(10).unwrap().is_empty());
+        let seqs: Vec<u64> = outbox
+            .peek(10, 1 << 20)
+            .unwrap()
+            .iter()
+            .map(|(s, _)| *s)
+            .collect();
+        assert_eq!(seqs, [1, 2, 3], "retried events go out first, in order");
     }
 
     #[test]

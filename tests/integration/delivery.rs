@@ -186,7 +186,7 @@ fn events_reach_hq_signed_and_in_order() {
 }
 
 #[test]
-fn events_wait_while_hq_is_down_or_refuses_them() {
+fn events_wait_while_hq_is_down_and_refused_ones_are_parked() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let d = daemon(dir.path(), port);
@@ -200,21 +200,65 @@ fn events_wait_while_hq_is_down_or_refuses_them() {
         "the failure is visible: {status}"
     );
 
-    // HQ up but with another key: it refuses (401), nothing is lost.
+    // HQ up but with another key: it refuses (401), which retrying cannot
+    // fix, so the batches are parked, not lost.
     let (wrong, wrong_rx) = receiver(port, WRONG);
     make_events(&d, 4, 2);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let parked = loop {
+        let parked = ctl(&d, &["dead-letters"])
+            .and_then(|v| v.as_array().map(Vec::len))
+            .unwrap_or(0);
+        if parked == 5 {
+            break parked;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "refused events not parked: {parked} of 5"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert!(
-        collect(&wrong_rx, 1, Duration::from_secs(2)).is_empty(),
+        collect(&wrong_rx, 1, Duration::from_millis(200)).is_empty(),
         "a refused batch printed events"
     );
+    let status = ctl(&d, &["status"]).unwrap();
+    assert_eq!(status["outbox"]["queued"], 0, "{status}");
+    assert_eq!(status["hq"]["dead_lettered"], parked, "{status}");
     drop(wrong);
 
-    // HQ right: everything arrives, in order, once.
+    // HQ fixed, the operator retries: everything arrives, in order, once.
     let (_r, rx) = receiver(port, SECRET);
+    assert_eq!(
+        ctl(&d, &["dead-letters", "--retry"]).unwrap()["requeued"],
+        5
+    );
     let got = collect(&rx, 5, Duration::from_secs(70));
     assert_eq!(sequences(&got), [1, 2, 3, 4, 5], "{got:?}");
     assert!(
         collect(&rx, 1, Duration::from_millis(500)).is_empty(),
         "an event arrived twice"
+    );
+}
+
+#[test]
+fn events_stored_before_a_sigkill_all_arrive_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut d = daemon(dir.path(), port);
+    // HQ down; each `ctl auth` that returned had its event stored.
+    make_events(&d, 1, 5);
+    // SIGKILL: no shutdown, no final flush.
+    d._proc.0.kill().unwrap();
+    let _ = d._proc.0.wait();
+    let (_r, rx) = receiver(port, SECRET);
+    let _d2 = daemon(dir.path(), port);
+    let got = collect(&rx, 5, Duration::from_secs(15));
+    let mut seqs = sequences(&got);
+    seqs.dedup();
+    assert_eq!(
+        seqs,
+        [1, 2, 3, 4, 5],
+        "every stored event arrives after the crash: {got:?}"
     );
 }
