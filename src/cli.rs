@@ -50,6 +50,13 @@ pub enum Command {
         listen: Option<String>,
         #[arg(long)]
         secret: Option<String>,
+        /// Serve HTTPS: the certificate chain (PEM, leaf first). Needs
+        /// --tls-key.
+        #[arg(long, value_name = "PEM")]
+        tls_cert: Option<PathBuf>,
+        /// The private key of --tls-cert (PEM).
+        #[arg(long, value_name = "PEM")]
+        tls_key: Option<PathBuf>,
     },
 }
 
@@ -108,7 +115,12 @@ pub fn main() -> ExitCode {
         Command::Demo => not_built(
             "storegate demo is not built yet; meanwhile `storegate run -c examples/local.toml` serves the portal on 127.0.0.1:2050 without enforcement",
         ),
-        Command::HqReceiver { listen, secret } => crate::uplink::receiver::cli_main(listen, secret),
+        Command::HqReceiver {
+            listen,
+            secret,
+            tls_cert,
+            tls_key,
+        } => crate::uplink::receiver::cli_main(listen, secret, tls_cert, tls_key),
     }
 }
 

@@ -1,5 +1,7 @@
 //! `storegate hq-receiver`: a reference HQ endpoint for integrators
-//! (DESIGN.md, "HQ"), in plain HTTP.
+//! (DESIGN.md, "HQ"), in plain HTTP, or in HTTPS with `--tls-cert` and
+//! `--tls-key` (PEM files: the certificate chain, leaf first, and its
+//! private key; rustls with the ring provider, TLS 1.2 and 1.3).
 //!
 //! * `POST …/events` — a CloudEvents batch (`application/cloudevents-batch+json`,
 //!   optionally `Content-Encoding: gzip`), signed Standard-Webhooks style over
@@ -25,7 +27,8 @@
 //! Ids are recorded only once their events are written to stdout, so a
 //! failed write is answered 500 and the retried batch prints them then.
 //!
-//! Limits: 64 connections at once, 10 s to send a request head, 60 s to
+//! Limits: 64 connections at once, 10 s to finish the TLS handshake,
+//! 10 s to send a request head, 60 s to
 //! send a body, 10 min per connection. SIGTERM or SIGINT: stop accepting,
 //! let requests in flight finish (5 s at most), exit 0. Logs go to stderr.
 
@@ -46,7 +49,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -59,6 +63,7 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 pub const DEDUPE_CAPACITY: usize = 1_000_000;
 pub const MAX_CONNECTIONS: usize = 64;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECTION_LIFETIME: Duration = Duration::from_secs(600);
 const GRACE: Duration = Duration::from_secs(5);
@@ -587,10 +592,22 @@ pub fn gunzip(data: &[u8], max: usize) -> Result<Vec<u8>, GunzipError> {
     Ok(out)
 }
 
-/// Serves until `shutdown` is cancelled; connections are tracked by
-/// `tracker`.
+/// Serves plain HTTP until `shutdown` is cancelled; connections are
+/// tracked by `tracker`.
 pub async fn serve(
     listener: TcpListener,
+    receiver: Arc<Receiver>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    serve_with(listener, None, receiver, shutdown, tracker).await
+}
+
+/// Serves HTTP, or HTTPS when `tls` is given, until `shutdown` is
+/// cancelled; connections are tracked by `tracker`.
+pub async fn serve_with(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     receiver: Arc<Receiver>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -620,22 +637,41 @@ pub async fn serve(
                 }
             },
         };
+        let _ = stream.set_nodelay(true);
         let receiver = receiver.clone();
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         tracker.spawn(async move {
-            serve_connection(stream, peer, receiver, shutdown).await;
+            match tls {
+                None => serve_connection(stream, peer, receiver, shutdown).await,
+                Some(acceptor) => {
+                    let handshake = tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        h = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => h,
+                    };
+                    match handshake {
+                        Ok(Ok(stream)) => serve_connection(stream, peer, receiver, shutdown).await,
+                        Ok(Err(e)) => tracing::info!(%peer, "TLS handshake failed: {e}"),
+                        Err(_) => tracing::info!(
+                            %peer,
+                            "TLS handshake not finished within {TLS_HANDSHAKE_TIMEOUT:?}"
+                        ),
+                    }
+                }
+            }
             drop(permit);
         });
     }
 }
 
-async fn serve_connection(
-    stream: TcpStream,
+async fn serve_connection<S>(
+    stream: S,
     peer: SocketAddr,
     receiver: Arc<Receiver>,
     shutdown: CancellationToken,
-) {
-    let _ = stream.set_nodelay(true);
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let service = service_fn(move |req| {
         let receiver = receiver.clone();
         async move { Ok::<_, Infallible>(handle(&receiver, req, now_secs()).await) }
@@ -659,13 +695,60 @@ async fn serve_connection(
     let _ = tokio::time::timeout(GRACE, conn).await;
 }
 
-/// `storegate hq-receiver --listen ADDR --secret SECRET`. The secret may
-/// come from `$STOREGATE_HQ_SECRET` instead. Exit 0 after SIGTERM/SIGINT,
-/// 2 on bad arguments, 1 if the address cannot be bound.
-pub fn cli_main(listen: Option<String>, secret: Option<String>) -> ExitCode {
+/// Builds the TLS acceptor from PEM files: `cert` holds the certificate
+/// chain (leaf first), `key` the private key (PKCS#8, PKCS#1 or SEC1).
+/// Errors are one line naming the file.
+pub fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!(
+            "--tls-cert {}: no PEM certificate in the file",
+            cert.display()
+        ));
+    }
+    let private = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("--tls-key {}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .map_err(|e| {
+            format!(
+                "--tls-cert {} with --tls-key {}: {e}",
+                cert.display(),
+                key.display()
+            )
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// `storegate hq-receiver --listen ADDR --secret SECRET [--tls-cert PEM
+/// --tls-key PEM]`. The secret may come from `$STOREGATE_HQ_SECRET`
+/// instead. With both TLS files it serves HTTPS, else plain HTTP. Exit 0
+/// after SIGTERM/SIGINT, 2 on bad arguments (including one TLS file
+/// without the other, or files that cannot be read or used), 1 if the
+/// address cannot be bound.
+pub fn cli_main(
+    listen: Option<String>,
+    secret: Option<String>,
+    tls_cert: Option<std::path::PathBuf>,
+    tls_key: Option<std::path::PathBuf>,
+) -> ExitCode {
     let usage = |msg: &str| {
         eprintln!("storegate hq-receiver: {msg}");
-        eprintln!("usage: storegate hq-receiver --listen ADDR --secret whsec_...");
+        eprintln!(
+            "usage: storegate hq-receiver --listen ADDR --secret whsec_... [--tls-cert CHAIN.pem --tls-key KEY.pem]"
+        );
         ExitCode::from(2)
     };
     let Some(listen) = listen else {
@@ -694,6 +777,23 @@ pub fn cli_main(listen: Option<String>, secret: Option<String>) -> ExitCode {
         Ok(k) => k,
         Err(e) => return usage(&format!("bad --secret: {e}")),
     };
+    let tls = match (tls_cert, tls_key) {
+        (None, None) => None,
+        (Some(_), None) => {
+            return usage(
+                "--tls-cert needs --tls-key (the private key of the certificate); give both for HTTPS, or neither for plain HTTP",
+            );
+        }
+        (None, Some(_)) => {
+            return usage(
+                "--tls-key needs --tls-cert (the certificate chain, leaf first); give both for HTTPS, or neither for plain HTTP",
+            );
+        }
+        (Some(cert), Some(key)) => match tls_acceptor(&cert, &key) {
+            Ok(a) => Some(a),
+            Err(e) => return usage(&e),
+        },
+    };
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -718,7 +818,7 @@ pub fn cli_main(listen: Option<String>, secret: Option<String>) -> ExitCode {
         DEDUPE_CAPACITY,
         Box::new(std::io::stdout()),
     ));
-    match runtime.block_on(run(listen, receiver)) {
+    match runtime.block_on(run(listen, tls, receiver)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("storegate hq-receiver: {e:#}");
@@ -727,7 +827,11 @@ pub fn cli_main(listen: Option<String>, secret: Option<String>) -> ExitCode {
     }
 }
 
-async fn run(listen: SocketAddr, receiver: Arc<Receiver>) -> anyhow::Result<()> {
+async fn run(
+    listen: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    receiver: Arc<Receiver>,
+) -> anyhow::Result<()> {
     use anyhow::Context;
     use tokio::signal::unix::{SignalKind, signal};
     let listener = TcpListener::bind(listen)
@@ -738,11 +842,13 @@ async fn run(listen: SocketAddr, receiver: Arc<Receiver>) -> anyhow::Result<()> 
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     // A fixed line (not a tracing record), so scripts can find the port
     // when listening on port 0.
-    eprintln!("storegate hq-receiver: listening on http://{local}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    eprintln!("storegate hq-receiver: listening on {scheme}://{local}");
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let server = tokio::spawn(serve(
+    let server = tokio::spawn(serve_with(
         listener,
+        tls,
         receiver.clone(),
         shutdown.clone(),
         tracker.clone(),

@@ -563,9 +563,12 @@ fn idle_timeout_follows_traffic() {
         if state.as_deref() == Some("preauth") {
             break quiet.elapsed();
         }
+        // Nominally about 4-5 s (idle timeout plus the activity window and
+        // poll); generous because parallel labs on a loaded 2-core machine
+        // slow the daemon's fsyncs and timers.
         check!(
             lab,
-            quiet.elapsed() < Duration::from_secs(8),
+            quiet.elapsed() < Duration::from_secs(15),
             "silent client still {state:?} {:?} after its last packet (idle timeout 3 s)",
             quiet.elapsed()
         );
