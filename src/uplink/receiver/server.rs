@@ -1,0 +1,277 @@
+//! The listener half of `hq-receiver`: accepting plain or TLS
+//! connections with their limits, and the command line entry point.
+
+use super::*;
+
+/// Serves plain HTTP until `shutdown` is cancelled; connections are
+/// tracked by `tracker`.
+pub async fn serve(
+    listener: TcpListener,
+    receiver: Arc<Receiver>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    serve_with(listener, None, receiver, shutdown, tracker).await
+}
+
+/// Serves HTTP, or HTTPS when `tls` is given, until `shutdown` is
+/// cancelled; connections are tracked by `tracker`.
+pub async fn serve_with(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    receiver: Arc<Receiver>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            a = listener.accept() => match a {
+                Ok(a) => {
+                    backoff = Duration::from_millis(5);
+                    a
+                }
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}; retrying in {backoff:?}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let receiver = receiver.clone();
+        let shutdown = shutdown.clone();
+        let tls = tls.clone();
+        tracker.spawn(async move {
+            match tls {
+                None => serve_connection(stream, peer, receiver, shutdown).await,
+                Some(acceptor) => {
+                    let handshake = tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        h = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => h,
+                    };
+                    match handshake {
+                        Ok(Ok(stream)) => serve_connection(stream, peer, receiver, shutdown).await,
+                        Ok(Err(e)) => tracing::info!(%peer, "TLS handshake failed: {e}"),
+                        Err(_) => tracing::info!(
+                            %peer,
+                            "TLS handshake not finished within {TLS_HANDSHAKE_TIMEOUT:?}"
+                        ),
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn serve_connection<S>(
+    stream: S,
+    peer: SocketAddr,
+    receiver: Arc<Receiver>,
+    shutdown: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let receiver = receiver.clone();
+        async move { Ok::<_, Infallible>(handle(&receiver, req, now_secs()).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        res = conn.as_mut() => {
+            if let Err(e) = res {
+                tracing::debug!(%peer, "connection: {e}");
+            }
+            return;
+        }
+        _ = shutdown.cancelled() => {}
+        _ = tokio::time::sleep(CONNECTION_LIFETIME) => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(GRACE, conn).await;
+}
+
+/// Builds the TLS acceptor from PEM files: `cert` holds the certificate
+/// chain (leaf first), `key` the private key (PKCS#8, PKCS#1 or SEC1).
+/// Errors are one line naming the file.
+pub fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!(
+            "--tls-cert {}: no PEM certificate in the file",
+            cert.display()
+        ));
+    }
+    let private = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("--tls-key {}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .map_err(|e| {
+            format!(
+                "--tls-cert {} with --tls-key {}: {e}",
+                cert.display(),
+                key.display()
+            )
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// `storegate hq-receiver --listen ADDR --secret SECRET [--tls-cert PEM
+/// --tls-key PEM]`. The secret may come from `$STOREGATE_HQ_SECRET`
+/// instead. With both TLS files it serves HTTPS, else plain HTTP. Exit 0
+/// after SIGTERM/SIGINT, 2 on bad arguments (including one TLS file
+/// without the other, or files that cannot be read or used), 1 if the
+/// address cannot be bound.
+pub fn cli_main(
+    listen: Option<String>,
+    secret: Option<String>,
+    tls_cert: Option<std::path::PathBuf>,
+    tls_key: Option<std::path::PathBuf>,
+) -> ExitCode {
+    let usage = |msg: &str| {
+        eprintln!("storegate hq-receiver: {msg}");
+        eprintln!(
+            "usage: storegate hq-receiver --listen ADDR --secret whsec_... [--tls-cert CHAIN.pem --tls-key KEY.pem]"
+        );
+        ExitCode::from(2)
+    };
+    let Some(listen) = listen else {
+        return usage("--listen ADDR is required (for example --listen 127.0.0.1:8080)");
+    };
+    let listen: SocketAddr = match listen.parse() {
+        Ok(a) => a,
+        Err(_) => {
+            return usage(&format!(
+                "--listen {listen:?} is not an IP address and port (for example 127.0.0.1:8080)"
+            ));
+        }
+    };
+    let secret = match secret {
+        Some(s) => s,
+        None => match std::env::var(SECRET_ENV) {
+            Ok(s) if !s.trim().is_empty() => s,
+            _ => {
+                return usage(&format!(
+                    "--secret whsec_... is required (or set ${SECRET_ENV}); it is the [hq] secret of the boxes"
+                ));
+            }
+        },
+    };
+    let key = match SigningKey::from_secret(&secret) {
+        Ok(k) => k,
+        Err(e) => return usage(&format!("bad --secret: {e}")),
+    };
+    let tls = match (tls_cert, tls_key) {
+        (None, None) => None,
+        (Some(_), None) => {
+            return usage(
+                "--tls-cert needs --tls-key (the private key of the certificate); give both for HTTPS, or neither for plain HTTP",
+            );
+        }
+        (None, Some(_)) => {
+            return usage(
+                "--tls-key needs --tls-cert (the certificate chain, leaf first); give both for HTTPS, or neither for plain HTTP",
+            );
+        }
+        (Some(cert), Some(key)) => match tls_acceptor(&cert, &key) {
+            Ok(a) => Some(a),
+            Err(e) => return usage(&e),
+        },
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("storegate hq-receiver: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let receiver = Arc::new(Receiver::new(
+        key,
+        signing::DEFAULT_TOLERANCE_SECS,
+        DEDUPE_CAPACITY,
+        Box::new(std::io::stdout()),
+    ));
+    match runtime.block_on(run(listen, tls, receiver)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("storegate hq-receiver: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(
+    listen: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    receiver: Arc<Receiver>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use tokio::signal::unix::{SignalKind, signal};
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let local = listener.local_addr().context("reading the bound address")?;
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    // A fixed line (not a tracing record), so scripts can find the port
+    // when listening on port 0.
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    eprintln!("storegate hq-receiver: listening on {scheme}://{local}");
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let server = tokio::spawn(serve_with(
+        listener,
+        tls,
+        receiver.clone(),
+        shutdown.clone(),
+        tracker.clone(),
+    ));
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = int.recv() => tracing::info!("SIGINT: stopping"),
+    }
+    shutdown.cancel();
+    let _ = server.await;
+    tracker.close();
+    let _ = tokio::time::timeout(GRACE + Duration::from_secs(1), tracker.wait()).await;
+    tracing::info!("stopped: {}", receiver.summary());
+    Ok(())
+}
