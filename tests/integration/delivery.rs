@@ -4,124 +4,29 @@
 //! receiver is down, or refuses the signature, they wait in the outbox and
 //! all arrive once it answers.
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
+use std::path::Path;
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::hq::{self, Daemon, ctl, free_port};
+
 const SECRET: &str = "whsec_c3RvcmVnYXRlLWRlbGl2ZXJ5LXRlc3Qta2V5";
 const WRONG: &str = "whsec_bm90LXRoZS1yaWdodC1rZXktYXQtYWxsLTEyMw==";
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_storegate")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The reference receiver; its stdout lines arrive on the channel.
-fn receiver(port: u16, secret: &str) -> (Proc, Receiver<Value>) {
-    let mut child = Command::new(bin())
-        .args([
-            "hq-receiver",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--secret",
-            secret,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start hq-receiver");
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                let _ = tx.send(v);
-            }
-        }
-    });
-    // Ready when it accepts connections.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "hq-receiver did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (Proc(child), rx)
-}
-
-struct Daemon {
-    _proc: Proc,
-    socket: PathBuf,
-}
-
 fn daemon(dir: &Path, hq_port: u16) -> Daemon {
-    let socket = dir.join("control.sock");
-    let cfg = dir.join("storegate.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[store]\nid = \"hq-test\"\n[lan]\ninterface = \"lo\"\n[portal]\nlisten = \"127.0.0.1:{}\"\n\
-             [firewall]\nbackend = \"none\"\n[storage]\npath = \"{}\"\n[control]\nsocket = \"{}\"\n\
-             [hq]\nurl = \"http://127.0.0.1:{hq_port}/storegate\"\nsecret = \"{SECRET}\"\n",
-            free_port(),
-            dir.join("state").display(),
-            socket.display()
-        ),
+    hq::daemon(
+        dir,
+        "hq-test",
+        &format!("http://127.0.0.1:{hq_port}/storegate"),
+        SECRET,
+        None,
     )
-    .unwrap();
-    let child = Command::new(bin())
-        .args(["run", "-c"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start storegate");
-    let d = Daemon {
-        _proc: Proc(child),
-        socket,
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while ctl(&d, &["status"]).is_none() {
-        assert!(Instant::now() < deadline, "storegate did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    d
 }
 
-fn ctl(d: &Daemon, args: &[&str]) -> Option<Value> {
-    let out = Command::new(bin())
-        .arg("ctl")
-        .arg("-s")
-        .arg(&d.socket)
-        .args(args)
-        .arg("--json")
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| serde_json::from_slice(&out.stdout).ok())
-        .flatten()
+fn receiver(port: u16, secret: &str) -> (hq::Proc, Receiver<Value>) {
+    hq::receiver(port, secret, None)
 }
 
 /// Authorises `n` made-up clients: each a `session.authorized` event.
@@ -174,15 +79,7 @@ fn events_reach_hq_signed_and_in_order() {
         );
     }
     // Delivered events leave the outbox.
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let queued = ctl(&d, &["status"]).and_then(|s| s["outbox"]["queued"].as_u64());
-        if queued == Some(0) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "outbox not drained: {queued:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    hq::wait_drained(&d, Duration::from_secs(3));
 }
 
 #[test]
@@ -249,8 +146,8 @@ fn events_stored_before_a_sigkill_all_arrive_after_the_restart() {
     // HQ down; each `ctl auth` that returned had its event stored.
     make_events(&d, 1, 5);
     // SIGKILL: no shutdown, no final flush.
-    d._proc.0.kill().unwrap();
-    let _ = d._proc.0.wait();
+    d.proc.0.kill().unwrap();
+    let _ = d.proc.0.wait();
     let (_r, rx) = receiver(port, SECRET);
     let _d2 = daemon(dir.path(), port);
     let got = collect(&rx, 5, Duration::from_secs(15));

@@ -3,11 +3,9 @@
 //! 127.0.0.1 from a test CA made here, and a daemon (no enforcement, on
 //! loopback) whose `[hq] ca_file` pins that CA, or an unrelated one.
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
+use std::process::Command;
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use rcgen::{
@@ -16,31 +14,10 @@ use rcgen::{
 };
 use serde_json::Value;
 
+use crate::hq::{self, Daemon, bin, ctl, free_port};
+
 const SECRET: &str = "whsec_c3RvcmVnYXRlLXRscy10ZXN0LWtleS0xMjM0NTY=";
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_storegate")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The PEM files of a test PKI.
 struct Pki {
     /// The CA that signed the server certificate.
     ca: PathBuf,
@@ -87,108 +64,13 @@ fn pki(dir: &Path) -> Pki {
     pki
 }
 
-/// The reference receiver over HTTPS; its stdout lines arrive on the
-/// channel.
-fn receiver(port: u16, pki: &Pki) -> (Proc, Receiver<Value>) {
-    let mut child = Command::new(bin())
-        .args([
-            "hq-receiver",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--secret",
-            SECRET,
-            "--tls-cert",
-        ])
-        .arg(&pki.cert)
-        .arg("--tls-key")
-        .arg(&pki.key)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start hq-receiver");
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                let _ = tx.send(v);
-            }
-        }
-    });
-    let mut proc = Proc(child);
-    // Ready when it accepts connections.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(status)) = proc.0.try_wait() {
-            panic!("hq-receiver exited: {status}");
-        }
-        assert!(Instant::now() < deadline, "hq-receiver did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (proc, rx)
-}
-
-struct Daemon {
-    _proc: Proc,
-    socket: PathBuf,
+fn receiver(port: u16, pki: &Pki) -> (hq::Proc, Receiver<Value>) {
+    hq::receiver(port, SECRET, Some((&pki.cert, &pki.key)))
 }
 
 fn daemon(dir: &Path, hq_port: u16, ca_file: &Path) -> Daemon {
-    let socket = dir.join("control.sock");
-    let cfg = dir.join("storegate.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[store]\nid = \"hq-tls-test\"\n[lan]\ninterface = \"lo\"\n[portal]\nlisten = \"127.0.0.1:{}\"\n\
-             [firewall]\nbackend = \"none\"\n[storage]\npath = \"{}\"\n[control]\nsocket = \"{}\"\n\
-             [hq]\nurl = \"https://127.0.0.1:{hq_port}/storegate\"\nsecret = \"{SECRET}\"\nca_file = \"{}\"\n",
-            free_port(),
-            dir.join("state").display(),
-            socket.display(),
-            ca_file.display(),
-        ),
-    )
-    .unwrap();
-    let child = Command::new(bin())
-        .args(["run", "-c"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start storegate");
-    let mut proc = Proc(child);
-    let socket_ready = |socket: &Path| ctl_at(socket, &["status"]).is_some();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !socket_ready(&socket) {
-        if let Ok(Some(status)) = proc.0.try_wait() {
-            panic!("storegate exited: {status}");
-        }
-        assert!(Instant::now() < deadline, "storegate did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Daemon {
-        _proc: proc,
-        socket,
-    }
-}
-
-fn ctl_at(socket: &Path, args: &[&str]) -> Option<Value> {
-    let out = Command::new(bin())
-        .arg("ctl")
-        .arg("-s")
-        .arg(socket)
-        .args(args)
-        .arg("--json")
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| serde_json::from_slice(&out.stdout).ok())
-        .flatten()
-}
-
-fn ctl(d: &Daemon, args: &[&str]) -> Option<Value> {
-    ctl_at(&d.socket, args)
+    let url = format!("https://127.0.0.1:{hq_port}/storegate");
+    hq::daemon(dir, "hq-tls-test", &url, SECRET, Some(ca_file))
 }
 
 const MAC: &str = "02:00:00:00:00:01";
@@ -207,16 +89,7 @@ fn events_reach_hq_over_https_with_the_pinned_ca() {
     assert_eq!(event["type"], "com.storegate.session.authorized", "{event}");
     assert_eq!(event["source"], "/stores/hq-tls-test", "{event}");
     // Delivered events leave the outbox.
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let status = ctl(&d, &["status"]);
-        let queued = status.as_ref().and_then(|s| s["outbox"]["queued"].as_u64());
-        if queued == Some(0) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "outbox not drained: {status:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    hq::wait_drained(&d, Duration::from_secs(3));
 }
 
 #[test]

@@ -11,6 +11,7 @@ mod lab;
 
 mod captive;
 mod delivery;
+mod hq;
 mod hq_tls;
 mod presence;
 mod receiver;
