@@ -388,21 +388,7 @@ where
     let events = parse_batch(&body).map_err(|e| Reject(StatusCode::BAD_REQUEST, e))?;
     let total = events.len();
     let r = receiver.clone();
-    let counts = tokio::task::spawn_blocking(move || r.accept_batch(events))
-        .await
-        .map_err(|e| {
-            Reject(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("internal error: {e}"),
-            )
-        })?
-        .map_err(|e| {
-            tracing::error!("cannot write events to stdout: {e}");
-            Reject(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("cannot write events to stdout: {e}"),
-            )
-        })?;
+    let counts = write_out("events", move || r.accept_batch(events)).await?;
     tracing::info!(
         webhook_id,
         "batch of {total}: {} accepted, {} duplicates",
@@ -440,22 +426,25 @@ where
     }
     let kind = message["kind"].as_str().unwrap_or("?").to_string();
     let r = receiver.clone();
-    tokio::task::spawn_blocking(move || r.accept_message(message))
-        .await
-        .map_err(|e| {
-            Reject(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("internal error: {e}"),
-            )
-        })?
-        .map_err(|e| {
-            Reject(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("cannot write the message to stdout: {e}"),
-            )
-        })?;
+    write_out("the message", move || r.accept_message(message)).await?;
     tracing::info!(webhook_id, "message of kind {kind} accepted");
     Ok(json(StatusCode::OK, &serde_json::json!({"accepted": 1})))
+}
+
+/// Runs a write to stdout on the blocking pool; a failure is a 500 that
+/// names what could not be written (so HQ's sender retries).
+async fn write_out<T: Send + 'static>(
+    what: &'static str,
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, Reject> {
+    let internal = |msg: String| {
+        tracing::error!("{msg}");
+        Reject(StatusCode::INTERNAL_SERVER_ERROR, msg)
+    };
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| internal(format!("internal error: {e}")))?
+        .map_err(|e| internal(format!("cannot write {what} to stdout: {e}")))
 }
 
 fn check_content_type(
