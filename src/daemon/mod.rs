@@ -47,10 +47,13 @@ const MAX_PREAUTH: usize = 8192;
 const TICK: Duration = Duration::from_secs(1);
 const GRACE: Duration = Duration::from_secs(5);
 
-/// How long one forwarded packet counts as activity, and how often the
-/// daemon reads that set: fine enough for the idle timeout, cheap at scale.
+/// How long one forwarded packet counts as activity (whole seconds, as
+/// nftables keeps set timeouts): fine enough for the idle timeout, cheap at
+/// scale. The daemon reads the set twice per window, so a late read (a
+/// loaded box) still sees a packet before its entry expires.
 fn activity_window(idle: Duration) -> Duration {
-    (idle / 2).clamp(Duration::from_secs(1), Duration::from_secs(60))
+    let half = idle.as_secs().div_ceil(2);
+    Duration::from_secs(half.clamp(2, 60))
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -279,18 +282,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 async fn session_timers(gate: Arc<Gate>, window: Duration, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let poll_every = (window / 2).max(TICK);
-    let mut last_poll = Instant::now();
+    // Read the activity set every `polls_per` ticks: twice per window. A
+    // tick counter, not elapsed time, so timer jitter cannot skip a read.
+    let polls_per = ((window / 2).as_millis() / TICK.as_millis()).max(1);
+    let mut ticks: u128 = 0;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
         let g = gate.clone();
-        let poll = last_poll.elapsed() >= poll_every;
-        if poll {
-            last_poll = Instant::now();
-        }
+        let poll = ticks % polls_per == 0;
+        ticks += 1;
         let result = tokio::task::spawn_blocking(move || {
             if poll {
                 g.refresh_activity()?;

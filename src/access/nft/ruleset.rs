@@ -4,12 +4,13 @@
 //! table inet storegate {
 //!   set allowed { type ether_addr; flags timeout; }      # authorised clients,
 //!                                                        # each with the rest of its session
-//!   set active  { type ether_addr; timeout <window>; }   # refreshed by forwarded traffic
+//!   set active  { type ether_addr; timeout <window>; }   # refreshed by routed traffic
 //!   set garden4 / garden6 { flags interval; }            # walled garden
 //!   chain portal_nat (nat prerouting, dstnat):
 //!     LAN, authorised or garden → return; LAN tcp dport 80 → redirect to :<portal>
 //!   chain forward (filter forward, filter - 5):
-//!     LAN, authorised → update @active, accept
+//!     LAN → off the LAN, authorised → update @active, accept
+//!     LAN, authorised → accept
 //!     LAN → garden accept; tcp 443 reject with tcp reset; everything else drop
 //!   chain input (filter input, filter - 5):
 //!     LAN: established/related, authorised, DHCP/DHCPv6/DNS, ICMP/ICMPv6,
@@ -122,15 +123,21 @@ pub fn document(p: &RulesetParams, grants: &[Grant]) -> Value {
     ));
 
     cmds.push(chain("forward", "filter", "forward", -5));
+    // Only traffic routed off the LAN counts as activity: where the kernel
+    // passes bridged frames through this hook (br_netfilter), a phone's
+    // multicast chatter to its neighbours must not keep it signed in.
+    let leaves_lan = json!({"match": {"op": "!=", "left": {"meta": {"key": "oifname"}}, "right": p.lan_interface}});
     cmds.push(rule(
         "forward",
         vec![
             lan(),
+            leaves_lan,
             authorised(),
             json!({"set": {"op": "update", "elem": ether_saddr, "set": format!("@{SET_ACTIVE}")}}),
             accept.clone(),
         ],
     ));
+    cmds.push(rule("forward", vec![lan(), authorised(), accept.clone()]));
     cmds.push(rule(
         "forward",
         vec![lan(), daddr_in("ip", "garden4"), accept.clone()],
@@ -324,5 +331,25 @@ mod tests {
                 assert_eq!(rule["expr"][0]["match"]["right"], "br-lan", "{rule}");
             }
         }
+    }
+
+    #[test]
+    fn only_traffic_leaving_the_lan_refreshes_activity() {
+        let doc = document(&params(), &[]);
+        let updates: Vec<&Value> = commands(&doc)
+            .iter()
+            .filter_map(|c| c["add"].get("rule"))
+            .filter(|r| r.to_string().contains(r#""op":"update""#))
+            .collect();
+        assert_eq!(updates.len(), 1, "{updates:?}");
+        let m = &updates[0]["expr"][1]["match"];
+        assert_eq!(m["left"]["meta"]["key"], "oifname", "{m}");
+        assert_eq!(m["op"], "!=");
+        assert_eq!(m["right"], "br-lan");
+        let active = commands(&doc)
+            .iter()
+            .find(|c| c["add"]["set"]["name"] == SET_ACTIVE)
+            .expect("active set");
+        assert_eq!(active["add"]["set"]["timeout"], 30);
     }
 }
