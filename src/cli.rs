@@ -57,6 +57,10 @@ pub enum Command {
         /// The private key of --tls-cert (PEM).
         #[arg(long, value_name = "PEM")]
         tls_key: Option<PathBuf>,
+        /// Require client certificates issued by this CA (PEM; mutual
+        /// TLS). Needs --tls-cert and --tls-key.
+        #[arg(long, value_name = "PEM")]
+        client_ca: Option<PathBuf>,
     },
 }
 
@@ -120,7 +124,8 @@ pub fn main() -> ExitCode {
             secret,
             tls_cert,
             tls_key,
-        } => crate::uplink::receiver::cli_main(listen, secret, tls_cert, tls_key),
+            client_ca,
+        } => crate::uplink::receiver::cli_main(listen, secret, tls_cert, tls_key, client_ca),
     }
 }
 

@@ -124,6 +124,8 @@ pub struct PresenceConfig {
     pub resident_min_daily: Duration,
     /// ... and on this many of the last 7 days is a resident.
     pub resident_min_days: u32,
+    /// How often a `footfall.summary` event goes to HQ.
+    pub summary_interval: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -139,6 +141,8 @@ pub struct PrivacyConfig {
 #[derive(Debug, Clone)]
 pub struct StorageConfig {
     pub path: PathBuf,
+    /// Queued events past which the oldest are dropped (summaries first).
+    pub outbox_max_events: usize,
 }
 
 #[derive(Clone)]
@@ -146,7 +150,24 @@ pub struct HqConfig {
     pub url: String,
     pub secret: Secret,
     pub ca_file: Option<PathBuf>,
+    /// The box's own certificate for mutual TLS, when HQ asks for one.
+    pub client_cert: Option<ClientCert>,
     pub gzip: bool,
+    /// Time to set up the TCP connection.
+    pub connect_timeout: Duration,
+    /// Time for a whole request: connect, TLS handshake, send, answer.
+    pub timeout: Duration,
+    /// How often `{url}/sync` is fetched.
+    pub sync_interval: Duration,
+}
+
+/// `hq.client_cert` and `hq.client_key`: PEM files, read at startup.
+#[derive(Debug, Clone)]
+pub struct ClientCert {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// Where the HQ signing secret comes from. `Debug` never shows it.
@@ -162,7 +183,11 @@ impl fmt::Debug for HqConfig {
             .field("url", &self.url)
             .field("secret", &self.secret)
             .field("ca_file", &self.ca_file)
+            .field("client_cert", &self.client_cert)
             .field("gzip", &self.gzip)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("timeout", &self.timeout)
+            .field("sync_interval", &self.sync_interval)
             .finish()
     }
 }
@@ -299,6 +324,10 @@ impl TryFrom<RawConfig> for Config {
                 &raw.presence.resident_min_daily,
             )?,
             resident_min_days: raw.presence.resident_min_days,
+            summary_interval: positive(
+                "presence.summary_interval",
+                &raw.presence.summary_interval,
+            )?,
         };
         if !(1..=7).contains(&presence.resident_min_days) {
             return Err(ConfigError::new(
@@ -318,8 +347,15 @@ impl TryFrom<RawConfig> for Config {
                 "must be between 1 and 3650",
             ));
         }
+        if !(10..=10_000_000).contains(&raw.storage.outbox_max_events) {
+            return Err(ConfigError::new(
+                "storage.outbox_max_events",
+                "must be between 10 and 10000000",
+            ));
+        }
         let storage = StorageConfig {
             path: non_empty_path("storage.path", &raw.storage.path)?,
+            outbox_max_events: raw.storage.outbox_max_events as usize,
         };
         let hq = raw.hq.map(validate_hq).transpose()?;
         Ok(Config {
@@ -481,6 +517,33 @@ fn validate_hq(raw: raw::RawHq) -> Result<HqConfig, ConfigError> {
             ));
         }
     };
+    let client_cert = match (raw.client_cert, raw.client_key) {
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(ConfigError::new(
+                "hq.client_key",
+                "is required with hq.client_cert (the private key of the certificate); set both for mutual TLS, or neither",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::new(
+                "hq.client_cert",
+                "is required with hq.client_key (the certificate chain, leaf first); set both for mutual TLS, or neither",
+            ));
+        }
+        (Some(cert), Some(key)) => Some(ClientCert {
+            cert: non_empty_path("hq.client_cert", &cert)?,
+            key: non_empty_path("hq.client_key", &key)?,
+        }),
+    };
+    let connect_timeout = hq_timeout("hq.connect_timeout", &raw.connect_timeout)?;
+    let timeout = hq_timeout("hq.timeout", &raw.timeout)?;
+    if connect_timeout > timeout {
+        return Err(ConfigError::new(
+            "hq.connect_timeout",
+            "must not be longer than hq.timeout (which covers the whole request, connecting included)",
+        ));
+    }
     Ok(HqConfig {
         url,
         secret,
@@ -488,8 +551,36 @@ fn validate_hq(raw: raw::RawHq) -> Result<HqConfig, ConfigError> {
             .ca_file
             .map(|p| non_empty_path("hq.ca_file", &p))
             .transpose()?,
+        client_cert,
         gzip: raw.gzip,
+        connect_timeout,
+        timeout,
+        sync_interval: sync_interval(&raw.sync_interval)?,
     })
+}
+
+/// `hq.sync_interval`: from 10s (HQ serves every store) to 1d.
+fn sync_interval(s: &str) -> Result<Duration, ConfigError> {
+    let d = duration("hq.sync_interval", s)?;
+    if d < Duration::from_secs(10) || d > Duration::from_secs(86_400) {
+        return Err(ConfigError::new(
+            "hq.sync_interval",
+            format!("{s:?} must be between 10s and 1d"),
+        ));
+    }
+    Ok(d)
+}
+
+/// An HQ timeout: from 100ms to 10m.
+fn hq_timeout(key: &str, s: &str) -> Result<Duration, ConfigError> {
+    let d = duration(key, s)?;
+    if d < Duration::from_millis(100) || d > Duration::from_secs(600) {
+        return Err(ConfigError::new(
+            key,
+            format!("{s:?} must be between 100ms and 10m"),
+        ));
+    }
+    Ok(d)
 }
 
 /// A Standard Webhooks secret: `whsec_` and base64.

@@ -107,6 +107,8 @@ pub struct RawPresence {
     pub resident_min_daily: String,
     #[serde(default = "default_resident_min_days")]
     pub resident_min_days: u32,
+    #[serde(default = "default_summary_interval")]
+    pub summary_interval: String,
 }
 
 impl Default for RawPresence {
@@ -119,6 +121,7 @@ impl Default for RawPresence {
             fingerprint_file: None,
             resident_min_daily: default_resident_min_daily(),
             resident_min_days: default_resident_min_days(),
+            summary_interval: default_summary_interval(),
         }
     }
 }
@@ -148,6 +151,12 @@ pub struct RawPrivacy {
 #[serde(deny_unknown_fields)]
 pub struct RawStorage {
     pub path: String,
+    #[serde(default = "default_outbox_max_events")]
+    pub outbox_max_events: u64,
+}
+
+fn default_outbox_max_events() -> u64 {
+    crate::uplink::outbox::DEFAULT_MAX_EVENTS as u64
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,9 +166,34 @@ pub struct RawHq {
     pub secret: Option<String>,
     pub secret_file: Option<String>,
     pub ca_file: Option<String>,
+    /// The box's certificate chain for mutual TLS (PEM); needs `client_key`.
+    pub client_cert: Option<String>,
+    /// The private key of `client_cert` (PEM).
+    pub client_key: Option<String>,
     /// Compress event batches (HQ must accept `Content-Encoding: gzip`).
     #[serde(default = "default_gzip")]
     pub gzip: bool,
+    /// Time to set up the TCP connection to HQ, such as `"5s"`.
+    #[serde(default = "default_hq_connect_timeout")]
+    pub connect_timeout: String,
+    /// Time for a whole request (connect, TLS, send, answer), such as `"10s"`.
+    #[serde(default = "default_hq_timeout")]
+    pub timeout: String,
+    /// How often to fetch `{url}/sync`, such as `"5m"`.
+    #[serde(default = "default_hq_sync_interval")]
+    pub sync_interval: String,
+}
+
+fn default_hq_sync_interval() -> String {
+    "5m".into()
+}
+
+fn default_hq_connect_timeout() -> String {
+    "5s".into()
+}
+
+fn default_hq_timeout() -> String {
+    "10s".into()
 }
 
 fn default_gzip() -> bool {
@@ -228,6 +262,9 @@ fn default_rejoin_gap() -> String {
 }
 fn default_resident_min_daily() -> String {
     "6h".into()
+}
+fn default_summary_interval() -> String {
+    "15m".into()
 }
 fn default_resident_min_days() -> u32 {
     3

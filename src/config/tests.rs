@@ -85,6 +85,10 @@ fn bad_values_name_their_key() {
             "[store]\nid = \"a\"\n[lan]\ninterface = \"eth0\"\n[storage]\npath = \"\"\n",
             "storage.path",
         ),
+        (
+            "[store]\nid = \"a\"\n[lan]\ninterface = \"eth0\"\n[storage]\npath = \"/x\"\noutbox_max_events = 9\n",
+            "storage.outbox_max_events",
+        ),
     ];
     for (text, key) in cases {
         assert_eq!(err(text).key, key, "{text}");
@@ -209,4 +213,107 @@ fn presence_resident_thresholds_are_checked() {
         .key,
         "presence.resident_min_daily"
     );
+}
+
+const HQ: &str =
+    "[hq]\nurl = \"https://hq.example.com/sg\"\nsecret = \"whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ=\"\n";
+
+#[test]
+fn hq_defaults_have_no_client_certificate_and_5s_10s_timeouts() {
+    let hq = Config::parse(&format!("{MINIMAL}\n{HQ}"))
+        .unwrap()
+        .hq
+        .unwrap();
+    assert!(hq.client_cert.is_none());
+    assert_eq!(hq.connect_timeout, Duration::from_secs(5));
+    assert_eq!(hq.timeout, Duration::from_secs(10));
+}
+
+#[test]
+fn hq_client_cert_and_key_go_together() {
+    let hq = Config::parse(&format!(
+        "{MINIMAL}\n{HQ}client_cert = \"/etc/sg/client.pem\"\nclient_key = \"/etc/sg/client-key.pem\"\n"
+    ))
+    .unwrap()
+    .hq
+    .unwrap();
+    let cc = hq.client_cert.as_ref().expect("client_cert set");
+    assert_eq!(cc.cert, PathBuf::from("/etc/sg/client.pem"));
+    assert_eq!(cc.key, PathBuf::from("/etc/sg/client-key.pem"));
+    let shown = format!("{hq:?}");
+    assert!(shown.contains("client.pem"), "{shown}");
+
+    // One without the other names the missing key and mentions both.
+    let e = err(&format!(
+        "{MINIMAL}\n{HQ}client_cert = \"/etc/sg/client.pem\"\n"
+    ));
+    assert_eq!(e.key, "hq.client_key", "{e}");
+    assert!(e.problem.contains("hq.client_cert"), "{e}");
+    let e = err(&format!(
+        "{MINIMAL}\n{HQ}client_key = \"/etc/sg/client-key.pem\"\n"
+    ));
+    assert_eq!(e.key, "hq.client_cert", "{e}");
+    assert!(e.problem.contains("hq.client_key"), "{e}");
+
+    // Empty paths are refused, naming the key.
+    let e = err(&format!(
+        "{MINIMAL}\n{HQ}client_cert = \" \"\nclient_key = \"/k.pem\"\n"
+    ));
+    assert_eq!(e.key, "hq.client_cert", "{e}");
+    let e = err(&format!(
+        "{MINIMAL}\n{HQ}client_cert = \"/c.pem\"\nclient_key = \"\"\n"
+    ));
+    assert_eq!(e.key, "hq.client_key", "{e}");
+}
+
+#[test]
+fn hq_timeouts_are_durations_within_bounds() {
+    let hq = Config::parse(&format!(
+        "{MINIMAL}\n{HQ}connect_timeout = \"250ms\"\ntimeout = \"1m30s\"\n"
+    ))
+    .unwrap()
+    .hq
+    .unwrap();
+    assert_eq!(hq.connect_timeout, Duration::from_millis(250));
+    assert_eq!(hq.timeout, Duration::from_secs(90));
+
+    for (key, value) in [
+        ("connect_timeout", "5"),
+        ("connect_timeout", "0s"),
+        ("connect_timeout", "50ms"),
+        ("timeout", "soon"),
+        ("timeout", "0ms"),
+        ("timeout", "11m"),
+    ] {
+        let e = err(&format!("{MINIMAL}\n{HQ}{key} = \"{value}\"\n"));
+        assert_eq!(e.key, format!("hq.{key}"), "{key} = {value:?}: {e}");
+    }
+    // The whole-request limit covers connecting, so it cannot be shorter.
+    let e = err(&format!(
+        "{MINIMAL}\n{HQ}connect_timeout = \"20s\"\ntimeout = \"10s\"\n"
+    ));
+    assert_eq!(e.key, "hq.connect_timeout", "{e}");
+    assert!(e.problem.contains("hq.timeout"), "{e}");
+    // A number is not a duration string.
+    let e = err(&format!("{MINIMAL}\n{HQ}timeout = 10\n"));
+    assert_eq!(e.key, "hq.timeout", "{e}");
+}
+
+#[test]
+fn hq_sync_interval_defaults_to_5m_and_is_bounded() {
+    let hq = Config::parse(&format!("{MINIMAL}\n{HQ}"))
+        .unwrap()
+        .hq
+        .unwrap();
+    assert_eq!(hq.sync_interval, Duration::from_secs(300));
+    let hq = Config::parse(&format!("{MINIMAL}\n{HQ}sync_interval = \"90s\"\n"))
+        .unwrap()
+        .hq
+        .unwrap();
+    assert_eq!(hq.sync_interval, Duration::from_secs(90));
+    assert!(format!("{hq:?}").contains("sync_interval"));
+    for value in ["\"5s\"", "\"2d\"", "\"often\"", "300"] {
+        let e = err(&format!("{MINIMAL}\n{HQ}sync_interval = {value}\n"));
+        assert_eq!(e.key, "hq.sync_interval", "{value}: {e}");
+    }
 }

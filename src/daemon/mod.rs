@@ -26,7 +26,7 @@ use tokio_util::task::TaskTracker;
 use crate::access::nft::{NftFirewall, RulesetParams};
 use crate::access::session::SessionPolicy;
 use crate::access::{Firewall, Gate, MemoryFirewall};
-use crate::config::{Config, FirewallBackend, Secret};
+use crate::config::{Config, FirewallBackend, HqConfig, Secret};
 use crate::control::server::{self as control_server, Control, StatusFn};
 use crate::net::capture::{Capture, Filter};
 use crate::net::neigh::NeighbourCache;
@@ -41,6 +41,7 @@ use crate::uplink::Outbox;
 use crate::uplink::delivery::{self, DeliveryConfig, DeliveryStatus};
 use crate::uplink::signing::SigningKey;
 use crate::uplink::sink::OutboxSink;
+use crate::uplink::sync::{SyncConfig, SyncState, Syncer};
 
 /// Unauthorised clients remembered at once.
 const MAX_PREAUTH: usize = 8192;
@@ -56,12 +57,29 @@ fn activity_window(idle: Duration) -> Duration {
     Duration::from_secs(half.clamp(2, 60))
 }
 
+/// The signing key and HTTPS client for `[hq]`; errors name the key.
+fn hq_link(hq: &HqConfig) -> anyhow::Result<(SigningKey, delivery::HttpsClient)> {
+    let secret = match &hq.secret {
+        Secret::Inline(s) => s.clone(),
+        Secret::File(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("hq.secret_file: cannot read {}", path.display()))?
+            .trim()
+            .to_string(),
+    };
+    let key = SigningKey::from_secret(&secret).map_err(|e| anyhow::anyhow!("hq.secret: {e}"))?;
+    let client = delivery::client_for(hq).map_err(|e| anyhow::anyhow!(e))?;
+    Ok((key, client))
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let started = Instant::now();
     let started_at = Timestamp::now();
     let store: Arc<dyn Store> =
         Arc::new(SledStore::open(&config.storage.path).context("opening the state database")?);
+    // HQ's key and HTTPS client first: a bad secret or certificate file
+    // stops the daemon before it touches the firewall.
+    let hq_link = config.hq.as_ref().map(hq_link).transpose()?;
     let window = activity_window(config.portal.idle_timeout);
     let (firewall, resolver): (Arc<dyn Firewall>, Arc<dyn ClientResolver>) = match config.firewall {
         FirewallBackend::Nftables => (
@@ -90,8 +108,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         max_preauth: MAX_PREAUTH,
     };
     let key = DeviceKey::load(config.privacy.device_key_file.as_deref(), store.as_ref())?;
-    let outbox =
-        Arc::new(Outbox::open(store.clone(), &config.store.id).context("opening the outbox")?);
+    let outbox = Arc::new(
+        Outbox::open_with(
+            store.clone(),
+            &config.store.id,
+            config.storage.outbox_max_events,
+        )
+        .context("opening the outbox")?,
+    );
     let sink = Arc::new(OutboxSink {
         outbox: outbox.clone(),
         key: key.clone(),
@@ -153,31 +177,31 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let delivery_status = Arc::new(std::sync::Mutex::new(DeliveryStatus::default()));
-    match &config.hq {
-        Some(hq) => {
-            let secret = match &hq.secret {
-                Secret::Inline(s) => s.clone(),
-                Secret::File(path) => std::fs::read_to_string(path)
-                    .with_context(|| format!("hq.secret_file: cannot read {}", path.display()))?
-                    .trim()
-                    .to_string(),
-            };
-            let key =
-                SigningKey::from_secret(&secret).map_err(|e| anyhow::anyhow!("hq.secret: {e}"))?;
-            let client = delivery::client(hq.ca_file.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
+    // HQ's last good sync document (staff, blocked devices, campaigns).
+    let sync_state = Arc::new(match &config.hq {
+        Some(_) => SyncState::load(store.as_ref()),
+        None => SyncState::empty(),
+    });
+    match (&config.hq, hq_link) {
+        (Some(hq), Some((key, client))) => {
             tracker.spawn(delivery::run(
                 outbox.clone(),
-                DeliveryConfig {
-                    gzip: hq.gzip,
-                    ..DeliveryConfig::new(&hq.url)
-                },
-                key,
-                client,
+                DeliveryConfig::for_hq(hq),
+                key.clone(),
+                client.clone(),
                 delivery_status.clone(),
                 shutdown.clone(),
             ));
+            let syncer = Syncer {
+                state: sync_state.clone(),
+                store: store.clone(),
+                config: SyncConfig::new(&hq.url, hq.sync_interval),
+                key,
+                client,
+            };
+            tracker.spawn(syncer.run(shutdown.clone()));
         }
-        None => tracing::info!("no [hq] configured: events stay in the outbox"),
+        _ => tracing::info!("no [hq] configured: events stay in the outbox"),
     }
     tracker.spawn(portal::server::serve(
         listener,
@@ -197,6 +221,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracker.spawn(presence::timer_loop(
         capture.clone(),
         presence_shell.clone(),
+        config.presence.summary_interval,
         shutdown.clone(),
     ));
 
@@ -205,6 +230,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             (gate.clone(), portal.clone(), config.clone(), outbox.clone());
         let (shell, capturing) = (presence_shell.clone(), capture.is_some());
         let delivery = delivery_status.clone();
+        let sync = sync_state.clone();
         Arc::new(move || {
             let (authorized, preauth) = gate.counts();
             let (devices_known, present_now) = {
@@ -230,11 +256,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     Some(hq) => {
                         let mut v = serde_json::to_value(&*delivery.lock().unwrap_or_else(|e| e.into_inner())).unwrap_or_default();
                         v["url"] = serde_json::json!(hq.url);
+                        v["sync"] = serde_json::to_value(sync.status()).unwrap_or_default();
                         v
                     }
                     None => serde_json::json!({"state": "not configured"}),
                 },
-                "outbox": {"queued": outbox.len()},
+                "outbox": outbox.stats(Timestamp::now()),
                 "presence": {
                     "capturing": capturing,
                     "frames": shell.stats(),

@@ -23,7 +23,7 @@ use crate::privacy::DeviceKey;
 use crate::store::{self, Store, Tree};
 use crate::time::Timestamp;
 use crate::uplink::Outbox;
-use crate::uplink::event::{VISIT_ENDED, VISIT_STARTED};
+use crate::uplink::event::{FOOTFALL_SUMMARY, VISIT_ENDED, VISIT_STARTED};
 
 /// How often changed device records are written.
 const PERSIST_DEVICES_EVERY: Duration = Duration::from_secs(5);
@@ -131,6 +131,22 @@ impl PresenceShell {
         drop(m);
         self.carry_out(outputs, capture, events);
         next
+    }
+
+    /// The store's counts for HQ: today so far and who is in now. Counts
+    /// only, no device ids; droppable first when the outbox is full.
+    pub fn footfall_summary(&self, interval: Duration) -> Event {
+        let view = self.machine().footfall(Timestamp::now());
+        let today = view.days.last();
+        (
+            FOOTFALL_SUMMARY,
+            serde_json::json!({
+                "date": view.today.to_string(),
+                "present_now": view.present_now,
+                "interval_seconds": interval.as_secs(),
+                "today": today,
+            }),
+        )
     }
 
     /// Stores events durably, all in one flush.
@@ -336,13 +352,19 @@ pub async fn capture_loop(
 pub async fn timer_loop(
     capture: Option<Arc<Capture>>,
     shell: Arc<PresenceShell>,
+    summary_interval: Duration,
     shutdown: CancellationToken,
 ) {
+    let mut last_summary = tokio::time::Instant::now();
     let mut last_devices = tokio::time::Instant::now();
     let mut last_core = tokio::time::Instant::now();
     let mut events = Vec::new();
     loop {
         let next = shell.tick(capture.as_deref(), &mut events);
+        if last_summary.elapsed() >= summary_interval {
+            last_summary = tokio::time::Instant::now();
+            events.push(shell.footfall_summary(summary_interval));
+        }
         shell.store_events(&mut events);
         if let Some(c) = &capture
             && let Ok(st) = c.stats()
@@ -367,9 +389,11 @@ pub async fn timer_loop(
                 last_core = last_devices;
             }
         }
+        let summary_in = summary_interval.saturating_sub(last_summary.elapsed());
         let sleep = next
             .map(|t| Timestamp::now().until(t))
             .unwrap_or(MAX_SLEEP)
+            .min(summary_in)
             .clamp(Duration::from_millis(20), MAX_SLEEP);
         tokio::select! {
             _ = shutdown.cancelled() => {

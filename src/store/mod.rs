@@ -27,6 +27,9 @@ pub enum Tree {
     Meta,
     /// Events waiting for HQ, keyed by sequence number (8 bytes, big endian).
     Outbox,
+    /// Waiting events that are dropped first when the outbox is full
+    /// (footfall summaries); keyed like `Outbox`.
+    OutboxDroppable,
     /// Events HQ refused (a 4xx other than 408/429), parked until an
     /// operator retries them; keyed like `Outbox`.
     DeadLetter,
@@ -42,6 +45,7 @@ impl Tree {
             Tree::Clients => "clients",
             Tree::Meta => "meta",
             Tree::Outbox => "outbox",
+            Tree::OutboxDroppable => "outbox_droppable",
             Tree::DeadLetter => "dead_letter",
             Tree::Devices => "devices",
             Tree::Presence => "presence",

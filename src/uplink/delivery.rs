@@ -14,9 +14,17 @@
 //! take that batch as it is: it is parked in the dead-letter tree (`ctl
 //! dead-letters`, `--retry`) and delivery goes on with the next one.
 //!
-//! Not built yet: client certificates, the outbox size cap and
-//! `outbox.gap`, `/sync` and `/messages`.
+//! Two limits bound a request: `hq.connect_timeout` (default 5 s) for the
+//! TCP connection, and `hq.timeout` (default 10 s) for the whole request,
+//! connecting, TLS handshake and the answer's head included. A connection
+//! that is refused, reset, closed without an answer or silent past either
+//! limit is retried like a 5xx. With `hq.client_cert` and `hq.client_key`
+//! the box presents its certificate when HQ asks (mutual TLS).
+//!
+//! Not built yet: the outbox size cap and `outbox.gap`. (`/sync` and
+//! `/messages` are built: `super::sync`, `super::messages`.)
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Outbox;
 use super::signing::SigningKey;
+use crate::config::{ClientCert, HqConfig};
 use crate::time::Timestamp;
 
 /// Batch and retry settings.
@@ -43,7 +52,9 @@ pub struct DeliveryConfig {
     pub max_bytes: usize,
     /// How long to wait for more events once one is queued.
     pub linger: Duration,
-    /// Connect plus response.
+    /// Setting up the TCP connection (the connector's limit; see [`client`]).
+    pub connect_timeout: Duration,
+    /// The whole request: connect, TLS handshake, send, the answer's head.
     pub timeout: Duration,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
@@ -58,10 +69,21 @@ impl DeliveryConfig {
             max_events: 500,
             max_bytes: 512 * 1024,
             linger: Duration::from_millis(50),
+            connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(10),
             backoff_min: Duration::from_millis(200),
             backoff_max: Duration::from_secs(60),
             gzip: true,
+        }
+    }
+
+    /// The defaults with the `[hq]` settings applied.
+    pub fn for_hq(hq: &HqConfig) -> Self {
+        DeliveryConfig {
+            gzip: hq.gzip,
+            connect_timeout: hq.connect_timeout,
+            timeout: hq.timeout,
+            ..DeliveryConfig::new(&hq.url)
         }
     }
 }
@@ -79,20 +101,24 @@ pub struct DeliveryStatus {
     pub last_delivery: Option<String>,
 }
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Builds the HTTPS client: HQ's CA from `ca_file` (pinned) when given,
-/// else the system's roots. Plain http is accepted for loopback URLs only
-/// (config validation enforces that).
-pub fn client(ca_file: Option<&std::path::Path>) -> Result<HttpsClient, String> {
+/// else the system's roots; the box's own certificate and key when
+/// `client_cert` is given (mutual TLS); TCP connections given up after
+/// `connect_timeout`. Plain http is accepted for loopback URLs only
+/// (config validation enforces that). Errors are one line naming the
+/// config key and the file.
+pub fn client(
+    ca_file: Option<&Path>,
+    client_cert: Option<&ClientCert>,
+    connect_timeout: Duration,
+) -> Result<HttpsClient, String> {
     let mut roots = rustls::RootCertStore::empty();
     match ca_file {
         Some(path) => {
-            use rustls_pki_types::pem::PemObject;
-            let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
-                .map_err(|e| format!("hq.ca_file {}: {e}", path.display()))?;
+            let certs = read_certs("hq.ca_file", path)?;
             for cert in certs {
-                let cert = cert.map_err(|e| format!("hq.ca_file {}: {e}", path.display()))?;
                 roots
                     .add(cert)
                     .map_err(|e| format!("hq.ca_file {}: {e}", path.display()))?;
@@ -106,17 +132,70 @@ pub fn client(ca_file: Option<&std::path::Path>) -> Result<HttpsClient, String> 
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let tls = match client_cert {
+        None => builder.with_no_client_auth(),
+        Some(ClientCert { cert, key }) => {
+            use rustls_pki_types::PrivateKeyDer;
+            use rustls_pki_types::pem::PemObject;
+            let chain = read_certs("hq.client_cert", cert)?;
+            let private = PrivateKeyDer::from_pem_file(key).map_err(|e| match e {
+                rustls_pki_types::pem::Error::NoItemsFound => format!(
+                    "hq.client_key {}: no PEM private key (PKCS#8, PKCS#1 or SEC1) in the file",
+                    key.display()
+                ),
+                e => format!("hq.client_key {}: {e}", key.display()),
+            })?;
+            builder.with_client_auth_cert(chain, private).map_err(|e| {
+                format!(
+                    "hq.client_cert {} with hq.client_key {}: {e}",
+                    cert.display(),
+                    key.display()
+                )
+            })?
+        }
+    };
+    let mut http = HttpConnector::new();
+    // The HTTPS connector checks the scheme; this one must let https pass.
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_nodelay(true);
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
-        .build();
+        .wrap_connector(http);
     Ok(Client::builder(TokioExecutor::new()).build(connector))
+}
+
+/// Builds the client for `[hq]` (see [`client`]).
+pub fn client_for(hq: &HqConfig) -> Result<HttpsClient, String> {
+    client(
+        hq.ca_file.as_deref(),
+        hq.client_cert.as_ref(),
+        hq.connect_timeout,
+    )
+}
+
+/// The PEM certificates in `path`, at least one; errors name `key`.
+fn read_certs(
+    key: &str,
+    path: &Path,
+) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
+    use rustls_pki_types::pem::PemObject;
+    let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{key} {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{key} {}: no PEM certificate in the file",
+            path.display()
+        ));
+    }
+    Ok(certs)
 }
 
 /// Delivers until shutdown.
@@ -227,7 +306,7 @@ enum Failure {
 }
 
 /// Full jitter over the upper half: [d/2, d).
-fn jitter(d: Duration) -> Duration {
+pub(crate) fn jitter(d: Duration) -> Duration {
     let ms = d.as_millis().max(2) as u64;
     Duration::from_millis(rand::thread_rng().gen_range(ms / 2..ms))
 }
@@ -283,7 +362,13 @@ async fn send(
                 config.timeout
             )));
         }
-        Ok(Err(e)) => return Err(Failure::Retry(describe(&e))),
+        Ok(Err(e)) => {
+            let reason = describe(&e);
+            return Err(Failure::Retry(match tls_hint(&reason) {
+                Some(hint) => format!("{reason} ({hint})"),
+                None => reason,
+            }));
+        }
         Ok(Ok(r)) => r,
     };
     let status = resp.status();
@@ -316,7 +401,7 @@ fn gzip(body: &[u8]) -> Vec<u8> {
 }
 
 /// A client error with its causes (a TLS failure hides two levels down).
-fn describe(e: &dyn std::error::Error) -> String {
+pub(crate) fn describe(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -327,9 +412,48 @@ fn describe(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// What a TLS alert from HQ says about the box's client certificate.
+/// HQ judges no other certificate, so such an alert is about ours.
+fn tls_hint(reason: &str) -> Option<&'static str> {
+    let alert = reason.split("received fatal alert: ").nth(1)?;
+    if alert.starts_with("CertificateRequired") {
+        Some("HQ requires a client certificate: set hq.client_cert and hq.client_key")
+    } else if [
+        "UnknownCA",
+        "BadCertificate",
+        "UnsupportedCertificate",
+        "CertificateRevoked",
+        "CertificateExpired",
+        "CertificateUnknown",
+        "AccessDenied",
+    ]
+    .iter()
+    .any(|a| alert.starts_with(a))
+    {
+        Some("HQ refused the box's client certificate, hq.client_cert")
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_certificate_alerts_get_a_hint() {
+        let hint = |s: &str| tls_hint(s).unwrap_or("");
+        assert!(
+            hint("client error (SendRequest): connection error: received fatal alert: CertificateRequired")
+                .contains("hq.client_key")
+        );
+        assert!(hint("connection error: received fatal alert: UnknownCA").contains("refused"));
+        assert_eq!(
+            tls_hint("connection error: received fatal alert: DecodeError"),
+            None
+        );
+        assert_eq!(tls_hint("tcp connect error: Connection refused"), None);
+    }
 
     #[test]
     fn batch_body_is_a_json_array_of_the_stored_events() {

@@ -8,6 +8,8 @@ pub const VISIT_STARTED: &str = "com.storegate.visit.started";
 pub const VISIT_ENDED: &str = "com.storegate.visit.ended";
 pub const SESSION_AUTHORIZED: &str = "com.storegate.session.authorized";
 pub const SESSION_ENDED: &str = "com.storegate.session.ended";
+pub const FOOTFALL_SUMMARY: &str = "com.storegate.footfall.summary";
+pub const OUTBOX_GAP: &str = "com.storegate.outbox.gap";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CloudEvent {

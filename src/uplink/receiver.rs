@@ -1,7 +1,10 @@
 //! `storegate hq-receiver`: a reference HQ endpoint for integrators
 //! (DESIGN.md, "HQ"), in plain HTTP, or in HTTPS with `--tls-cert` and
 //! `--tls-key` (PEM files: the certificate chain, leaf first, and its
-//! private key; rustls with the ring provider, TLS 1.2 and 1.3).
+//! private key; rustls with the ring provider, TLS 1.2 and 1.3). With
+//! `--client-ca` as well it asks for and requires client certificates
+//! issued by that CA (mutual TLS, as `hq.client_cert` on the box); a
+//! client without one, or with another CA's, fails the handshake.
 //!
 //! * `POST …/events` — a CloudEvents batch (`application/cloudevents-batch+json`,
 //!   optionally `Content-Encoding: gzip`), signed Standard-Webhooks style over

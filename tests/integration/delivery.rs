@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::hq::{self, Daemon, ctl, free_port};
+use crate::hq::{self, Daemon, collect, ctl, free_port, sequences};
 
 const SECRET: &str = "whsec_c3RvcmVnYXRlLWRlbGl2ZXJ5LXRlc3Qta2V5";
 const WRONG: &str = "whsec_bm90LXRoZS1yaWdodC1rZXktYXQtYWxsLTEyMw==";
@@ -35,27 +35,6 @@ fn make_events(d: &Daemon, from: u8, n: u8) {
         let mac = format!("02:00:00:00:00:{i:02x}");
         assert!(ctl(d, &["auth", &mac]).is_some(), "ctl auth {mac}");
     }
-}
-
-/// Collects events printed by the receiver until `n` have come.
-fn collect(rx: &Receiver<Value>, n: usize, within: Duration) -> Vec<Value> {
-    let deadline = Instant::now() + within;
-    let mut got = Vec::new();
-    while got.len() < n {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(v) => got.push(v),
-            Err(_) => break,
-        }
-    }
-    got
-}
-
-fn sequences(events: &[Value]) -> Vec<u64> {
-    events
-        .iter()
-        .filter_map(|e| e["sequence"].as_str()?.parse().ok())
-        .collect()
 }
 
 #[test]

@@ -2,7 +2,11 @@
 //! (`storegate hq-receiver --tls-cert --tls-key`) with a certificate for
 //! 127.0.0.1 from a test CA made here, and a daemon (no enforcement, on
 //! loopback) whose `[hq] ca_file` pins that CA, or an unrelated one.
+//! With `--client-ca` the receiver requires client certificates (mutual
+//! TLS): the daemon's `hq.client_cert`/`hq.client_key` from that CA get
+//! through; none, or one from another CA, leave the events queued.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::mpsc::Receiver;
@@ -14,7 +18,7 @@ use rcgen::{
 };
 use serde_json::Value;
 
-use crate::hq::{self, Daemon, bin, ctl, free_port};
+use crate::hq::{self, Daemon, bin, collect, ctl, free_port, sequences};
 
 const SECRET: &str = "whsec_c3RvcmVnYXRlLXRscy10ZXN0LWtleS0xMjM0NTY=";
 
@@ -25,6 +29,15 @@ struct Pki {
     other_ca: PathBuf,
     cert: PathBuf,
     key: PathBuf,
+    /// The CA HQ trusts for client certificates.
+    client_ca: PathBuf,
+    /// A box's certificate and key from `client_ca`.
+    client_cert: PathBuf,
+    client_key: PathBuf,
+    /// A box's certificate and key from `other_ca`, which HQ does not trust
+    /// for clients.
+    rogue_cert: PathBuf,
+    rogue_key: PathBuf,
 }
 
 fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
@@ -39,11 +52,25 @@ fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
     CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
 }
 
+/// A client certificate for a box, signed by `issuer`: (cert, key) PEM.
+fn client_cert(issuer: &CertifiedIssuer<'static, KeyPair>) -> (String, String) {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "storegate box hq-tls-test");
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, issuer).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
 /// A test CA, a server certificate for 127.0.0.1 (IP SAN) signed by it,
-/// and an unrelated CA, written as PEM files in `dir`.
+/// an unrelated CA, a client CA and box certificates from the client CA
+/// and from the unrelated one, written as PEM files in `dir`.
 fn pki(dir: &Path) -> Pki {
     let ca_issuer = ca("storegate test CA");
     let other = ca("storegate unrelated CA");
+    let client_ca = ca("storegate test client CA");
     let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
     params
         .distinguished_name
@@ -56,7 +83,19 @@ fn pki(dir: &Path) -> Pki {
         other_ca: dir.join("other-ca.pem"),
         cert: dir.join("server.pem"),
         key: dir.join("server-key.pem"),
+        client_ca: dir.join("client-ca.pem"),
+        client_cert: dir.join("client.pem"),
+        client_key: dir.join("client-key.pem"),
+        rogue_cert: dir.join("rogue.pem"),
+        rogue_key: dir.join("rogue-key.pem"),
     };
+    let (cert, key) = client_cert(&client_ca);
+    std::fs::write(&pki.client_ca, client_ca.pem()).unwrap();
+    std::fs::write(&pki.client_cert, cert).unwrap();
+    std::fs::write(&pki.client_key, key).unwrap();
+    let (cert, key) = client_cert(&other);
+    std::fs::write(&pki.rogue_cert, cert).unwrap();
+    std::fs::write(&pki.rogue_key, key).unwrap();
     std::fs::write(&pki.ca, ca_issuer.pem()).unwrap();
     std::fs::write(&pki.other_ca, other.pem()).unwrap();
     std::fs::write(&pki.cert, server.pem()).unwrap();
@@ -71,6 +110,76 @@ fn receiver(port: u16, pki: &Pki) -> (hq::Proc, Receiver<Value>) {
 fn daemon(dir: &Path, hq_port: u16, ca_file: &Path) -> Daemon {
     let url = format!("https://127.0.0.1:{hq_port}/storegate");
     hq::daemon(dir, "hq-tls-test", &url, SECRET, Some(ca_file))
+}
+
+/// The receiver over TLS, requiring client certificates from the client CA.
+fn mtls_receiver(port: u16, pki: &Pki) -> (hq::Proc, Receiver<Value>) {
+    hq::receiver_with(
+        port,
+        SECRET,
+        &[
+            OsStr::new("--tls-cert"),
+            pki.cert.as_os_str(),
+            OsStr::new("--tls-key"),
+            pki.key.as_os_str(),
+            OsStr::new("--client-ca"),
+            pki.client_ca.as_os_str(),
+        ],
+    )
+}
+
+/// The `[hq]` lines pinning HQ's CA, with a client certificate if given.
+fn mtls_lines(pki: &Pki, client: Option<(&Path, &Path)>) -> String {
+    let mut lines = format!("ca_file = \"{}\"\n", pki.ca.display());
+    if let Some((cert, key)) = client {
+        lines += &format!(
+            "client_cert = \"{}\"\nclient_key = \"{}\"\n",
+            cert.display(),
+            key.display()
+        );
+    }
+    lines
+}
+
+/// A daemon presenting `client` (cert, key) to HQ, or no certificate.
+fn mtls_daemon(dir: &Path, hq_port: u16, pki: &Pki, client: Option<(&Path, &Path)>) -> Daemon {
+    let url = format!("https://127.0.0.1:{hq_port}/storegate");
+    hq::daemon_with(dir, "hq-tls-test", &url, SECRET, &mtls_lines(pki, client))
+}
+
+/// Authorises clients `from..from + n`: one event each.
+fn make_events(d: &Daemon, from: u8, n: u8) {
+    for i in from..from + n {
+        let mac = format!("02:00:00:00:01:{i:02x}");
+        assert!(ctl(d, &["auth", &mac]).is_some(), "ctl auth {mac}");
+    }
+}
+
+/// Waits until `ctl status` shows an `hq.last_error` with all of `words`
+/// (an attempt that loses the race with the peer's close may show a
+/// plainer error first); returns the status.
+fn wait_for_error(d: &Daemon, within: Duration, words: &[&str]) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let status = ctl(d, &["status"]).expect("ctl status");
+        if let Some(error) = status["hq"]["last_error"].as_str()
+            && words.iter().all(|w| error.contains(w))
+        {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no hq.last_error with {words:?}: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Stops the daemon at once (SIGKILL, no flush): the next one in the same
+/// directory must find the queued events on disk.
+fn kill(mut d: Daemon) {
+    d.proc.0.kill().unwrap();
+    let _ = d.proc.0.wait();
 }
 
 const MAC: &str = "02:00:00:00:00:01";
@@ -151,5 +260,240 @@ fn one_tls_file_without_the_other_is_a_usage_error() {
             stderr.contains("--tls-cert") && stderr.contains("--tls-key"),
             "{flag} alone: {stderr}"
         );
+    }
+}
+
+#[test]
+fn client_ca_without_the_tls_files_or_unreadable_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let run = |extra: &[&OsStr]| {
+        let out = Command::new(bin())
+            .args(["hq-receiver", "--listen", "127.0.0.1:0", "--secret", SECRET])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = run(&[OsStr::new("--client-ca"), pki.client_ca.as_os_str()]);
+    assert_eq!(code, Some(2), "--client-ca alone: {stderr}");
+    assert!(
+        stderr.contains("--client-ca") && stderr.contains("--tls-cert"),
+        "--client-ca alone: {stderr}"
+    );
+    let missing = dir.path().join("no-such-ca.pem");
+    let (code, stderr) = run(&[
+        OsStr::new("--tls-cert"),
+        pki.cert.as_os_str(),
+        OsStr::new("--tls-key"),
+        pki.key.as_os_str(),
+        OsStr::new("--client-ca"),
+        missing.as_os_str(),
+    ]);
+    assert_eq!(code, Some(2), "unreadable --client-ca: {stderr}");
+    assert!(
+        stderr.contains("--client-ca") && stderr.contains("no-such-ca.pem"),
+        "unreadable --client-ca: {stderr}"
+    );
+    // A key is not a CA certificate.
+    let (code, stderr) = run(&[
+        OsStr::new("--tls-cert"),
+        pki.cert.as_os_str(),
+        OsStr::new("--tls-key"),
+        pki.key.as_os_str(),
+        OsStr::new("--client-ca"),
+        pki.client_key.as_os_str(),
+    ]);
+    assert_eq!(code, Some(2), "a key as --client-ca: {stderr}");
+    assert!(
+        stderr.contains("--client-ca"),
+        "a key as --client-ca: {stderr}"
+    );
+}
+
+#[test]
+fn events_reach_an_hq_that_requires_client_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let port = free_port();
+    let (_r, rx) = mtls_receiver(port, &pki);
+    let d = mtls_daemon(
+        dir.path(),
+        port,
+        &pki,
+        Some((&pki.client_cert, &pki.client_key)),
+    );
+    make_events(&d, 1, 3);
+    let got = collect(&rx, 3, Duration::from_secs(10));
+    assert_eq!(
+        sequences(&got),
+        [1, 2, 3],
+        "events reach HQ over mutual TLS, in order: {got:?}"
+    );
+    for e in &got {
+        assert_eq!(e["source"], "/stores/hq-tls-test", "{e}");
+    }
+    hq::wait_drained(&d, Duration::from_secs(3));
+    let status = ctl(&d, &["status"]).unwrap();
+    assert!(status["hq"]["last_error"].is_null(), "{status}");
+}
+
+#[test]
+fn without_a_client_certificate_events_wait_until_one_is_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let port = free_port();
+    let (_r, rx) = mtls_receiver(port, &pki);
+    let d = mtls_daemon(dir.path(), port, &pki, None);
+    // The TLS alert, and what to do about it.
+    refused_and_queued(
+        &d,
+        &rx,
+        &["alert: CertificateRequired", "hq.client_cert"],
+        "without a client certificate",
+    );
+    let log = std::fs::read_to_string(hq::log_path(dir.path())).unwrap();
+    assert!(
+        log.contains("delivery to HQ failed") && log.contains("CertificateRequired"),
+        "the TLS failure in the log: {log}"
+    );
+    kill(d);
+
+    // The operator adds the certificate and restarts: the queued events,
+    // and new ones, arrive in order, once.
+    let d = mtls_daemon(
+        dir.path(),
+        port,
+        &pki,
+        Some((&pki.client_cert, &pki.client_key)),
+    );
+    make_events(&d, 3, 1);
+    let got = collect(&rx, 3, Duration::from_secs(10));
+    assert_eq!(sequences(&got), [1, 2, 3], "{got:?}");
+    assert!(
+        collect(&rx, 1, Duration::from_millis(500)).is_empty(),
+        "an event arrived twice"
+    );
+    hq::wait_drained(&d, Duration::from_secs(3));
+}
+
+#[test]
+fn a_client_certificate_from_another_ca_is_refused_and_events_stay_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let port = free_port();
+    let (_r, rx) = mtls_receiver(port, &pki);
+    let d = mtls_daemon(
+        dir.path(),
+        port,
+        &pki,
+        Some((&pki.rogue_cert, &pki.rogue_key)),
+    );
+    let status = refused_and_queued(
+        &d,
+        &rx,
+        &["alert: UnknownCA", "client certificate"],
+        "with another CA's client certificate",
+    );
+    assert!(
+        status["hq"]["retries"].as_u64().unwrap_or(0) >= 1,
+        "retried: {status}"
+    );
+}
+
+/// Makes two events, checks none reaches HQ, waits for `ctl status` to
+/// show an error with every part of `expect`, and checks both events are
+/// still queued. Returns that status.
+fn refused_and_queued(d: &Daemon, rx: &Receiver<Value>, expect: &[&str], case: &str) -> Value {
+    make_events(d, 1, 2);
+    assert!(
+        rx.recv_timeout(Duration::from_secs(2)).is_err(),
+        "an event reached HQ {case}"
+    );
+    let status = wait_for_error(d, Duration::from_secs(10), expect);
+    assert_eq!(
+        status["outbox"]["queued"], 2,
+        "the events stay queued: {status}"
+    );
+    eprintln!("hq.last_error {case}: {}", status["hq"]["last_error"]);
+    status
+}
+
+#[test]
+fn unusable_client_certificate_files_stop_the_daemon_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let missing = dir.path().join("missing.pem");
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not PEM at all\n").unwrap();
+    let url = format!("https://127.0.0.1:{}/storegate", free_port());
+    // (cert, key, what the error must name)
+    let cases: [(&Path, &Path, &[&str]); 5] = [
+        (
+            &missing,
+            &pki.client_key,
+            &["hq.client_cert", "missing.pem"],
+        ),
+        (
+            &pki.client_cert,
+            &missing,
+            &["hq.client_key", "missing.pem"],
+        ),
+        (
+            &garbage,
+            &pki.client_key,
+            &["hq.client_cert", "garbage.pem"],
+        ),
+        (
+            &pki.client_cert,
+            &garbage,
+            &["hq.client_key", "garbage.pem"],
+        ),
+        // A valid key that belongs to another certificate.
+        (
+            &pki.client_cert,
+            &pki.rogue_key,
+            &["hq.client_cert", "hq.client_key"],
+        ),
+    ];
+    for (cert, key, names) in cases {
+        let cfg = hq::write_config(
+            dir.path(),
+            "hq-tls-test",
+            &url,
+            SECRET,
+            &mtls_lines(&pki, Some((cert, key))),
+        );
+        let mut child = Command::new(bin())
+            .args(["run", "-c"])
+            .arg(&cfg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let code = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("storegate kept running with cert {cert:?} and key {key:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(code, Some(1), "cert {cert:?}, key {key:?}: {stderr}");
+        for name in names {
+            assert!(
+                stderr.contains(name),
+                "cert {cert:?}, key {key:?}: {name} not in {stderr}"
+            );
+        }
     }
 }

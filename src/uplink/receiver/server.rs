@@ -108,10 +108,13 @@ async fn serve_connection<S>(
 
 /// Builds the TLS acceptor from PEM files: `cert` holds the certificate
 /// chain (leaf first), `key` the private key (PKCS#8, PKCS#1 or SEC1).
-/// Errors are one line naming the file.
+/// With `client_ca` (one or more CA certificates), every client must
+/// present a certificate that chains to one of them, or the handshake
+/// fails. Errors are one line naming the file.
 pub fn tls_acceptor(
     cert: &std::path::Path,
     key: &std::path::Path,
+    client_ca: Option<&std::path::Path>,
 ) -> Result<tokio_rustls::TlsAcceptor, String> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -127,38 +130,62 @@ pub fn tls_acceptor(
     let private = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| format!("--tls-key {}: {e}", key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?
-        .with_no_client_auth()
-        .with_single_cert(chain, private)
-        .map_err(|e| {
-            format!(
-                "--tls-cert {} with --tls-key {}: {e}",
-                cert.display(),
-                key.display()
+        .map_err(|e| format!("TLS setup: {e}"))?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(path) => {
+            let flag = |e: &dyn std::fmt::Display| format!("--client-ca {}: {e}", path.display());
+            let cas = CertificateDer::pem_file_iter(path)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| flag(&e))?;
+            if cas.is_empty() {
+                return Err(flag(&"no PEM certificate in the file"));
+            }
+            let mut roots = rustls::RootCertStore::empty();
+            for ca in cas {
+                roots.add(ca).map_err(|e| flag(&e))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
             )
-        })?;
+            .build()
+            .map_err(|e| flag(&e))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_single_cert(chain, private).map_err(|e| {
+        format!(
+            "--tls-cert {} with --tls-key {}: {e}",
+            cert.display(),
+            key.display()
+        )
+    })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 /// `storegate hq-receiver --listen ADDR --secret SECRET [--tls-cert PEM
-/// --tls-key PEM]`. The secret may come from `$STOREGATE_HQ_SECRET`
-/// instead. With both TLS files it serves HTTPS, else plain HTTP. Exit 0
-/// after SIGTERM/SIGINT, 2 on bad arguments (including one TLS file
-/// without the other, or files that cannot be read or used), 1 if the
-/// address cannot be bound.
+/// --tls-key PEM [--client-ca PEM]]`. The secret may come from
+/// `$STOREGATE_HQ_SECRET` instead. With both TLS files it serves HTTPS,
+/// else plain HTTP; with `--client-ca` as well it requires client
+/// certificates issued by that CA (mutual TLS). Exit 0 after
+/// SIGTERM/SIGINT, 2 on bad arguments (including one TLS file without the
+/// other, `--client-ca` without them, or files that cannot be read or
+/// used), 1 if the address cannot be bound.
 pub fn cli_main(
     listen: Option<String>,
     secret: Option<String>,
     tls_cert: Option<std::path::PathBuf>,
     tls_key: Option<std::path::PathBuf>,
+    client_ca: Option<std::path::PathBuf>,
 ) -> ExitCode {
     let usage = |msg: &str| {
         eprintln!("storegate hq-receiver: {msg}");
         eprintln!(
-            "usage: storegate hq-receiver --listen ADDR --secret whsec_... [--tls-cert CHAIN.pem --tls-key KEY.pem]"
+            "usage: storegate hq-receiver --listen ADDR --secret whsec_... [--tls-cert CHAIN.pem --tls-key KEY.pem [--client-ca CA.pem]]"
         );
         ExitCode::from(2)
     };
@@ -189,6 +216,11 @@ pub fn cli_main(
         Err(e) => return usage(&format!("bad --secret: {e}")),
     };
     let tls = match (tls_cert, tls_key) {
+        (None, None) if client_ca.is_some() => {
+            return usage(
+                "--client-ca needs --tls-cert and --tls-key (client certificates exist only over HTTPS)",
+            );
+        }
         (None, None) => None,
         (Some(_), None) => {
             return usage(
@@ -200,7 +232,7 @@ pub fn cli_main(
                 "--tls-key needs --tls-cert (the certificate chain, leaf first); give both for HTTPS, or neither for plain HTTP",
             );
         }
-        (Some(cert), Some(key)) => match tls_acceptor(&cert, &key) {
+        (Some(cert), Some(key)) => match tls_acceptor(&cert, &key, client_ca.as_deref()) {
             Ok(a) => Some(a),
             Err(e) => return usage(&e),
         },
