@@ -61,6 +61,10 @@ pub enum Command {
         /// TLS). Needs --tls-cert and --tls-key.
         #[arg(long, value_name = "PEM")]
         client_ca: Option<PathBuf>,
+        /// The document to serve at GET …/sync (JSON; read on every
+        /// request). Without it: an empty document.
+        #[arg(long, value_name = "JSON")]
+        sync_file: Option<PathBuf>,
     },
 }
 
@@ -125,7 +129,15 @@ pub fn main() -> ExitCode {
             tls_cert,
             tls_key,
             client_ca,
-        } => crate::uplink::receiver::cli_main(listen, secret, tls_cert, tls_key, client_ca),
+            sync_file,
+        } => crate::uplink::receiver::cli_main(crate::uplink::receiver::ReceiverArgs {
+            listen,
+            secret,
+            tls_cert,
+            tls_key,
+            client_ca,
+            sync_file,
+        }),
     }
 }
 

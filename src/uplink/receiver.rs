@@ -13,6 +13,12 @@
 //!   `200 {"accepted": n, "duplicates": m}`.
 //! * `POST …/messages` — a signed JSON document (OTP texts): printed as
 //!   `{"message": <json>}`, answered 200.
+//! * `GET …/sync` — the sync document for the boxes (`--sync-file`, read
+//!   afresh on every request so it can be edited while the receiver runs;
+//!   without it an empty document), signed like the events, with an
+//!   `ETag` and `304 Not Modified` for a matching `If-None-Match`. A file
+//!   that is not a valid document is answered 500 with the reason, so a
+//!   mistake shows here rather than on the boxes.
 //! * `GET …/healthz` — 200.
 //!
 //! Paths match on their last segment, so any `hq.url` prefix works
@@ -187,13 +193,25 @@ pub struct Receiver {
     /// Seen ids and the output, under one lock so batches print whole and
     /// in the order they were recorded.
     inner: Mutex<(Dedupe, Box<dyn Write + Send>)>,
+    /// The document `GET …/sync` serves; `None`: an empty one.
+    sync_file: Option<std::path::PathBuf>,
     batches: AtomicU64,
     accepted: AtomicU64,
     duplicates: AtomicU64,
     rejected: AtomicU64,
 }
 
+/// What `GET …/sync` serves without `--sync-file`.
+const EMPTY_SYNC_DOCUMENT: &str =
+    r#"{"version":"empty","campaigns":[],"staff_devices":[],"blocked_devices":[]}"#;
+
 impl Receiver {
+    /// Serves `path` at `GET …/sync`.
+    pub fn with_sync_file(mut self, path: std::path::PathBuf) -> Self {
+        self.sync_file = Some(path);
+        self
+    }
+
     pub fn new(
         key: SigningKey,
         tolerance_secs: i64,
@@ -204,6 +222,7 @@ impl Receiver {
             key,
             tolerance_secs,
             inner: Mutex::new((Dedupe::new(dedupe_capacity), out)),
+            sync_file: None,
             batches: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
@@ -310,6 +329,7 @@ impl From<VerifyError> for Reject {
 enum Route {
     Events,
     Messages,
+    Sync,
     Health,
 }
 
@@ -318,6 +338,7 @@ fn route(path: &str) -> Option<Route> {
     match last {
         "events" => Some(Route::Events),
         "messages" => Some(Route::Messages),
+        "sync" => Some(Route::Sync),
         "healthz" => Some(Route::Health),
         _ => None,
     }
@@ -333,15 +354,15 @@ where
     let Some(route) = route(req.uri().path()) else {
         return text(
             StatusCode::NOT_FOUND,
-            "not found: POST …/events, POST …/messages or GET …/healthz",
+            "not found: POST …/events, POST …/messages, GET …/sync or GET …/healthz",
         );
     };
     let allowed = match route {
-        Route::Health => req.method() == Method::GET || req.method() == Method::HEAD,
+        Route::Health | Route::Sync => req.method() == Method::GET || req.method() == Method::HEAD,
         _ => req.method() == Method::POST,
     };
     if !allowed {
-        let allow = if route == Route::Health {
+        let allow = if matches!(route, Route::Health | Route::Sync) {
             "GET, HEAD"
         } else {
             "POST"
@@ -356,6 +377,9 @@ where
     }
     if route == Route::Health {
         return text(StatusCode::OK, "ok");
+    }
+    if route == Route::Sync {
+        return sync_document(receiver, req.headers(), now_secs).await;
     }
     let webhook_id = req
         .headers()
@@ -402,6 +426,57 @@ where
         StatusCode::OK,
         &serde_json::json!({"accepted": counts.accepted, "duplicates": counts.duplicates}),
     ))
+}
+
+/// `GET …/sync`: the document, checked, signed, with its `ETag`.
+async fn sync_document(receiver: &Receiver, headers: &http::HeaderMap, now: i64) -> Reply {
+    let body = match &receiver.sync_file {
+        Some(path) => match tokio::fs::read(path).await {
+            Ok(b) => b,
+            Err(e) => {
+                return text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("cannot read the sync file {}: {e}", path.display()),
+                );
+            }
+        },
+        None => EMPTY_SYNC_DOCUMENT.as_bytes().to_vec(),
+    };
+    if let Err(e) = super::sync::SyncDocument::parse(&body) {
+        tracing::error!("the sync file is not a valid document: {e}");
+        return text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the sync file is not a valid document: {e}"),
+        );
+    }
+    let digest = Sha256::digest(&body);
+    let etag = format!("\"{}\"", super::sync::hex(&digest[..16]));
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let mut reply = if matches {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        let id = format!("sync_{}_{now}", &etag[1..17]);
+        let mut r = Response::new(Full::new(Bytes::from(body.clone())));
+        for (name, value) in receiver.key.headers(&id, now, &body) {
+            if let Ok(v) = header::HeaderValue::from_str(&value) {
+                r.headers_mut().insert(name, v);
+            }
+        }
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        );
+        r
+    };
+    if let Ok(v) = header::HeaderValue::from_str(&etag) {
+        reply.headers_mut().insert(header::ETAG, v);
+    }
+    reply
 }
 
 async fn message<B>(receiver: &Arc<Receiver>, req: Request<B>, now: i64) -> Result<Reply, Reject>
@@ -586,7 +661,7 @@ pub fn gunzip(data: &[u8], max: usize) -> Result<Vec<u8>, GunzipError> {
 
 mod server;
 
-pub use server::{cli_main, serve, serve_with, tls_acceptor};
+pub use server::{ReceiverArgs, cli_main, serve, serve_with, tls_acceptor};
 
 #[cfg(test)]
 mod tests;

@@ -608,7 +608,7 @@ struct Manifest {
     fetched_at: Timestamp,
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -749,23 +749,10 @@ pub(crate) mod test_hq {
     use tokio::net::TcpListener;
     use tokio_util::sync::CancellationToken;
 
-    /// The same kind of client as `delivery::client` (HTTPS or plain
-    /// http), with no roots: the tests speak plain http on loopback.
+    /// The daemon's client; the tests speak plain http on loopback.
     pub fn client() -> super::HttpsClient {
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth();
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .build();
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build(connector)
+        crate::uplink::delivery::client(None, None, Duration::from_secs(5))
+            .expect("a client with the system roots")
     }
 
     #[derive(Debug, Clone)]

@@ -1,7 +1,9 @@
-//! The outbox cap end to end, without root: HQ is away, the outbox fills
-//! up, footfall summaries are dropped before anything else, and once HQ
-//! answers it gets every other event plus one `outbox.gap` event that
-//! names exactly the sequence numbers it will never see.
+//! The outbox cap and HQ sync end to end, without root. With HQ away the
+//! outbox fills up, footfall summaries are dropped before anything else,
+//! and once HQ answers it gets every other event plus one `outbox.gap`
+//! event that names exactly the sequence numbers it will never see. The
+//! sync document comes from the reference receiver and outlives a restart
+//! while HQ is away.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -105,4 +107,53 @@ fn a_full_outbox_drops_summaries_first_and_hq_hears_of_the_gap() {
         "a sign-in was dropped while summaries were queued: {gap}"
     );
     assert_eq!(gap["data"]["reason"], "outbox_full");
+}
+
+/// The box fetches HQ's sync document from the reference receiver, and
+/// keeps the last good one across a restart while HQ is away.
+#[test]
+fn the_sync_document_is_fetched_and_kept_while_hq_is_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let doc = dir.path().join("sync.json");
+    std::fs::write(
+        &doc,
+        serde_json::json!({
+            "version": "2026-11-30.1",
+            "campaigns": [{"id": "c1", "name": "Welcome back", "audience": {"returning": true}}],
+            "staff_devices": ["A".repeat(43)],
+            "blocked_devices": [],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let (r, _rx) = hq::receiver_with(
+        port,
+        SECRET,
+        &[std::ffi::OsStr::new("--sync-file"), doc.as_os_str()],
+    );
+    let url = format!("http://127.0.0.1:{port}/storegate");
+    let d = hq::daemon(dir.path(), "sync-test", &url, SECRET, None);
+    let synced = |d: &hq::Daemon| ctl(d, &["status"]).map(|s| s["hq"]["sync"].clone());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let sync = synced(&d);
+        if sync
+            .as_ref()
+            .is_some_and(|s| s["version"] == "2026-11-30.1")
+        {
+            let s = sync.unwrap();
+            assert_eq!(s["campaigns"], 1, "{s}");
+            assert_eq!(s["staff_devices"], 1, "{s}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not synced: {sync:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(d);
+    drop(r);
+    // HQ away, the box restarts: the stored document is in force.
+    let d = hq::daemon(dir.path(), "sync-test", &url, SECRET, None);
+    let s = synced(&d).unwrap();
+    assert_eq!(s["version"], "2026-11-30.1", "{s}");
 }

@@ -167,25 +167,37 @@ pub fn tls_acceptor(
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
+/// `storegate hq-receiver`'s command line.
+pub struct ReceiverArgs {
+    pub listen: Option<String>,
+    pub secret: Option<String>,
+    pub tls_cert: Option<std::path::PathBuf>,
+    pub tls_key: Option<std::path::PathBuf>,
+    pub client_ca: Option<std::path::PathBuf>,
+    pub sync_file: Option<std::path::PathBuf>,
+}
+
 /// `storegate hq-receiver --listen ADDR --secret SECRET [--tls-cert PEM
-/// --tls-key PEM [--client-ca PEM]]`. The secret may come from
+/// --tls-key PEM [--client-ca PEM]] [--sync-file JSON]`. The secret may come from
 /// `$STOREGATE_HQ_SECRET` instead. With both TLS files it serves HTTPS,
 /// else plain HTTP; with `--client-ca` as well it requires client
 /// certificates issued by that CA (mutual TLS). Exit 0 after
 /// SIGTERM/SIGINT, 2 on bad arguments (including one TLS file without the
 /// other, `--client-ca` without them, or files that cannot be read or
 /// used), 1 if the address cannot be bound.
-pub fn cli_main(
-    listen: Option<String>,
-    secret: Option<String>,
-    tls_cert: Option<std::path::PathBuf>,
-    tls_key: Option<std::path::PathBuf>,
-    client_ca: Option<std::path::PathBuf>,
-) -> ExitCode {
+pub fn cli_main(args: ReceiverArgs) -> ExitCode {
+    let ReceiverArgs {
+        listen,
+        secret,
+        tls_cert,
+        tls_key,
+        client_ca,
+        sync_file,
+    } = args;
     let usage = |msg: &str| {
         eprintln!("storegate hq-receiver: {msg}");
         eprintln!(
-            "usage: storegate hq-receiver --listen ADDR --secret whsec_... [--tls-cert CHAIN.pem --tls-key KEY.pem [--client-ca CA.pem]]"
+            "usage: storegate hq-receiver --listen ADDR --secret whsec_... [--tls-cert CHAIN.pem --tls-key KEY.pem [--client-ca CA.pem]] [--sync-file DOC.json]"
         );
         ExitCode::from(2)
     };
@@ -255,12 +267,16 @@ pub fn cli_main(
             return ExitCode::from(1);
         }
     };
-    let receiver = Arc::new(Receiver::new(
+    let mut receiver = Receiver::new(
         key,
         signing::DEFAULT_TOLERANCE_SECS,
         DEDUPE_CAPACITY,
         Box::new(std::io::stdout()),
-    ));
+    );
+    if let Some(path) = sync_file {
+        receiver = receiver.with_sync_file(path);
+    }
+    let receiver = Arc::new(receiver);
     match runtime.block_on(run(listen, tls, receiver)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
