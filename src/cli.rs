@@ -285,6 +285,43 @@ fn print_human(request: &Request, data: &serde_json::Value) {
                 );
             }
         }
+        Request::Members => {
+            println!(
+                "{:<24}  {:<6}  {:<13}  {:<17}  LAST SEEN",
+                "MEMBER", "PHONE", "METHOD", "DEVICES"
+            );
+            for m in data.as_array().into_iter().flatten() {
+                let devices: Vec<String> = m["devices"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(s)
+                    .collect();
+                let phone = match &m["phone_last4"] {
+                    serde_json::Value::String(d) => format!("**{d}"),
+                    _ => "-".into(),
+                };
+                println!(
+                    "{:<24}  {:<6}  {:<13}  {:<17}  {}",
+                    s(&m["member_id"]),
+                    phone,
+                    s(&m["method"]),
+                    if devices.is_empty() {
+                        "-".to_string()
+                    } else {
+                        devices.join(",")
+                    },
+                    s(&m["last_seen"])
+                );
+            }
+        }
+        Request::MemberErase { .. } => println!(
+            "{} erased: {} remembered devices unbound, {} sessions ended, {} devices scrubbed",
+            s(&data["member_id"]),
+            s(&data["devices_unbound"]),
+            s(&data["sessions_ended"]),
+            s(&data["presence_devices_scrubbed"])
+        ),
         _ => println!("{}", serde_json::to_string_pretty(data).unwrap_or_default()),
     }
 }

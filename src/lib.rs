@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod members;
 pub mod net;
 pub mod portal;
 pub mod presence;

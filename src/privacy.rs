@@ -84,6 +84,18 @@ impl DeviceKey {
         m.update(&mac.octets());
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
     }
+
+    /// HMAC-SHA256 of `data` under this key, separated by `domain` (a
+    /// short constant such as `b"storegate-member-v1"`, without NUL), so
+    /// ids made for one purpose can never equal ids made for another.
+    pub fn keyed_hash(&self, domain: &[u8], data: &[u8]) -> [u8; 32] {
+        let mut m =
+            <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        m.update(domain);
+        m.update(&[0]);
+        m.update(data);
+        m.finalize().into_bytes().into()
+    }
 }
 
 #[cfg(test)]
@@ -108,6 +120,27 @@ mod tests {
         let hex: String = MAC.octets().iter().map(|b| format!("{b:02x}")).collect();
         assert!(!id.to_lowercase().contains(&hex[6..]));
         assert!(!format!("{a:?}").contains("01"));
+    }
+
+    #[test]
+    fn keyed_hashes_are_separated_by_domain() {
+        let k = DeviceKey::from_bytes([1; 32]);
+        let a = k.keyed_hash(b"storegate-member-v1", b"phone:8613812345678");
+        assert_eq!(
+            a,
+            k.keyed_hash(b"storegate-member-v1", b"phone:8613812345678")
+        );
+        assert_ne!(
+            a,
+            k.keyed_hash(b"storegate-other-v1", b"phone:8613812345678")
+        );
+        assert_ne!(
+            a,
+            DeviceKey::from_bytes([2; 32])
+                .keyed_hash(b"storegate-member-v1", b"phone:8613812345678")
+        );
+        // The separator keeps "ab" + "c" apart from "a" + "bc".
+        assert_ne!(k.keyed_hash(b"ab", b"c"), k.keyed_hash(b"a", b"bc"));
     }
 
     #[test]

@@ -10,7 +10,8 @@ use storegate::access::gate::LogSink;
 use storegate::access::session::SessionPolicy;
 use storegate::access::{Gate, MemoryFirewall};
 use storegate::config::Language;
-use storegate::portal::{Portal, PortalStats, Site, SyntheticResolver, server};
+use storegate::portal::{Portal, Site, SyntheticResolver, server};
+use storegate::privacy::DeviceKey;
 use storegate::store::MemoryStore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
@@ -32,18 +33,19 @@ fn portal() -> Arc<Portal> {
             )
             .expect("gate");
             let listen = "0.0.0.0:2050".parse().unwrap();
-            Arc::new(Portal {
-                site: Site::new(
+            // No members, no texts: click-through and every refusal path.
+            Arc::new(Portal::new(
+                Site::new(
                     None,
                     listen,
                     Some("192.0.2.1".parse().unwrap()),
                     "Fuzz",
                     Language::En,
                 ),
-                gate: Arc::new(gate),
-                resolver: Arc::new(SyntheticResolver),
-                stats: PortalStats::default(),
-            })
+                Arc::new(gate),
+                Arc::new(SyntheticResolver),
+                DeviceKey::from_bytes([0; 32]),
+            ))
         })
         .clone()
 }

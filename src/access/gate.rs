@@ -256,6 +256,30 @@ impl Gate {
         }
     }
 
+    /// Erasure: ends every session signed in as `member_id` (the device
+    /// is a stranger again: captured until it signs in anew), so no client
+    /// record names the member. Returns the MACs signed out.
+    pub fn forget_member(&self, member_id: &str) -> Result<Vec<MacAddr>, GateError> {
+        let now = Timestamp::now();
+        let sessions = &mut self.lock();
+        let mut macs: Vec<MacAddr> = sessions
+            .clients()
+            .filter(|c| c.member_id.as_deref() == Some(member_id))
+            .map(|c| c.mac)
+            .collect();
+        macs.sort();
+        let actions = macs
+            .iter()
+            .flat_map(|mac| sessions.end(*mac, EndReason::Operator, now))
+            .collect();
+        let (events, error) = self.apply(actions, now);
+        self.emit(events);
+        match error {
+            Some(e) => Err(e),
+            None => Ok(macs),
+        }
+    }
+
     /// Notes a client that reached the portal. Bookkeeping only: when a
     /// sign-in holds the lock (through its fsync), it is skipped rather
     /// than making a portal request wait.

@@ -131,20 +131,84 @@ impl Default for RawPresence {
 pub struct RawMembers {
     #[serde(default = "default_remember_days")]
     pub remember_days: u32,
+    #[serde(default = "default_member_max_devices")]
+    pub max_devices: u32,
+    #[serde(default = "default_country_code")]
+    pub default_country_code: String,
+    #[serde(default = "default_otp_ttl")]
+    pub otp_ttl: String,
+    #[serde(default = "default_otp_max_attempts")]
+    pub otp_max_attempts: u32,
+    #[serde(default = "default_otp_lockout")]
+    pub otp_lockout: String,
+    #[serde(default = "default_member_number_digits")]
+    pub member_number_digits: String,
+    #[serde(default = "default_member_number_check")]
+    pub member_number_check: String,
+    #[serde(default = "default_consent_version")]
+    pub consent_version: String,
 }
 
 impl Default for RawMembers {
     fn default() -> Self {
         RawMembers {
             remember_days: default_remember_days(),
+            max_devices: default_member_max_devices(),
+            default_country_code: default_country_code(),
+            otp_ttl: default_otp_ttl(),
+            otp_max_attempts: default_otp_max_attempts(),
+            otp_lockout: default_otp_lockout(),
+            member_number_digits: default_member_number_digits(),
+            member_number_check: default_member_number_check(),
+            consent_version: default_consent_version(),
         }
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+fn default_member_max_devices() -> u32 {
+    1
+}
+fn default_country_code() -> String {
+    "86".into()
+}
+fn default_otp_ttl() -> String {
+    "5m".into()
+}
+fn default_otp_max_attempts() -> u32 {
+    5
+}
+fn default_otp_lockout() -> String {
+    "15m".into()
+}
+fn default_member_number_digits() -> String {
+    "6-16".into()
+}
+fn default_member_number_check() -> String {
+    "none".into()
+}
+fn default_consent_version() -> String {
+    "1".into()
+}
+
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPrivacy {
     pub device_key_file: Option<String>,
+    #[serde(default = "default_forget_unbound_after_days")]
+    pub forget_unbound_after_days: u32,
+}
+
+impl Default for RawPrivacy {
+    fn default() -> Self {
+        RawPrivacy {
+            device_key_file: None,
+            forget_unbound_after_days: default_forget_unbound_after_days(),
+        }
+    }
+}
+
+fn default_forget_unbound_after_days() -> u32 {
+    30
 }
 
 #[derive(Debug, Deserialize)]

@@ -13,9 +13,11 @@ use tokio_util::task::TaskTracker;
 use super::{MAX_REQUEST_BYTES, Reply, Request, client_json};
 use crate::access::{AuthMethod, EndReason, Gate};
 use crate::daemon::PresenceShell;
+use crate::members::{MemberError, Members};
 use crate::net::MacAddr;
 use crate::time::Timestamp;
 use crate::uplink::Outbox;
+use crate::uplink::event::MEMBER_ERASED;
 
 const MAX_CONNECTIONS: usize = 16;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -27,6 +29,8 @@ pub struct Control {
     pub gate: Arc<Gate>,
     pub outbox: Arc<Outbox>,
     pub presence: Arc<PresenceShell>,
+    /// `None`: `members` and `member-erase` are not available.
+    pub members: Option<Arc<Members>>,
     pub status: StatusFn,
 }
 
@@ -173,8 +177,60 @@ pub fn execute(control: &Control, req: Request) -> Reply {
             serde_json::to_value(control.presence.machine().footfall(Timestamp::now()))
                 .unwrap_or_default(),
         ),
-        Request::Members | Request::MemberErase { .. } => {
-            Reply::err("not available in this version: member accounts are not built yet")
+        Request::Members | Request::MemberErase { .. } if control.members.is_none() => {
+            Reply::err("not available: member sign-in is off")
+        }
+        Request::Members => Reply::ok(
+            control
+                .members
+                .as_ref()
+                .map(|m| serde_json::to_value(m.list()).unwrap_or_default())
+                .unwrap_or_default(),
+        ),
+        Request::MemberErase { member_id } => erase_member(control, &member_id),
+    }
+}
+
+/// Erases a member from the box: the record and bindings (`Members::erase`,
+/// which tells HQ), then the member's sessions (ended: the phone is a
+/// stranger again) and the member id on devices and visits.
+/// The scrub runs even for an id the member records no longer hold, so a
+/// repeated erase finishes what a failed one left.
+fn erase_member(control: &Control, member_id: &str) -> Reply {
+    let Some(members) = &control.members else {
+        return Reply::err("not available: member sign-in is off");
+    };
+    let now = Timestamp::now();
+    let (known, devices) = match members.erase(member_id, now) {
+        Ok(e) => (true, e.devices.len()),
+        Err(MemberError::UnknownMember) => (false, 0),
+        Err(e) => return Reply::err(format!("could not erase the member: {e}")),
+    };
+    let sessions = match control.gate.forget_member(member_id) {
+        Ok(macs) => macs.len(),
+        Err(e) => return Reply::err(format!("could not end the member's sessions: {e}")),
+    };
+    let presence = control.presence.forget_member(member_id);
+    if !known && sessions == 0 && presence == 0 {
+        return Reply::err(format!("unknown member {:?}", truncate(member_id)));
+    }
+    if !known {
+        // Only sessions or presence knew it: HQ must still hear.
+        let data = serde_json::json!({ "member_id": member_id });
+        if let Err(e) = control.outbox.append(MEMBER_ERASED, data, now) {
+            return Reply::err(format!("could not queue member.erased for HQ: {e}"));
         }
     }
+    Reply::ok(serde_json::json!({
+        "member_id": member_id,
+        "erased": true,
+        "devices_unbound": devices,
+        "sessions_ended": sessions,
+        "presence_devices_scrubbed": presence,
+    }))
+}
+
+/// At most 64 characters of operator input, for an error message.
+fn truncate(s: &str) -> String {
+    s.chars().take(64).collect()
 }

@@ -28,17 +28,17 @@ use crate::access::session::SessionPolicy;
 use crate::access::{Firewall, Gate, MemoryFirewall};
 use crate::config::{Config, FirewallBackend, HqConfig, Secret};
 use crate::control::server::{self as control_server, Control, StatusFn};
+use crate::members::Members;
 use crate::net::capture::{Capture, Filter};
 use crate::net::neigh::NeighbourCache;
-use crate::portal::{
-    self, ClientResolver, NeighbourResolver, Portal, PortalStats, Site, SyntheticResolver,
-};
+use crate::portal::{self, ClientResolver, NeighbourResolver, Portal, Site, SyntheticResolver};
 use crate::presence::{Presence, PresenceConfig, parse_fingerprint_file, timezone_by_name};
 use crate::privacy::DeviceKey;
 use crate::store::{SledStore, Store};
 use crate::time::Timestamp;
 use crate::uplink::Outbox;
 use crate::uplink::delivery::{self, DeliveryConfig, DeliveryStatus};
+use crate::uplink::messages::{MessageSender, MessagesConfig};
 use crate::uplink::signing::SigningKey;
 use crate::uplink::sink::OutboxSink;
 use crate::uplink::sync::{SyncConfig, SyncState, Syncer};
@@ -149,13 +149,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .as_ref()
         .map(|c| c.interface_mac())
         .unwrap_or(crate::net::MacAddr([0; 6]));
-    let presence_shell = Arc::new(presence::PresenceShell::new(
-        Presence::new(presence_config(&config)?, rand::random()),
-        store.clone(),
-        outbox.clone(),
-        key.clone(),
-        (own_mac, lan_v4, lan_v6),
-    ));
 
     let site = Site::new(
         config.portal.url.as_deref(),
@@ -164,11 +157,48 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         &config.store.name,
         config.portal.default_language,
     );
+    // HQ's last good sync document (staff, blocked devices, campaigns).
+    let sync_state = Arc::new(match &config.hq {
+        Some(_) => SyncState::load(store.as_ref()),
+        None => SyncState::empty(),
+    });
+    // Member sign-in; phone sign-in only when HQ can send the texts.
+    let members = Arc::new(
+        Members::open(
+            store.clone(),
+            key.clone(),
+            config.members.clone(),
+            outbox.clone(),
+        )
+        .context("opening the member records")?,
+    );
+    let messages = match (&config.hq, &hq_link) {
+        (Some(hq), Some((hq_key, client))) => Some(MessageSender::new(
+            MessagesConfig::new(&hq.url, &config.store.id),
+            hq_key.clone(),
+            client.clone(),
+        )),
+        _ => None,
+    };
+    // Returning members are recognised (and signed in) from the capture.
+    let presence_shell = Arc::new(
+        presence::PresenceShell::new(
+            Presence::new(presence_config(&config)?, rand::random()),
+            store.clone(),
+            outbox.clone(),
+            key.clone(),
+            (own_mac, lan_v4, lan_v6),
+        )
+        .with_members(members.clone(), gate.clone())
+        .with_forget_unbound_after(Duration::from_secs(
+            u64::from(config.privacy.forget_unbound_after_days) * 86_400,
+        )),
+    );
     let portal = Arc::new(Portal {
-        site,
-        gate: gate.clone(),
-        resolver,
-        stats: PortalStats::default(),
+        members: Some(members.clone()),
+        messages,
+        sync: sync_state.clone(),
+        ..Portal::new(site, gate.clone(), resolver, key.clone())
     });
     let listener = portal::server::bind(config.portal.listen)
         .await
@@ -177,11 +207,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let delivery_status = Arc::new(std::sync::Mutex::new(DeliveryStatus::default()));
-    // HQ's last good sync document (staff, blocked devices, campaigns).
-    let sync_state = Arc::new(match &config.hq {
-        Some(_) => SyncState::load(store.as_ref()),
-        None => SyncState::empty(),
-    });
     match (&config.hq, hq_link) {
         (Some(hq), Some((key, client))) => {
             tracker.spawn(delivery::run(
@@ -229,6 +254,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let (gate, portal, config, outbox) =
             (gate.clone(), portal.clone(), config.clone(), outbox.clone());
         let (shell, capturing) = (presence_shell.clone(), capture.is_some());
+        let members = members.clone();
         let delivery = delivery_status.clone();
         let sync = sync_state.clone();
         Arc::new(move || {
@@ -268,6 +294,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     "devices_known": devices_known,
                     "present_now": present_now,
                 },
+                "members": {"bound_devices": members.bound_devices()},
             })
         })
     };
@@ -282,6 +309,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             gate: gate.clone(),
             outbox: outbox.clone(),
             presence: presence_shell.clone(),
+            members: Some(members.clone()),
             status,
         }),
         shutdown.clone(),

@@ -6,6 +6,16 @@
 //! Frames come from one AF_PACKET socket whose kernel filter lets only
 //! DHCP, ARP and neighbour discovery through; a malformed frame is dropped
 //! and counted by kind, never fatal.
+//!
+//! Returning members: every sighting asks `members` who the device belongs
+//! to (in memory, O(1)). A DHCP client message from a remembered device
+//! that is not signed in is authorised through the `Gate` first, before
+//! the presence machine sees the frame, so the phone has the Internet
+//! before its OS probes for a captive portal; the member then rides on
+//! the device and its visit (`visit.started`'s `member_id`).
+//!
+//! Privacy: devices that belong to no member are forgotten once unseen
+//! for `privacy.forget_unbound_after_days` (checked hourly).
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -15,10 +25,14 @@ use std::time::Duration;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::access::{AuthMethod, Gate};
+use crate::members::Members;
 use crate::net::MacAddr;
 use crate::net::capture::Capture;
 use crate::net::wire;
-use crate::presence::{Device, Output, Presence, Saved, Sighting, Visit};
+use crate::presence::{
+    Device, DhcpInfo, DhcpMessageType, Output, Presence, Saved, Sighting, SightingKind, Visit,
+};
 use crate::privacy::DeviceKey;
 use crate::store::{self, Store, Tree};
 use crate::time::Timestamp;
@@ -34,6 +48,12 @@ const PERSIST_CORE_EVERY: Duration = Duration::from_secs(30);
 /// Longest sleep between ticks, whatever the machine's next deadline.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 const SAVED_KEY: &[u8] = b"saved";
+/// How often devices of no member are checked for the privacy period.
+const FORGET_UNBOUND_EVERY: Duration = Duration::from_secs(3600);
+/// The default of `privacy.forget_unbound_after_days`.
+const FORGET_UNBOUND_AFTER: Duration = Duration::from_secs(30 * 86_400);
+/// How often `Members::tick` runs (binding expiry, `last_seen` writes).
+const MEMBERS_TICK_EVERY: Duration = Duration::from_secs(60);
 
 /// An event for the outbox: its type and `data`.
 pub type Event = (&'static str, serde_json::Value);
@@ -52,6 +72,10 @@ pub struct FrameStats {
     pub malformed: BTreeMap<&'static str, u64>,
     pub probes_sent: u64,
     pub kernel_drops: u64,
+    /// Returning members signed in by their DHCP packet.
+    pub members_authorized: u64,
+    /// ... and those the gate could not sign in.
+    pub member_auth_errors: u64,
 }
 
 pub struct PresenceShell {
@@ -65,6 +89,10 @@ pub struct PresenceShell {
     own_mac: MacAddr,
     own_v4: Option<Ipv4Addr>,
     own_v6: Option<Ipv6Addr>,
+    /// Who devices belong to, and the gate that signs members in.
+    members: Option<(Arc<Members>, Arc<Gate>)>,
+    /// `privacy.forget_unbound_after_days`.
+    forget_unbound_after: Duration,
 }
 
 impl PresenceShell {
@@ -88,7 +116,22 @@ impl PresenceShell {
             own_mac: own.0,
             own_v4: own.1,
             own_v6: own.2,
+            members: None,
+            forget_unbound_after: FORGET_UNBOUND_AFTER,
         }
+    }
+
+    /// Recognises members' devices and signs returning ones in through
+    /// `gate` (see the module docs).
+    pub fn with_members(mut self, members: Arc<Members>, gate: Arc<Gate>) -> Self {
+        self.members = Some((members, gate));
+        self
+    }
+
+    /// Forgets devices of no member unseen this long (default 30 days).
+    pub fn with_forget_unbound_after(mut self, after: Duration) -> Self {
+        self.forget_unbound_after = after;
+        self
     }
 
     pub fn machine(&self) -> MutexGuard<'_, Presence> {
@@ -119,8 +162,117 @@ impl PresenceShell {
     }
 
     pub fn observe(&self, sighting: &Sighting, capture: Option<&Capture>, events: &mut Vec<Event>) {
-        let outputs = self.machine().observe(sighting, Timestamp::now());
+        let now = Timestamp::now();
+        let Some((members, gate)) = &self.members else {
+            let outputs = self.machine().observe(sighting, now);
+            return self.carry_out(outputs, capture, events);
+        };
+        let seen = std::time::Instant::now();
+        let member = members.recognise(sighting.mac, now);
+        if let (Some(id), SightingKind::DhcpClient(dhcp)) = (&member, &sighting.kind) {
+            self.admit(gate, sighting.mac, dhcp, id, seen);
+        }
+        let outputs = self
+            .machine()
+            .observe_member(sighting, member.as_deref(), now);
         self.carry_out(outputs, capture, events);
+    }
+
+    /// Signs in a returning member's device from its DHCP message, unless
+    /// it is signed in already or is giving its lease back. The gate
+    /// flushes to disk before it opens the firewall; the runtime is told
+    /// this thread blocks meanwhile.
+    fn admit(
+        &self,
+        gate: &Gate,
+        mac: MacAddr,
+        dhcp: &DhcpInfo,
+        member_id: &str,
+        seen: std::time::Instant,
+    ) {
+        if !matches!(
+            dhcp.message_type,
+            DhcpMessageType::Discover | DhcpMessageType::Request | DhcpMessageType::Inform
+        ) {
+            return;
+        }
+        let known = gate.client(mac);
+        if known.as_ref().is_some_and(|c| c.is_authorized()) {
+            return;
+        }
+        // A DISCOVER's requested address may be from another network.
+        let ip = match dhcp.message_type {
+            DhcpMessageType::Discover => None,
+            _ => dhcp.requested_ip.map(IpAddr::V4),
+        }
+        .or_else(|| known.and_then(|c| c.ip));
+        let id = Some(member_id.to_string());
+        let result = tokio::task::block_in_place(|| {
+            gate.authorize(mac, ip, AuthMethod::ReturningDevice, id)
+        });
+        match result {
+            Ok(_) => {
+                self.count(|s| s.members_authorized += 1);
+                // From the DHCP packet's sighting to the firewall letting
+                // the device through (bench/members.sh reads this).
+                let us = seen.elapsed().as_micros() as u64;
+                tracing::info!(member_id, us, "returning member authorised");
+            }
+            Err(e) => {
+                self.count(|s| s.member_auth_errors += 1);
+                tracing::warn!(member_id, "could not sign in a returning member: {e}");
+            }
+        }
+    }
+
+    /// Erasure: removes `member_id` from every device and visit and writes
+    /// that at once. Returns how many devices carried it.
+    pub fn forget_member(&self, member_id: &str) -> usize {
+        let outputs = self.machine().forget_member(member_id);
+        let n = outputs.len();
+        self.carry_out(outputs, None, &mut Vec::new());
+        self.persist_all();
+        n
+    }
+
+    /// Devices whose binding ended (expired): they belong to nobody now.
+    pub fn unbind(&self, macs: &[MacAddr]) {
+        let outputs: Vec<Output> = {
+            let mut m = self.machine();
+            macs.iter()
+                .flat_map(|mac| m.set_member(*mac, None))
+                .collect()
+        };
+        self.carry_out(outputs, None, &mut Vec::new());
+    }
+
+    /// Forgets devices of no member unseen for the privacy period; their
+    /// records go at the next device write.
+    pub fn forget_unbound(&self) -> usize {
+        let outputs = self
+            .machine()
+            .forget_unbound(Timestamp::now(), self.forget_unbound_after);
+        let n = outputs.len();
+        if n > 0 {
+            tracing::info!(devices = n, "forgot devices unseen for the privacy period");
+        }
+        self.carry_out(outputs, None, &mut Vec::new());
+        n
+    }
+
+    /// Members' housekeeping (see `Members::tick`); devices whose binding
+    /// expired are no longer the member's.
+    fn members_tick(&self) {
+        if let Some((members, _)) = &self.members {
+            let expired = members.tick(Timestamp::now());
+            self.unbind(&expired);
+        }
+    }
+
+    fn members_persist(&self) {
+        if let Some((members, _)) = &self.members {
+            members.persist();
+        }
     }
 
     /// Runs the machine's timers; returns its next deadline.
@@ -358,6 +510,8 @@ pub async fn timer_loop(
     let mut last_summary = tokio::time::Instant::now();
     let mut last_devices = tokio::time::Instant::now();
     let mut last_core = tokio::time::Instant::now();
+    let mut last_forget: Option<tokio::time::Instant> = None;
+    let mut last_members = tokio::time::Instant::now();
     let mut events = Vec::new();
     loop {
         let next = shell.tick(capture.as_deref(), &mut events);
@@ -375,6 +529,27 @@ pub async fn timer_loop(
             last_devices.elapsed() >= PERSIST_DEVICES_EVERY,
             last_core.elapsed() >= PERSIST_CORE_EVERY,
         );
+        let forget_due = last_forget.is_none_or(|t| t.elapsed() >= FORGET_UNBOUND_EVERY);
+        let members_due = last_members.elapsed() >= MEMBERS_TICK_EVERY;
+        if forget_due || members_due {
+            let s = shell.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                if members_due {
+                    s.members_tick();
+                }
+                if forget_due {
+                    s.forget_unbound();
+                }
+            })
+            .await;
+            let now = tokio::time::Instant::now();
+            if forget_due {
+                last_forget = Some(now);
+            }
+            if members_due {
+                last_members = now;
+            }
+        }
         if devices_due || core_due {
             let s = shell.clone();
             let _ = tokio::task::spawn_blocking(move || {
@@ -398,10 +573,17 @@ pub async fn timer_loop(
         tokio::select! {
             _ = shutdown.cancelled() => {
                 let s = shell.clone();
-                let _ = tokio::task::spawn_blocking(move || s.persist_all()).await;
+                let _ = tokio::task::spawn_blocking(move || {
+                    s.members_persist();
+                    s.persist_all();
+                })
+                .await;
                 return;
             }
             _ = tokio::time::sleep(sleep) => {}
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,11 +1,24 @@
 //! The shopper-facing HTTP server.
 //!
 //! Routes, for a request whose Host is the portal's own:
-//! - `GET /`, `GET /login` — the sign-in page (click-through with terms);
+//! - `GET /`, `GET /login` — the sign-in page: member sign-in (phone and a
+//!   texted code, when HQ can send texts; or a member number) with two
+//!   consents, and click-through with terms. `?staff=CODE` (a staff QR
+//!   poster) is carried through every step to `Members::link`;
 //! - `POST /login` — accept the terms: the client is authorised before the
 //!   `303` to `/status` is sent;
+//! - `POST /signin/code` — phone sign-in, step 1: a code is made and sent
+//!   through HQ; the answer is the page to enter it;
+//! - `POST /signin/verify` — step 2: the code is checked, the device linked
+//!   to the member and authorised, then `303` to `/welcome`;
+//! - `POST /signin/member` — member-number sign-in, then `303` to `/welcome`;
+//! - `GET /welcome` — a signed-in member's greeting, the campaign HQ
+//!   targets at them (`campaign`), time left and sign-out;
 //! - `GET /status` — time left and a sign-out button; `POST /logout`;
 //! - `GET /api/captive` — RFC 8908 captive-portal API.
+//!
+//! A device HQ has blocked (the sync document's `blocked_devices`) gets a
+//! `403` for every sign-in method.
 //!
 //! Any other Host is captured traffic: a `302` to the sign-in page with
 //! `Cache-Control: no-store` before sign-in; after sign-in the OS probe's
@@ -13,6 +26,7 @@
 //!
 //! `server` owns connections and their limits; `routes` the answers.
 
+pub mod campaign;
 pub mod form;
 pub mod pages;
 pub mod probes;
@@ -25,8 +39,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::access::Gate;
 use crate::config::Language;
+use crate::members::Members;
 use crate::net::MacAddr;
 use crate::net::neigh::NeighbourCache;
+use crate::privacy::DeviceKey;
+use crate::uplink::messages::MessageSender;
+use crate::uplink::sync::SyncState;
 
 /// Finds the MAC behind a client's IP.
 pub trait ClientResolver: Send + Sync {
@@ -158,6 +176,48 @@ pub struct Portal {
     pub gate: Arc<Gate>,
     pub resolver: Arc<dyn ClientResolver>,
     pub stats: PortalStats,
+    /// Member sign-in; `None` only where it is not needed (some tests,
+    /// fuzzing): the member forms are then not offered.
+    pub members: Option<Arc<Members>>,
+    /// OTP texts through HQ; `None` without `[hq]`: phone sign-in is then
+    /// not offered.
+    pub messages: Option<MessageSender>,
+    /// HQ's sync document: blocked devices and campaigns.
+    pub sync: Arc<SyncState>,
+    /// Turns a MAC into the `device_id` HQ blocks by.
+    pub device_key: DeviceKey,
+}
+
+impl Portal {
+    /// A portal with click-through only: no members, no texts, no sync
+    /// document. Set the other fields with struct update syntax.
+    pub fn new(
+        site: Site,
+        gate: Arc<Gate>,
+        resolver: Arc<dyn ClientResolver>,
+        device_key: DeviceKey,
+    ) -> Portal {
+        Portal {
+            site,
+            gate,
+            resolver,
+            stats: PortalStats::default(),
+            members: None,
+            messages: None,
+            sync: Arc::new(SyncState::empty()),
+            device_key,
+        }
+    }
+
+    /// Has HQ blocked this device?
+    pub fn is_blocked(&self, mac: MacAddr) -> bool {
+        self.sync.is_blocked(&self.device_key.device_id(mac))
+    }
+
+    /// Can shoppers sign in with a phone number here?
+    pub fn phone_sign_in(&self) -> bool {
+        self.members.is_some() && self.messages.is_some()
+    }
 }
 
 #[cfg(test)]

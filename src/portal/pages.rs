@@ -13,6 +13,14 @@ const STYLE: &str = include_str!("../../web/portal/style.css");
 pub const LOGIN: &str = include_str!("../../web/portal/login.html");
 pub const STATUS: &str = include_str!("../../web/portal/status.html");
 pub const MESSAGE: &str = include_str!("../../web/portal/message.html");
+/// The member section of the sign-in page (with `PHONE` when texts can
+/// be sent).
+pub const MEMBER: &str = include_str!("../../web/portal/member.html");
+pub const PHONE: &str = include_str!("../../web/portal/phone.html");
+/// Phone sign-in, step 2: enter the texted code.
+pub const CODE: &str = include_str!("../../web/portal/code.html");
+pub const WELCOME: &str = include_str!("../../web/portal/welcome.html");
+pub const CAMPAIGN: &str = include_str!("../../web/portal/campaign.html");
 const EN: &str = include_str!("../../web/i18n/en.toml");
 const ZH_CN: &str = include_str!("../../web/i18n/zh-CN.toml");
 
@@ -118,10 +126,22 @@ pub fn remaining_text(lang: Language, left: Duration) -> String {
 
 /// `<div class="error">…</div>` for a translated error key.
 pub fn error_box(lang: Language, key: &str) -> String {
-    format!(
-        "<div class=\"error\" role=\"alert\">{}</div>",
-        escape(&t(lang, key))
-    )
+    text_box(&t(lang, key))
+}
+
+/// `<div class="error">…</div>` for a text already translated.
+pub fn text_box(text: &str) -> String {
+    format!("<div class=\"error\" role=\"alert\">{}</div>", escape(text))
+}
+
+/// "15 minutes" / "15 分钟": a wait, in whole minutes rounded up.
+pub fn wait_text(lang: Language, wait: Duration) -> String {
+    let m = wait.as_secs().div_ceil(60).max(1);
+    if m == 1 {
+        t(lang, "wait_one_minute")
+    } else {
+        t(lang, "wait_minutes").replace("{m}", &m.to_string())
+    }
 }
 
 #[cfg(test)]
@@ -143,7 +163,9 @@ mod tests {
     #[test]
     fn every_template_key_is_translated() {
         let en = keys(EN);
-        for template in [LOGIN, STATUS, MESSAGE] {
+        for template in [
+            LOGIN, STATUS, MESSAGE, MEMBER, PHONE, CODE, WELCOME, CAMPAIGN,
+        ] {
             for piece in template.split("{{t:").skip(1) {
                 let key = piece.split("}}").next().unwrap();
                 assert!(en.iter().any(|k| k == key), "missing translation {key}");
@@ -178,6 +200,24 @@ mod tests {
         assert_eq!(
             remaining_text(Language::ZhCn, Duration::from_secs(59)),
             "1 分钟"
+        );
+    }
+
+    #[test]
+    fn waits_read_in_minutes() {
+        assert_eq!(
+            wait_text(Language::En, Duration::from_secs(15 * 60)),
+            "15 minutes"
+        );
+        assert_eq!(
+            wait_text(Language::En, Duration::from_secs(14 * 60 + 1)),
+            "15 minutes"
+        );
+        assert_eq!(wait_text(Language::En, Duration::from_secs(5)), "1 minute");
+        assert_eq!(wait_text(Language::En, Duration::ZERO), "1 minute");
+        assert_eq!(
+            wait_text(Language::ZhCn, Duration::from_secs(900)),
+            "15 分钟"
         );
     }
 

@@ -11,11 +11,12 @@ use serde_json::json;
 
 use super::pages::{self, escape, render, t, url_encode};
 use super::probes::{self, ProbeAnswer};
-use super::{Portal, PortalStats, form};
+use super::{Portal, PortalStats, campaign, form};
 use crate::access::gate::GateError;
 use crate::access::session::Client;
 use crate::access::{AuthMethod, EndReason};
 use crate::config::Language;
+use crate::members::{Consent, MemberError};
 use crate::net::MacAddr;
 use crate::time::Timestamp;
 
@@ -23,6 +24,10 @@ use crate::time::Timestamp;
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
 /// Longest `dst` (the page the shopper first asked for) that is kept.
 const MAX_DST_LEN: usize = 1024;
+/// Longest phone number or member number passed on (characters).
+const MAX_NUMBER_LEN: usize = 40;
+/// Longest staff code (`?staff=`, from a QR poster).
+const MAX_STAFF_LEN: usize = 32;
 
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
                    form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
@@ -82,12 +87,41 @@ where
             let dst = query
                 .as_deref()
                 .and_then(|q| valid_dst(form::get(q, "dst")));
-            if asker.authorized() && path == "/" {
-                return see_other("/status");
+            let staff = query
+                .as_deref()
+                .and_then(|q| valid_staff(form::get(q, "staff")));
+            if asker.authorized() && path == "/" && staff.is_none() {
+                let member = asker.client.as_ref().is_some_and(|c| c.member_id.is_some());
+                return see_other(if member { "/welcome" } else { "/status" });
             }
-            login_page(portal, lang, StatusCode::OK, dst.as_deref(), None)
+            if asker.mac.is_some_and(|m| portal.is_blocked(m)) {
+                return blocked(portal, lang);
+            }
+            let input = MemberInput {
+                dst,
+                staff,
+                ..MemberInput::default()
+            };
+            login_page(portal, lang, StatusCode::OK, &input, None)
         }
         (Method::POST, "/login") => sign_in(portal, &asker, req).await,
+        (Method::POST, "/signin/code") => request_code(portal, &asker, req).await,
+        (Method::POST, "/signin/verify") => verify_code(portal, &asker, req).await,
+        (Method::POST, "/signin/member") => {
+            let (lang, fields, mac) = match sign_in_form(portal, &asker, req).await {
+                Ok(posted) => posted,
+                Err(page) => return page,
+            };
+            member_sign_in(portal, &asker, lang, mac, MemberInput::from_fields(&fields)).await
+        }
+        (Method::GET | Method::HEAD, "/welcome") => {
+            let query = query_fields(&req);
+            let lang = language(portal, &req, query.as_deref());
+            let dst = query
+                .as_deref()
+                .and_then(|q| valid_dst(form::get(q, "dst")));
+            welcome_page(portal, &asker, lang, dst.as_deref())
+        }
         (Method::GET | Method::HEAD, "/status") => {
             let query = query_fields(&req);
             let lang = language(portal, &req, query.as_deref());
@@ -98,9 +132,11 @@ where
         }
         (Method::POST, "/logout") => sign_out(portal, &asker, req).await,
         (Method::GET | Method::HEAD, "/api/captive") => captive_api(portal, &asker),
-        (_, "/" | "/login" | "/status" | "/logout" | "/api/captive") => {
-            bad(portal, StatusCode::METHOD_NOT_ALLOWED, lang, "error_form")
-        }
+        (
+            _,
+            "/" | "/login" | "/status" | "/logout" | "/api/captive" | "/signin/code"
+            | "/signin/verify" | "/signin/member" | "/welcome",
+        ) => bad(portal, StatusCode::METHOD_NOT_ALLOWED, lang, "error_form"),
         _ => message(
             portal,
             StatusCode::NOT_FOUND,
@@ -147,34 +183,17 @@ where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let (lang, fields) = match posted_form(portal, req).await {
+    let (lang, fields, mac) = match sign_in_form(portal, asker, req).await {
         Ok(posted) => posted,
         Err(page) => return page,
     };
-    let dst = valid_dst(form::get(&fields, "dst"));
-    if !matches!(
-        form::get(&fields, "accept_terms"),
-        Some("yes" | "on" | "1" | "true")
-    ) {
+    let input = MemberInput::from_fields(&fields);
+    let dst = input.dst.clone();
+    if !ticked(&fields, "accept_terms") {
         PortalStats::bump(&portal.stats.bad_requests);
         let error = pages::error_box(lang, "error_terms");
-        return login_page(
-            portal,
-            lang,
-            StatusCode::BAD_REQUEST,
-            dst.as_deref(),
-            Some(&error),
-        );
+        return login_page(portal, lang, StatusCode::BAD_REQUEST, &input, Some(&error));
     }
-    let Some(mac) = asker.mac else {
-        return message(
-            portal,
-            StatusCode::SERVICE_UNAVAILABLE,
-            lang,
-            "error_title",
-            "error_unknown_device",
-        );
-    };
     let (gate, ip) = (portal.gate.clone(), asker.ip);
     match blocking(move || gate.authorize(mac, Some(ip), AuthMethod::ClickThrough, None)).await {
         Ok(_) => {
@@ -197,6 +216,360 @@ where
             )
         }
     }
+}
+
+/// What the shopper typed into the member forms, carried from page to
+/// page (hidden fields) and shown again after an error. Never logged.
+#[derive(Debug, Default, Clone)]
+struct MemberInput {
+    dst: Option<String>,
+    staff: Option<String>,
+    phone: String,
+    member_number: String,
+    consent: Consent,
+}
+
+impl MemberInput {
+    fn from_fields(fields: &[(String, String)]) -> Self {
+        let text = |key| {
+            form::get(fields, key)
+                .unwrap_or("")
+                .trim()
+                .chars()
+                .take(MAX_NUMBER_LEN + 1)
+                .collect::<String>()
+        };
+        MemberInput {
+            dst: valid_dst(form::get(fields, "dst")),
+            staff: valid_staff(form::get(fields, "staff")),
+            phone: text("phone"),
+            member_number: text("member_number"),
+            consent: Consent {
+                remember_device: ticked(fields, "remember_device"),
+                marketing: ticked(fields, "marketing"),
+            },
+        }
+    }
+
+    /// `&staff=CODE` for links, or nothing.
+    fn staff_q(&self) -> String {
+        self.staff
+            .as_deref()
+            .map(|s| format!("&staff={s}"))
+            .unwrap_or_default()
+    }
+}
+
+/// A sign-in that got past the member checks but failed further on.
+enum SignInError {
+    Member(MemberError),
+    Gate(GateError),
+}
+
+impl From<MemberError> for SignInError {
+    fn from(e: MemberError) -> Self {
+        SignInError::Member(e)
+    }
+}
+
+impl From<GateError> for SignInError {
+    fn from(e: GateError) -> Self {
+        SignInError::Gate(e)
+    }
+}
+
+/// Which page a refusal shows again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    Login,
+    Code,
+}
+
+/// The start of every sign-in POST: same origin, a bounded form, a
+/// device we can see, and not one HQ has blocked.
+async fn sign_in_form<B>(
+    portal: &Portal,
+    asker: &Asker,
+    req: Request<B>,
+) -> Result<(Language, Vec<(String, String)>, MacAddr), Resp>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (lang, fields) = posted_form(portal, req).await?;
+    let Some(mac) = asker.mac else {
+        return Err(message(
+            portal,
+            StatusCode::SERVICE_UNAVAILABLE,
+            lang,
+            "error_title",
+            "error_unknown_device",
+        ));
+    };
+    if portal.is_blocked(mac) {
+        return Err(blocked(portal, lang));
+    }
+    Ok((lang, fields, mac))
+}
+
+/// Phone sign-in, step 1: make a code, have HQ text it, ask for it.
+async fn request_code<B>(portal: &Portal, asker: &Asker, req: Request<B>) -> Resp
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (lang, fields, mac) = match sign_in_form(portal, asker, req).await {
+        Ok(posted) => posted,
+        Err(page) => return page,
+    };
+    let input = MemberInput::from_fields(&fields);
+    if input.phone.is_empty() && !input.member_number.is_empty() {
+        // Enter pressed in the member-number field.
+        return member_sign_in(portal, asker, lang, mac, input).await;
+    }
+    let (Some(members), Some(sender)) = (portal.members.clone(), portal.messages.clone()) else {
+        return bad(portal, StatusCode::NOT_FOUND, lang, "not_found");
+    };
+    let retry = if form::get(&fields, "from") == Some("code") {
+        Retry::Code
+    } else {
+        Retry::Login
+    };
+    if input.phone.is_empty() || input.phone.chars().count() > MAX_NUMBER_LEN {
+        return refused(portal, lang, &input, Retry::Login, MemberError::BadPhone);
+    }
+    let phone = input.phone.clone();
+    let issued = match tokio::task::spawn_blocking(move || {
+        members.request_code(&phone, mac, Timestamp::now())
+    })
+    .await
+    {
+        Ok(Ok(issued)) => issued,
+        Ok(Err(e)) => return refused(portal, lang, &input, retry, e),
+        Err(e) => {
+            tracing::error!(%mac, "code request task: {e}");
+            return message(
+                portal,
+                StatusCode::SERVICE_UNAVAILABLE,
+                lang,
+                "error_title",
+                "error_busy",
+            );
+        }
+    };
+    // The text goes out now, while the shopper waits; the phone number and
+    // the code are never logged.
+    if let Err(e) = sender
+        .send_otp(&issued.phone_e164, &issued.code, lang.tag())
+        .await
+    {
+        tracing::warn!(%mac, "the sign-in code could not be sent: {e}");
+        let error = pages::error_box(lang, "error_send_code");
+        return match retry {
+            Retry::Code => code_page(
+                portal,
+                lang,
+                StatusCode::SERVICE_UNAVAILABLE,
+                &input,
+                Some(&error),
+            ),
+            Retry::Login => login_page(
+                portal,
+                lang,
+                StatusCode::SERVICE_UNAVAILABLE,
+                &input,
+                Some(&error),
+            ),
+        };
+    }
+    drop(issued);
+    code_page(portal, lang, StatusCode::OK, &input, None)
+}
+
+/// Phone sign-in, step 2: check the code, link, authorise.
+async fn verify_code<B>(portal: &Portal, asker: &Asker, req: Request<B>) -> Resp
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (lang, fields, mac) = match sign_in_form(portal, asker, req).await {
+        Ok(posted) => posted,
+        Err(page) => return page,
+    };
+    let input = MemberInput::from_fields(&fields);
+    let Some(members) = portal.members.clone() else {
+        return bad(portal, StatusCode::NOT_FOUND, lang, "not_found");
+    };
+    if input.phone.is_empty() || input.phone.chars().count() > MAX_NUMBER_LEN {
+        return refused(portal, lang, &input, Retry::Login, MemberError::BadPhone);
+    }
+    // "123 456" is a code too.
+    let code: String = form::get(&fields, "code")
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .take(MAX_NUMBER_LEN)
+        .collect();
+    if code.is_empty() {
+        PortalStats::bump(&portal.stats.bad_requests);
+        let error = pages::error_box(lang, "error_enter_code");
+        return code_page(portal, lang, StatusCode::BAD_REQUEST, &input, Some(&error));
+    }
+    let (gate, ip) = (portal.gate.clone(), asker.ip);
+    let (phone, consent, staff) = (input.phone.clone(), input.consent, input.staff.clone());
+    let outcome = sign_in_blocking(move || {
+        let now = Timestamp::now();
+        let member_id = members.verify_code(&phone, &code, mac, now)?;
+        members.link(&member_id, mac, consent, staff.as_deref(), now)?;
+        gate.authorize(mac, Some(ip), AuthMethod::Otp, Some(member_id))?;
+        Ok(())
+    })
+    .await;
+    signed_in(portal, lang, mac, &input, Retry::Code, outcome)
+}
+
+/// Member-number sign-in: check the number, link, authorise.
+async fn member_sign_in(
+    portal: &Portal,
+    asker: &Asker,
+    lang: Language,
+    mac: MacAddr,
+    input: MemberInput,
+) -> Resp {
+    let Some(members) = portal.members.clone() else {
+        return bad(portal, StatusCode::NOT_FOUND, lang, "not_found");
+    };
+    if input.member_number.is_empty() || input.member_number.chars().count() > MAX_NUMBER_LEN {
+        return refused(
+            portal,
+            lang,
+            &input,
+            Retry::Login,
+            MemberError::BadMemberNumber,
+        );
+    }
+    let (gate, ip) = (portal.gate.clone(), asker.ip);
+    let (number, consent, staff) = (
+        input.member_number.clone(),
+        input.consent,
+        input.staff.clone(),
+    );
+    let outcome = sign_in_blocking(move || {
+        let now = Timestamp::now();
+        let member_id = members.verify_member_number(&number, mac, now)?;
+        members.link(&member_id, mac, consent, staff.as_deref(), now)?;
+        gate.authorize(mac, Some(ip), AuthMethod::MemberNumber, Some(member_id))?;
+        Ok(())
+    })
+    .await;
+    signed_in(portal, lang, mac, &input, Retry::Login, outcome)
+}
+
+/// The answer to a member sign-in: `303` to the welcome page, or the
+/// page that says what went wrong.
+fn signed_in(
+    portal: &Portal,
+    lang: Language,
+    mac: MacAddr,
+    input: &MemberInput,
+    retry: Retry,
+    outcome: Result<(), SignInError>,
+) -> Resp {
+    match outcome {
+        Ok(()) => {
+            PortalStats::bump(&portal.stats.sign_ins);
+            let mut location = format!("/welcome?lang={}", lang.tag());
+            if let Some(d) = &input.dst {
+                location.push_str("&dst=");
+                location.push_str(&url_encode(d));
+            }
+            see_other(&location)
+        }
+        Err(SignInError::Member(e)) => refused(portal, lang, input, retry, e),
+        Err(SignInError::Gate(e)) => {
+            tracing::error!(%mac, "member sign-in failed: {e}");
+            message(
+                portal,
+                StatusCode::SERVICE_UNAVAILABLE,
+                lang,
+                "error_title",
+                "error_busy",
+            )
+        }
+    }
+}
+
+/// A refused member sign-in: the form again (with what was typed), the
+/// reason in the shopper's language, and a status that fits.
+fn refused(
+    portal: &Portal,
+    lang: Language,
+    input: &MemberInput,
+    retry: Retry,
+    err: MemberError,
+) -> Resp {
+    let text = t(lang, err.key());
+    let (status, page, wait, text) = match &err {
+        MemberError::RateLimited { retry_after } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            retry,
+            Some(*retry_after),
+            text.replace("{wait}", &pages::wait_text(lang, *retry_after)),
+        ),
+        MemberError::LockedOut { until } => {
+            let wait = Timestamp::now().until(*until);
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                Retry::Login,
+                Some(wait),
+                text.replace("{wait}", &pages::wait_text(lang, wait)),
+            )
+        }
+        MemberError::WrongCode { attempts_left } => (
+            StatusCode::BAD_REQUEST,
+            Retry::Code,
+            None,
+            text.replace("{n}", &attempts_left.to_string()),
+        ),
+        MemberError::BadPhone
+        | MemberError::NoCode
+        | MemberError::BadMemberNumber
+        | MemberError::UnknownMember => (StatusCode::BAD_REQUEST, Retry::Login, None, text),
+        MemberError::Store(_) => {
+            tracing::error!("member sign-in: {err}");
+            return message(
+                portal,
+                StatusCode::SERVICE_UNAVAILABLE,
+                lang,
+                "error_title",
+                err.key(),
+            );
+        }
+    };
+    PortalStats::bump(&portal.stats.bad_requests);
+    let error = pages::text_box(&text);
+    let mut resp = match page {
+        Retry::Login => login_page(portal, lang, status, input, Some(&error)),
+        Retry::Code => code_page(portal, lang, status, input, Some(&error)),
+    };
+    if let Some(w) = wait {
+        let secs = w.as_secs_f64().ceil().max(1.0) as u64;
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
+}
+
+/// The page for a device HQ has blocked.
+fn blocked(portal: &Portal, lang: Language) -> Resp {
+    PortalStats::bump(&portal.stats.bad_requests);
+    message(
+        portal,
+        StatusCode::FORBIDDEN,
+        lang,
+        "blocked_title",
+        "error_blocked",
+    )
 }
 
 async fn sign_out<B>(portal: &Portal, asker: &Asker, req: Request<B>) -> Resp
@@ -255,14 +628,15 @@ fn login_page(
     portal: &Portal,
     lang: Language,
     status: StatusCode,
-    dst: Option<&str>,
+    input: &MemberInput,
     error: Option<&str>,
 ) -> Resp {
     let other = match lang {
         Language::ZhCn => Language::En,
         Language::En => Language::ZhCn,
     };
-    let dst = dst.unwrap_or("");
+    let dst = input.dst.as_deref().unwrap_or("");
+    let member = member_section(portal, lang, input);
     let html = render(
         pages::LOGIN,
         lang,
@@ -270,11 +644,130 @@ fn login_page(
             ("store", &portal.site.store_name),
             ("dst", dst),
             ("dst_q", &url_encode(dst)),
+            ("staff_q", &input.staff_q()),
             ("other_lang", other.tag()),
+        ],
+        &[("error", error.unwrap_or("")), ("member", &member)],
+    );
+    plain(status, "text/html; charset=utf-8", &html)
+}
+
+/// The member form of the sign-in page: the two consents (unticked unless
+/// the shopper ticked them before an error), phone and code when HQ can
+/// send texts, member number. Empty without members.
+fn member_section(portal: &Portal, lang: Language, input: &MemberInput) -> String {
+    let Some(members) = &portal.members else {
+        return String::new();
+    };
+    let phone = if portal.phone_sign_in() {
+        render(pages::PHONE, lang, &[("phone", &input.phone)], &[])
+    } else {
+        String::new()
+    };
+    let checked = |on: bool| if on { " checked" } else { "" };
+    // Enter in either field sends the form to its default action; a
+    // member number sent to /signin/code is signed in as one.
+    let action = if portal.phone_sign_in() {
+        "/signin/code"
+    } else {
+        "/signin/member"
+    };
+    render(
+        pages::MEMBER,
+        lang,
+        &[
+            ("action", action),
+            ("dst", input.dst.as_deref().unwrap_or("")),
+            ("staff", input.staff.as_deref().unwrap_or("")),
+            ("remember_checked", checked(input.consent.remember_device)),
+            ("marketing_checked", checked(input.consent.marketing)),
+            (
+                "consent_version",
+                &t(lang, "consent_version").replace("{v}", &members.config().consent_version),
+            ),
+            ("member_number", &input.member_number),
+        ],
+        &[("phone", &phone)],
+    )
+}
+
+/// Phone sign-in, step 2: the code page, carrying what step 1 was given.
+fn code_page(
+    portal: &Portal,
+    lang: Language,
+    status: StatusCode,
+    input: &MemberInput,
+    error: Option<&str>,
+) -> Resp {
+    let yes = |on: bool| if on { "yes" } else { "" };
+    let dst = input.dst.as_deref().unwrap_or("");
+    let sent_to = t(lang, "code_sent").replace("{last4}", &last4_digits(&input.phone));
+    let html = render(
+        pages::CODE,
+        lang,
+        &[
+            ("store", &portal.site.store_name),
+            ("sent_to", &sent_to),
+            ("phone", &input.phone),
+            ("remember", yes(input.consent.remember_device)),
+            ("marketing", yes(input.consent.marketing)),
+            ("staff", input.staff.as_deref().unwrap_or("")),
+            ("dst", dst),
+            ("dst_q", &url_encode(dst)),
+            ("staff_q", &input.staff_q()),
         ],
         &[("error", error.unwrap_or(""))],
     );
     plain(status, "text/html; charset=utf-8", &html)
+}
+
+/// A signed-in member's page: greeting, HQ's campaign for them, time left.
+fn welcome_page(portal: &Portal, asker: &Asker, lang: Language, dst: Option<&str>) -> Resp {
+    let Some(client) = asker.client.as_ref() else {
+        return see_other(&format!("/login?lang={}", lang.tag()));
+    };
+    let Some(left) = client.remaining(Timestamp::now()) else {
+        return see_other(&format!("/login?lang={}", lang.tag()));
+    };
+    let Some(member_id) = client.member_id.as_deref() else {
+        return status_page(portal, asker, lang, dst);
+    };
+    let phone_hint = portal
+        .members
+        .as_ref()
+        .and_then(|m| m.phone_last4(member_id))
+        .map(|l| format!(" \u{2022}\u{2022}{l}"))
+        .unwrap_or_default();
+    let campaigns = portal.sync.campaigns();
+    let offer = campaign::for_member(&campaigns, member_id)
+        .map(|c| render(pages::CAMPAIGN, lang, &[("name", &c.name)], &[]))
+        .unwrap_or_default();
+    let html = render(
+        pages::WELCOME,
+        lang,
+        &[
+            ("store", &portal.site.store_name),
+            ("phone_hint", &phone_hint),
+            ("remaining", &pages::remaining_text(lang, left)),
+        ],
+        &[
+            ("campaign", &offer),
+            ("continue", &continue_link(lang, dst)),
+        ],
+    );
+    plain(StatusCode::OK, "text/html; charset=utf-8", &html)
+}
+
+fn continue_link(lang: Language, dst: Option<&str>) -> String {
+    dst.map(|d| {
+        format!(
+            "<a class=\"continue\" href=\"{}\">{} {}</a>",
+            escape(d),
+            escape(&t(lang, "continue")),
+            escape(d)
+        )
+    })
+    .unwrap_or_default()
 }
 
 fn status_page(portal: &Portal, asker: &Asker, lang: Language, dst: Option<&str>) -> Resp {
@@ -285,16 +778,6 @@ fn status_page(portal: &Portal, asker: &Asker, lang: Language, dst: Option<&str>
     else {
         return see_other(&format!("/login?lang={}", lang.tag()));
     };
-    let continue_link = dst
-        .map(|d| {
-            format!(
-                "<a class=\"continue\" href=\"{}\">{} {}</a>",
-                escape(d),
-                escape(&t(lang, "continue")),
-                escape(d)
-            )
-        })
-        .unwrap_or_default();
     let html = render(
         pages::STATUS,
         lang,
@@ -302,7 +785,7 @@ fn status_page(portal: &Portal, asker: &Asker, lang: Language, dst: Option<&str>
             ("store", &portal.site.store_name),
             ("remaining", &pages::remaining_text(lang, left)),
         ],
-        &[("continue", &continue_link)],
+        &[("continue", &continue_link(lang, dst))],
     );
     plain(StatusCode::OK, "text/html; charset=utf-8", &html)
 }
@@ -340,6 +823,18 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
         Err(GateError::Store(crate::store::StoreError::Backend(
             format!("sign-in task: {e}"),
+        )))
+    })
+}
+
+/// Runs a member sign-in (store writes, an fsync and a netlink batch) off
+/// the async workers.
+async fn sign_in_blocking(
+    f: impl FnOnce() -> Result<(), SignInError> + Send + 'static,
+) -> Result<(), SignInError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(SignInError::Gate(GateError::Store(
+            crate::store::StoreError::Backend(format!("sign-in task: {e}")),
         )))
     })
 }
@@ -441,6 +936,27 @@ fn language<B>(portal: &Portal, req: &Request<B>, query: Option<&[(String, Strin
                 .find_map(|tag| Language::from_tag(tag.split(';').next()?))
         })
         .unwrap_or(portal.site.default_language)
+}
+
+/// A staff code from a QR poster: `[A-Za-z0-9_-]{1,32}`; anything else
+/// is dropped without a word.
+fn valid_staff(code: Option<&str>) -> Option<String> {
+    let c = code?;
+    let ok = (1..=MAX_STAFF_LEN).contains(&c.len())
+        && c.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then(|| c.to_string())
+}
+
+/// A ticked checkbox.
+fn ticked(fields: &[(String, String)], key: &str) -> bool {
+    matches!(form::get(fields, key), Some("yes" | "on" | "1" | "true"))
+}
+
+/// The last four digits of a phone number as typed.
+fn last4_digits(phone: &str) -> String {
+    let digits: Vec<char> = phone.chars().filter(char::is_ascii_digit).collect();
+    digits[digits.len().saturating_sub(4)..].iter().collect()
 }
 
 /// Keeps only plain http(s) URLs of sane length.

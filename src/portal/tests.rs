@@ -11,8 +11,15 @@ use http_body_util::{BodyExt, Full};
 
 use super::*;
 use crate::access::session::SessionPolicy;
-use crate::access::{Gate, MemoryFirewall, gate::LogSink};
-use crate::store::MemoryStore;
+use crate::access::{AuthMethod, Gate, MemoryFirewall, gate::LogSink};
+use crate::members::{MemberError, Members};
+use crate::store::{MemoryStore, Store, StoreError};
+use crate::time::Timestamp;
+use crate::uplink::Outbox;
+use crate::uplink::messages::{MessageSender, MessagesConfig};
+use crate::uplink::signing::SigningKey;
+use crate::uplink::sync::test_hq::{self, Reply, TestHq};
+use crate::uplink::sync::{SyncConfig, Syncer};
 
 const CLIENT: &str = "192.0.2.101";
 const STRANGER: &str = "192.0.2.199";
@@ -29,20 +36,32 @@ impl ClientResolver for OneClient {
 struct Fixture {
     portal: Portal,
     fw: Arc<MemoryFirewall>,
+    store: Arc<dyn Store>,
+    outbox: Arc<Outbox>,
+    /// The in-process HQ that takes the OTP texts (`with_hq`).
+    hq: Option<TestHq>,
 }
 
+const SECRET: &str = "whsec_c3RvcmVnYXRlIHNpZ25pbmcgdGVzdCBrZXkgMzJieQ==";
+const KEY: [u8; 32] = [7; 32];
+
+/// Click-through and member-number sign-in; no texts, no sync document.
 fn fixture() -> Fixture {
     let fw = Arc::new(MemoryFirewall::new());
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let outbox = Arc::new(Outbox::open(store.clone(), "wulin-01").unwrap());
     let policy = SessionPolicy {
         session_timeout: Duration::from_secs(3600),
         idle_timeout: Duration::from_secs(600),
         max_preauth: 100,
     };
-    let (gate, _) = Gate::open(
-        policy,
-        fw.clone(),
-        Arc::new(MemoryStore::new()),
-        Arc::new(LogSink),
+    let (gate, _) = Gate::open(policy, fw.clone(), store.clone(), Arc::new(LogSink)).unwrap();
+    let key = crate::privacy::DeviceKey::from_bytes(KEY);
+    let members = Members::open(
+        store.clone(),
+        key.clone(),
+        crate::config::MembersConfig::default(),
+        outbox.clone(),
     )
     .unwrap();
     let listen: SocketAddr = "0.0.0.0:2050".parse().unwrap();
@@ -55,14 +74,81 @@ fn fixture() -> Fixture {
     );
     Fixture {
         portal: Portal {
-            site,
-            gate: Arc::new(gate),
-            resolver: Arc::new(OneClient),
-            stats: PortalStats::default(),
+            members: Some(Arc::new(members)),
+            ..Portal::new(site, Arc::new(gate), Arc::new(OneClient), key)
         },
         fw,
+        store,
+        outbox,
+        hq: None,
     }
 }
+
+/// Adds phone sign-in: texts go to an in-process HQ that accepts them.
+async fn with_hq(mut f: Fixture) -> Fixture {
+    let hq = TestHq::start().await;
+    hq.script(vec![Reply::status(202)]);
+    f.portal.messages = Some(MessageSender::new(
+        MessagesConfig::new(&hq.url, "wulin-01"),
+        SigningKey::from_secret(SECRET).unwrap(),
+        test_hq::client(),
+    ));
+    f.hq = Some(hq);
+    f
+}
+
+/// Puts a sync document in force the way the daemon does: fetched from
+/// (another) in-process HQ, signed.
+async fn install_sync(f: &Fixture, campaigns: serde_json::Value, blocked: &[String]) {
+    let hq = TestHq::start().await;
+    let body = serde_json::to_vec(&serde_json::json!({
+        "version": "t1",
+        "campaigns": campaigns,
+        "staff_devices": [],
+        "blocked_devices": blocked,
+    }))
+    .unwrap();
+    let key = SigningKey::from_secret(SECRET).unwrap();
+    let mut reply = Reply::status(200)
+        .header("content-type", "application/json")
+        .header("etag", "\"t1\"")
+        .body(&body);
+    for (name, value) in key.headers("sync_t1", Timestamp::now().millis() / 1000, &body) {
+        reply = reply.header(name, &value);
+    }
+    hq.script(vec![reply]);
+    Syncer {
+        state: f.portal.sync.clone(),
+        store: f.store.clone(),
+        config: SyncConfig::new(&hq.url, Duration::from_secs(60)),
+        key,
+        client: test_hq::client(),
+    }
+    .fetch_once()
+    .await
+    .expect("the sync document is taken");
+}
+
+/// The codes HQ was asked to text, oldest first.
+fn texted_codes(f: &Fixture) -> Vec<String> {
+    f.hq.as_ref()
+        .unwrap()
+        .seen()
+        .iter()
+        .map(|r| {
+            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            v["code"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+/// A code that is not `code`.
+fn wrong(code: &str) -> &'static str {
+    if code == "000000" { "111111" } else { "000000" }
+}
+
+const PHONE: &str = "138 1234 5678";
+const PHONE_Q: &str = "138+1234+5678";
 
 struct Answer {
     status: StatusCode,
@@ -305,4 +391,533 @@ fn synthetic_macs_are_locally_administered_and_stable() {
         Some(a),
         SyntheticResolver.mac_of("::ffff:127.0.0.1".parse().unwrap())
     );
+}
+
+fn member_method_and_id(f: &Fixture) -> (Option<AuthMethod>, Option<String>) {
+    let c = f.portal.gate.client(MAC1).expect("the client is known");
+    (c.method, c.member_id)
+}
+
+fn linked_events(f: &Fixture) -> Vec<serde_json::Value> {
+    f.outbox
+        .recent(100)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.ty == "com.storegate.member.linked")
+        .map(|e| e.data)
+        .collect()
+}
+
+#[tokio::test]
+async fn login_page_offers_member_sign_in_with_unticked_consents_and_the_staff_code() {
+    let f = with_hq(fixture()).await;
+    let page = ask(
+        &f,
+        CLIENT,
+        get("192.0.2.1:2050", "/login?staff=QR_wulin-07&lang=en"),
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let b = &page.body;
+    for field in ["remember_device", "marketing"] {
+        let at = b
+            .find(&format!("name=\"{field}\""))
+            .unwrap_or_else(|| panic!("no {field} box"));
+        let tag_end = at + b[at..].find('>').unwrap();
+        assert!(!b[at..tag_end].contains("checked"), "{field} is unticked");
+    }
+    assert!(b.contains("Remember this device") && b.contains("Marketing messages"));
+    assert!(b.contains("Consent text version 1"), "{b}");
+    assert!(b.contains("name=\"phone\"") && b.contains("formaction=\"/signin/code\""));
+    assert!(b.contains("name=\"member_number\""));
+    assert!(b.contains("name=\"accept_terms\""), "click-through stays");
+    assert!(b.contains("name=\"staff\" value=\"QR_wulin-07\""), "{b}");
+    assert!(
+        b.contains("&amp;staff=QR_wulin-07"),
+        "the language link keeps it"
+    );
+    assert!(!b.contains("<script"), "no JavaScript");
+
+    // A bad staff code is dropped without a word.
+    for bad in ["QR%20x", "a%3Cb", "x%22y", &"a".repeat(33), ""] {
+        let page = ask(
+            &f,
+            CLIENT,
+            get("192.0.2.1:2050", &format!("/login?staff={bad}")),
+        )
+        .await;
+        assert_eq!(page.status, StatusCode::OK, "{bad}");
+        assert!(page.body.contains("name=\"staff\" value=\"\""), "{bad}");
+        assert!(!page.body.contains("staff="), "{bad}");
+    }
+    // And so is one posted with a sign-in.
+    let a = ask(
+        &f,
+        CLIENT,
+        post(
+            "/signin/member",
+            "member_number=12345678&staff=bad%20code&remember_device=yes",
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    let views = f.portal.members.as_ref().unwrap().list();
+    assert_eq!(views.len(), 1);
+    assert_eq!(views[0].staff_code, None);
+    assert_eq!(linked_events(&f)[0]["staff_code"], serde_json::Value::Null);
+}
+
+#[tokio::test]
+async fn phone_sign_in_end_to_end() {
+    let f = with_hq(fixture()).await;
+    let dst = "http%3A%2F%2Fexample.com%2Fa";
+    let a = ask(
+        &f,
+        CLIENT,
+        post(
+            "/signin/code",
+            &format!("phone={PHONE_Q}&remember_device=yes&staff=QR7&dst={dst}&lang=en"),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let b = &a.body;
+    assert!(b.contains("name=\"code\""), "{b}");
+    assert!(b.contains("ending in 5678"), "{b}");
+    for hidden in [
+        format!("name=\"phone\" value=\"{PHONE}\""),
+        "name=\"remember_device\" value=\"yes\"".into(),
+        "name=\"marketing\" value=\"\"".into(),
+        "name=\"staff\" value=\"QR7\"".into(),
+        "name=\"dst\" value=\"http://example.com/a\"".into(),
+    ] {
+        assert!(b.contains(&hidden), "{hidden} in {b}");
+    }
+    assert!(!f.fw.is_allowed(MAC1));
+    let seen = f.hq.as_ref().unwrap().seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].path, "/storegate/messages");
+    let text: serde_json::Value = serde_json::from_slice(&seen[0].body).unwrap();
+    assert_eq!(text["phone"], "+8613812345678");
+    assert_eq!(text["locale"], "en");
+    let code = texted_codes(&f).remove(0);
+    assert_eq!(code.len(), 6);
+
+    let a = ask(
+        &f,
+        CLIENT,
+        post(
+            "/signin/verify",
+            &format!(
+                "phone={PHONE_Q}&code={code}&remember_device=yes&marketing=&staff=QR7&dst={dst}&lang=en"
+            ),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert_eq!(a.header("location"), format!("/welcome?lang=en&dst={dst}"));
+    assert!(f.fw.is_allowed(MAC1), "authorised before the answer");
+    let (method, member_id) = member_method_and_id(&f);
+    assert_eq!(method, Some(AuthMethod::Otp));
+    let member_id = member_id.expect("a member session");
+    assert!(member_id.starts_with("m_"), "{member_id}");
+
+    let views = f.portal.members.as_ref().unwrap().list();
+    assert_eq!(views.len(), 1);
+    assert_eq!(views[0].member_id, member_id);
+    assert_eq!(views[0].staff_code.as_deref(), Some("QR7"));
+    assert_eq!(views[0].phone_last4.as_deref(), Some("5678"));
+    let linked = linked_events(&f);
+    assert_eq!(linked.len(), 1);
+    assert_eq!(linked[0]["member_id"], member_id.as_str());
+    assert_eq!(linked[0]["staff_code"], "QR7");
+    assert_eq!(linked[0]["remember_device"], true);
+    assert_eq!(linked[0]["marketing"], false);
+    assert_eq!(
+        f.portal
+            .members
+            .as_ref()
+            .unwrap()
+            .recognise(MAC1, Timestamp::now()),
+        Some(member_id.clone()),
+        "remembered, as the shopper asked"
+    );
+
+    let w = ask(
+        &f,
+        CLIENT,
+        get("192.0.2.1:2050", &format!("/welcome?lang=en&dst={dst}")),
+    )
+    .await;
+    assert_eq!(w.status, StatusCode::OK);
+    assert!(
+        w.body.contains("Welcome back \u{2022}\u{2022}5678"),
+        "{}",
+        w.body
+    );
+    assert!(w.body.contains("1 h 0 min") || w.body.contains("60 min"));
+    assert!(w.body.contains("action=\"/logout\""));
+    assert!(w.body.contains("href=\"http://example.com/a\""));
+    let zh = ask(&f, CLIENT, get("192.0.2.1:2050", "/welcome")).await;
+    assert!(zh.body.contains("欢迎回来"), "{}", zh.body);
+}
+
+#[tokio::test]
+async fn wrong_codes_say_how_many_tries_are_left_then_lock_the_phone() {
+    let f = with_hq(fixture()).await;
+    let a = ask(
+        &f,
+        CLIENT,
+        post(
+            "/signin/code",
+            &format!("phone={PHONE_Q}&marketing=yes&lang=en"),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let code = texted_codes(&f).remove(0);
+    let bad = format!(
+        "phone={PHONE_Q}&code={}&marketing=yes&lang=en",
+        wrong(&code)
+    );
+    let a = ask(&f, CLIENT, post("/signin/verify", &bad)).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(a.body.contains("attempts left"), "{}", a.body);
+    assert!(a.body.contains("name=\"code\""), "the code page again");
+    assert!(
+        a.body
+            .contains(&format!("name=\"phone\" value=\"{PHONE}\""))
+    );
+    assert!(a.body.contains("name=\"marketing\" value=\"yes\""));
+    assert!(!f.fw.is_allowed(MAC1));
+
+    // An empty code costs no attempt.
+    let empty = ask(
+        &f,
+        CLIENT,
+        post("/signin/verify", &format!("phone={PHONE_Q}&code=&lang=en")),
+    )
+    .await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+    assert!(
+        empty.body.contains("Please enter the code"),
+        "{}",
+        empty.body
+    );
+
+    let mut last = a;
+    for _ in 0..10 {
+        if last.status == StatusCode::TOO_MANY_REQUESTS {
+            break;
+        }
+        last = ask(&f, CLIENT, post("/signin/verify", &bad)).await;
+    }
+    assert_eq!(last.status, StatusCode::TOO_MANY_REQUESTS, "{}", last.body);
+    assert!(last.body.contains("Too many wrong codes"), "{}", last.body);
+    assert!(last.body.contains("15 minutes"), "{}", last.body);
+    let retry: u64 = last.header("retry-after").parse().unwrap();
+    assert!((14 * 60..=15 * 60).contains(&retry), "{retry}");
+    assert!(
+        last.body.contains(&format!("value=\"{PHONE}\"")),
+        "the number is kept"
+    );
+    // Locked: even the right code does not sign in now.
+    let right = format!("phone={PHONE_Q}&code={code}&lang=en");
+    let a = ask(&f, CLIENT, post("/signin/verify", &right)).await;
+    assert!(a.status.is_client_error(), "{}", a.status);
+    assert!(!f.fw.is_allowed(MAC1));
+}
+
+#[tokio::test]
+async fn too_many_code_requests_are_refused_with_retry_after() {
+    let f = with_hq(fixture()).await;
+    let mut last = None;
+    for _ in 0..30 {
+        let a = ask(
+            &f,
+            CLIENT,
+            post("/signin/code", &format!("phone={PHONE_Q}&lang=en")),
+        )
+        .await;
+        if a.status != StatusCode::OK {
+            last = Some(a);
+            break;
+        }
+    }
+    let a = last.expect("code requests are rate limited");
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.body);
+    assert!(a.header("retry-after").parse::<u64>().unwrap() >= 1);
+    assert!(a.body.contains("Please try again in"), "{}", a.body);
+    assert!(a.body.contains(&format!("value=\"{PHONE}\"")));
+    // A resend from the code page keeps that page.
+    let a = ask(
+        &f,
+        CLIENT,
+        post(
+            "/signin/code",
+            &format!("phone={PHONE_Q}&from=code&lang=en"),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(a.body.contains("name=\"code\""), "{}", a.body);
+}
+
+#[tokio::test]
+async fn a_text_hq_will_not_send_is_a_503_that_keeps_the_number() {
+    let f = with_hq(fixture()).await;
+    f.hq.as_ref().unwrap().script(vec![Reply::status(400)]);
+    let a = ask(
+        &f,
+        CLIENT,
+        post(
+            "/signin/code",
+            &format!("phone={PHONE_Q}&lang=en&staff=QR7"),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(a.body.contains("could not send the code"), "{}", a.body);
+    assert!(a.body.contains(&format!("value=\"{PHONE}\"")));
+    assert!(a.body.contains("name=\"staff\" value=\"QR7\""));
+    // A bad number never reaches HQ.
+    let a = ask(
+        &f,
+        CLIENT,
+        post("/signin/code", "phone=12ab&lang=en&remember_device=yes"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(a.body.contains("not a mobile number"), "{}", a.body);
+    assert!(a.body.contains("value=\"12ab\""));
+    assert!(
+        a.body
+            .contains("name=\"remember_device\" value=\"yes\" checked")
+    );
+    assert_eq!(f.hq.as_ref().unwrap().seen().len(), 1);
+}
+
+#[tokio::test]
+async fn member_number_sign_in() {
+    let f = fixture();
+    let a = ask(
+        &f,
+        CLIENT,
+        post("/signin/member", "member_number=12&lang=en&staff=S1"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(a.body.contains("not a valid member number"), "{}", a.body);
+    assert!(a.body.contains("name=\"member_number\""));
+    assert!(a.body.contains("value=\"12\""), "what was typed is kept");
+    assert!(a.body.contains("name=\"staff\" value=\"S1\""));
+    assert!(!f.fw.is_allowed(MAC1));
+
+    let a = ask(
+        &f,
+        CLIENT,
+        post(
+            "/signin/member",
+            "member_number=8800+1234+5678&marketing=yes&staff=S1&lang=en",
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert_eq!(a.header("location"), "/welcome?lang=en");
+    assert!(f.fw.is_allowed(MAC1));
+    let (method, member_id) = member_method_and_id(&f);
+    assert_eq!(method, Some(AuthMethod::MemberNumber));
+    let member_id = member_id.unwrap();
+    let views = f.portal.members.as_ref().unwrap().list();
+    assert_eq!(views[0].member_id, member_id);
+    assert_eq!(views[0].method, "member_number");
+    let linked = linked_events(&f);
+    assert_eq!(linked[0]["staff_code"], "S1");
+    assert_eq!(linked[0]["marketing"], true);
+    assert_eq!(linked[0]["remember_device"], false);
+    assert_eq!(
+        f.portal
+            .members
+            .as_ref()
+            .unwrap()
+            .recognise(MAC1, Timestamp::now()),
+        None,
+        "not remembered: the box was not ticked"
+    );
+    let w = ask(&f, CLIENT, get("192.0.2.1:2050", "/welcome?lang=en")).await;
+    assert_eq!(w.status, StatusCode::OK);
+    assert!(
+        w.body.contains("Welcome back<"),
+        "no phone digits: {}",
+        w.body
+    );
+}
+
+#[tokio::test]
+async fn enter_in_the_member_number_field_signs_in_by_number() {
+    let f = with_hq(fixture()).await;
+    let a = ask(
+        &f,
+        CLIENT,
+        post("/signin/code", "phone=&member_number=12345678&lang=en"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert_eq!(member_method_and_id(&f).0, Some(AuthMethod::MemberNumber));
+    assert!(f.hq.as_ref().unwrap().seen().is_empty());
+}
+
+#[tokio::test]
+async fn without_hq_texts_there_is_no_phone_sign_in() {
+    let f = fixture();
+    let page = ask(&f, CLIENT, get("192.0.2.1:2050", "/login")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("name=\"phone\""), "{}", page.body);
+    assert!(page.body.contains("name=\"member_number\""));
+    assert!(page.body.contains("action=\"/signin/member\""));
+    let a = ask(
+        &f,
+        CLIENT,
+        post("/signin/code", &format!("phone={PHONE_Q}")),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    // And without members at all, only click-through.
+    let mut f = fixture();
+    f.portal.members = None;
+    let page = ask(&f, CLIENT, get("192.0.2.1:2050", "/login")).await;
+    assert!(!page.body.contains("member_number"));
+    assert!(page.body.contains("name=\"accept_terms\""));
+    let a = ask(&f, CLIENT, post("/signin/member", "member_number=12345678")).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_device_hq_blocked_cannot_sign_in_by_any_method() {
+    let f = with_hq(fixture()).await;
+    let id = f.portal.device_key.device_id(MAC1);
+    install_sync(&f, serde_json::json!([]), &[id]).await;
+    let page = ask(&f, CLIENT, get("192.0.2.1:2050", "/login?lang=en")).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(page.body.contains("cannot sign in here"), "{}", page.body);
+    for (path, body) in [
+        ("/login", "accept_terms=yes&lang=en".to_string()),
+        ("/signin/code", format!("phone={PHONE_Q}&lang=en")),
+        (
+            "/signin/verify",
+            format!("phone={PHONE_Q}&code=123456&lang=en"),
+        ),
+        (
+            "/signin/member",
+            "member_number=12345678&lang=en".to_string(),
+        ),
+    ] {
+        let a = ask(&f, CLIENT, post(path, &body)).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(a.body.contains("cannot sign in here"), "{path}");
+    }
+    assert!(!f.fw.is_allowed(MAC1));
+    assert!(f.hq.as_ref().unwrap().seen().is_empty(), "no text sent");
+    assert!(f.portal.members.as_ref().unwrap().list().is_empty());
+}
+
+#[tokio::test]
+async fn the_welcome_page_shows_the_campaign_for_the_member() {
+    let f = fixture();
+    install_sync(
+        &f,
+        serde_json::json!([
+            {"id": "gold", "name": "Gold lounge", "audience": {"tiers": ["gold"]}},
+            {"id": "cafe", "name": "Café <20%> off", "audience": {"all_members": true}},
+        ]),
+        &[],
+    )
+    .await;
+    let a = ask(
+        &f,
+        CLIENT,
+        post("/signin/member", "member_number=12345678&lang=en"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    let w = ask(&f, CLIENT, get("192.0.2.1:2050", "/welcome?lang=en")).await;
+    assert!(w.body.contains("For you today"), "{}", w.body);
+    assert!(w.body.contains("Café &lt;20%&gt; off"), "{}", w.body);
+    assert!(!w.body.contains("Gold lounge"));
+
+    // Click-through guests have no welcome page: /status instead.
+    let f = fixture();
+    f.portal
+        .gate
+        .authorize(MAC1, None, AuthMethod::ClickThrough, None)
+        .unwrap();
+    let w = ask(&f, CLIENT, get("192.0.2.1:2050", "/welcome?lang=en")).await;
+    assert_eq!(w.status, StatusCode::OK);
+    assert!(w.body.contains("You are connected") && !w.body.contains("Welcome back"));
+    let f = fixture();
+    let w = ask(&f, CLIENT, get("192.0.2.1:2050", "/welcome")).await;
+    assert_eq!(w.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn member_forms_have_the_same_limits_as_click_through() {
+    let f = with_hq(fixture()).await;
+    for path in ["/signin/code", "/signin/verify", "/signin/member"] {
+        let mut cross = post(path, &format!("phone={PHONE_Q}&member_number=12345678"));
+        cross
+            .headers_mut()
+            .insert(header::ORIGIN, "http://evil.example".parse().unwrap());
+        assert_eq!(ask(&f, CLIENT, cross).await.status, StatusCode::FORBIDDEN);
+        let big = "a".repeat(routes::MAX_BODY_BYTES + 1);
+        let a = ask(&f, CLIENT, post(path, &format!("phone={big}"))).await;
+        assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+        let a = ask(&f, CLIENT, post(path, "phone=%zz")).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{path}");
+        let a = ask(&f, STRANGER, post(path, "member_number=12345678")).await;
+        assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        let a = ask(&f, CLIENT, get("192.0.2.1:2050", path)).await;
+        assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED, "{path}");
+    }
+    // Odd input is refused, never a panic.
+    for body in [
+        "phone=%E4%B8%AD%E6%96%87",
+        "phone=+&code=%00",
+        "member_number=%F0%9F%98%80",
+        "phone=1&phone=2&code=1&code=2",
+    ] {
+        for path in ["/signin/code", "/signin/verify", "/signin/member"] {
+            let a = ask(&f, CLIENT, post(path, body)).await;
+            assert!(a.status.is_client_error(), "{path} {body}: {}", a.status);
+        }
+    }
+    assert!(!f.fw.is_allowed(MAC1));
+    assert!(f.hq.as_ref().unwrap().seen().is_empty());
+}
+
+#[test]
+fn every_member_error_is_translated() {
+    let all = [
+        MemberError::BadPhone,
+        MemberError::RateLimited {
+            retry_after: Duration::from_secs(60),
+        },
+        MemberError::NoCode,
+        MemberError::WrongCode { attempts_left: 2 },
+        MemberError::LockedOut {
+            until: Timestamp::now(),
+        },
+        MemberError::BadMemberNumber,
+        MemberError::UnknownMember,
+        MemberError::Store(StoreError::Backend("x".into())),
+    ];
+    for e in all {
+        for lang in [Language::En, Language::ZhCn] {
+            assert_ne!(
+                pages::t(lang, e.key()),
+                e.key(),
+                "{lang:?} lacks {}",
+                e.key()
+            );
+        }
+    }
 }

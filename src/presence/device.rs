@@ -80,7 +80,9 @@ pub struct Device {
     pub first_seen: Timestamp,
     /// The last sighting; for a device that left, its departure time.
     pub last_seen: Timestamp,
-    /// Always `None` for now: members are bound by the `members` module.
+    /// The member the device is bound to, as `members` last said (set
+    /// by the shell at each sighting); `None` for most devices. A device
+    /// with no member is forgotten after `privacy.forget_unbound_after_days`.
     pub member_id: Option<String>,
     /// Presence per local day, oldest first, last [`PRESENCE_DAYS`] days.
     #[serde(default)]

@@ -252,8 +252,33 @@ impl Presence {
     /// counted in `Counters::untracked_sightings`, until a known device
     /// leaves and frees a place. Devices in the store are never dropped.
     pub fn observe(&mut self, s: &Sighting, now: Timestamp) -> Vec<Output> {
+        self.observe_inner(s, None, now)
+    }
+
+    /// As [`Self::observe`], told who the device belongs to now (`members`
+    /// recognised it, or `None`: nobody). That is recorded on the device
+    /// before anything else, so a visit that starts with this sighting
+    /// carries the member in `visit.started`; a lasting visit learns it.
+    pub fn observe_member(
+        &mut self,
+        s: &Sighting,
+        member: Option<&str>,
+        now: Timestamp,
+    ) -> Vec<Output> {
+        self.observe_inner(s, Some(member), now)
+    }
+
+    fn observe_inner(
+        &mut self,
+        s: &Sighting,
+        member: Option<Option<&str>>,
+        now: Timestamp,
+    ) -> Vec<Output> {
         let mac = s.mac;
-        let seen = self.tracker.observe(s, now);
+        let mut seen = self.tracker.observe(s, now);
+        if let Some(member) = member {
+            seen.changed |= self.tracker.set_member(mac, member);
+        }
         let mut out = Vec::new();
         if let Some(gone) = seen.forgotten {
             out.push(Output::DeviceForgotten(gone));
@@ -327,6 +352,45 @@ impl Presence {
 
     pub fn devices(&self) -> impl Iterator<Item = &Device> {
         self.tracker.devices()
+    }
+
+    /// Records that `mac` belongs to `member` now (`None`: to nobody, e.g.
+    /// its binding expired). A lasting visit learns a new member; one it
+    /// already carries is kept (only erasure removes it).
+    pub fn set_member(&mut self, mac: MacAddr, member: Option<&str>) -> Vec<Output> {
+        if !self.tracker.set_member(mac, member) {
+            return Vec::new();
+        }
+        if let (Some(m), Some(v)) = (member, self.sessions.visit_mut(mac)) {
+            v.member_id = Some(m.to_owned());
+        }
+        vec![Output::DeviceChanged(mac)]
+    }
+
+    /// Erasure: removes `member_id` from every device and every visit,
+    /// open or ended. Returns `DeviceChanged` for each device it touched
+    /// (persist the core snapshot too: visits changed).
+    pub fn forget_member(&mut self, member_id: &str) -> Vec<Output> {
+        self.sessions.forget_member(member_id);
+        self.tracker
+            .forget_member(member_id)
+            .into_iter()
+            .map(Output::DeviceChanged)
+            .collect()
+    }
+
+    /// Privacy: forgets devices that belong to no member and have not been
+    /// seen for `after` (they left at least that long ago and have no
+    /// visit pending). Returns `DeviceForgotten` for each.
+    pub fn forget_unbound(&mut self, now: Timestamp, after: Duration) -> Vec<Output> {
+        let after = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = Timestamp(now.0.saturating_sub(after));
+        let sessions = &self.sessions;
+        self.tracker
+            .forget_unbound(cutoff, |mac| sessions.has_open(mac))
+            .into_iter()
+            .map(Output::DeviceForgotten)
+            .collect()
     }
 
     pub fn device(&self, mac: MacAddr) -> Option<&Device> {
@@ -440,6 +504,7 @@ impl Presence {
             returning,
             mac_randomized: d.mac_randomized,
             os_family: d.os_family.clone(),
+            member_id: d.member_id.clone(),
         };
         let visitor = info.classification == Classification::Visitor;
         let visit = self.sessions.start(mac, now, info);
@@ -477,6 +542,9 @@ impl Presence {
             v.classification = class;
             if v.os_family != d.os_family {
                 v.os_family.clone_from(&d.os_family);
+            }
+            if d.member_id.is_some() && v.member_id != d.member_id {
+                v.member_id.clone_from(&d.member_id);
             }
         }
     }

@@ -297,6 +297,54 @@ impl Tracker {
         });
     }
 
+    /// Sets the member `mac` is bound to; whether that changed anything.
+    pub fn set_member(&mut self, mac: MacAddr, member: Option<&str>) -> bool {
+        match self.devices.get_mut(&mac) {
+            Some(d) if d.member_id.as_deref() != member => {
+                d.member_id = member.map(str::to_owned);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Clears `member_id` from every device bound to it; their MACs.
+    pub fn forget_member(&mut self, member_id: &str) -> Vec<MacAddr> {
+        let mut macs = Vec::new();
+        for d in self.devices.values_mut() {
+            if d.member_id.as_deref() == Some(member_id) {
+                d.member_id = None;
+                macs.push(d.mac);
+            }
+        }
+        macs.sort();
+        macs
+    }
+
+    /// Forgets devices that left at or before `cutoff` and belong to no
+    /// member, unless `keep` says otherwise. Returns their MACs, those
+    /// that left longest ago first.
+    pub fn forget_unbound(
+        &mut self,
+        cutoff: Timestamp,
+        keep: impl Fn(MacAddr) -> bool,
+    ) -> Vec<MacAddr> {
+        let old: Vec<(Timestamp, MacAddr)> = self
+            .gone
+            .iter()
+            .take_while(|(t, _)| *t <= cutoff)
+            .filter(|(_, mac)| {
+                self.devices.get(mac).is_some_and(|d| d.member_id.is_none()) && !keep(*mac)
+            })
+            .copied()
+            .collect();
+        for key in &old {
+            self.gone.remove(key);
+            self.devices.remove(&key.1);
+        }
+        old.into_iter().map(|(_, mac)| mac).collect()
+    }
+
     pub fn get(&self, mac: MacAddr) -> Option<&Device> {
         self.devices.get(&mac)
     }

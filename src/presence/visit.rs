@@ -47,7 +47,8 @@ pub struct Visit {
     pub returning: bool,
     pub mac_randomized: bool,
     pub os_family: String,
-    /// Always `None` for now (members are bound elsewhere).
+    /// The member the device is bound to (from `members`), when known at
+    /// its start or learnt while it lasts; cleared by erasure.
     pub member_id: Option<String>,
 }
 
@@ -84,6 +85,7 @@ pub(crate) struct NewVisit {
     pub returning: bool,
     pub mac_randomized: bool,
     pub os_family: String,
+    pub member_id: Option<String>,
 }
 
 /// SplitMix64 (Steele, Lea, Flood 2014): a tiny seeded generator, so visit
@@ -185,7 +187,7 @@ impl Sessionizer {
             returning: info.returning,
             mac_randomized: info.mac_randomized,
             os_family: info.os_family,
-            member_id: None,
+            member_id: info.member_id,
         };
         let open = OpenVisit {
             visit: visit.clone(),
@@ -260,6 +262,25 @@ impl Sessionizer {
     /// OS); timers do not depend on those.
     pub fn visit_mut(&mut self, mac: MacAddr) -> Option<&mut Visit> {
         self.open.get_mut(&mac).map(|v| &mut v.visit)
+    }
+
+    /// Whether `mac` has a visit that has not ended.
+    pub fn has_open(&self, mac: MacAddr) -> bool {
+        self.open.contains_key(&mac)
+    }
+
+    /// Clears `member_id` from every visit, open or ended, that carries
+    /// it (erasure). Returns how many.
+    pub fn forget_member(&mut self, member_id: &str) -> usize {
+        let mut n = 0;
+        let open = self.open.values_mut().map(|v| &mut v.visit);
+        for v in open.chain(self.recent.iter_mut()) {
+            if v.member_id.as_deref() == Some(member_id) {
+                v.member_id = None;
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Open visits (newest first), then ended ones (newest first).

@@ -37,6 +37,9 @@ pub enum Tree {
     Devices,
     /// Presence state that is not per device (visits, footfall), by name.
     Presence,
+    /// Member records (bindings, consents), keyed by member id. Never a
+    /// phone number: only its keyed hash (the id) and its last 4 digits.
+    Members,
 }
 
 impl Tree {
@@ -49,6 +52,7 @@ impl Tree {
             Tree::DeadLetter => "dead_letter",
             Tree::Devices => "devices",
             Tree::Presence => "presence",
+            Tree::Members => "members",
         }
     }
 }

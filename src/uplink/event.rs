@@ -10,6 +10,8 @@ pub const SESSION_AUTHORIZED: &str = "com.storegate.session.authorized";
 pub const SESSION_ENDED: &str = "com.storegate.session.ended";
 pub const FOOTFALL_SUMMARY: &str = "com.storegate.footfall.summary";
 pub const OUTBOX_GAP: &str = "com.storegate.outbox.gap";
+pub const MEMBER_LINKED: &str = "com.storegate.member.linked";
+pub const MEMBER_ERASED: &str = "com.storegate.member.erased";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CloudEvent {

@@ -552,6 +552,18 @@ impl Lab {
             .unwrap_or_else(|e| panic!("cannot start {program} in {ns}: {e}"))
     }
 
+    /// Starts a long-running program in namespace `ns` (stdout and stderr
+    /// to `log` in the lab dir); it is killed with the lab.
+    pub fn start_in(&self, ns: &str, program: &str, args: &[&str], log: &str) {
+        let child = self.spawn_in(ns, program, args, log);
+        self.children.lock().unwrap().push(child);
+    }
+
+    /// A file in the lab dir.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
     fn start_services(&self) {
         let dir = self.path.display().to_string();
         let ready = self.path.join("internet.ready");

@@ -14,6 +14,7 @@ mod delivery;
 mod hq;
 mod hq_faults;
 mod hq_tls;
+mod members;
 mod outbox;
 mod presence;
 mod receiver;

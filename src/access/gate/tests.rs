@@ -179,3 +179,42 @@ fn a_failed_revoke_is_retried_and_does_not_stop_the_others() {
     assert!(!fw.inner.is_allowed(mac(1)));
     assert!(fw.inner.is_allowed(mac(2)), "the other client is untouched");
 }
+
+#[test]
+fn forgetting_a_member_ends_its_sessions() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let fw = Arc::new(MemoryFirewall::new());
+    let events = Arc::new(Recorder::default());
+    let (gate, _) = Gate::open(policy(), fw.clone(), store.clone(), events.clone()).unwrap();
+    let member = Some("m_AAAAAAAAAAAAAAAAAAAAAA".to_string());
+    gate.authorize(mac(1), None, AuthMethod::Otp, member.clone())
+        .unwrap();
+    gate.authorize(mac(2), None, AuthMethod::ReturningDevice, member.clone())
+        .unwrap();
+    gate.authorize(mac(3), None, AuthMethod::Otp, Some("m_other".into()))
+        .unwrap();
+    let ended = gate.forget_member("m_AAAAAAAAAAAAAAAAAAAAAA").unwrap();
+    assert_eq!(ended, vec![mac(1), mac(2)]);
+    for m in [mac(1), mac(2)] {
+        assert!(!gate.client(m).unwrap().is_authorized());
+        assert!(!fw.is_allowed(m));
+    }
+    assert!(gate.clients().iter().all(|c| c.member_id != member));
+    assert!(fw.is_allowed(mac(3)), "another member is untouched");
+    let on_disk = format!("{:?}", store.scan(Tree::Clients).unwrap());
+    assert!(!on_disk.contains("m_AAAA"));
+    assert_eq!(
+        events
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| matches!(e, SessionEvent::Ended { .. }))
+            .count(),
+        2
+    );
+    assert_eq!(
+        gate.forget_member("m_AAAAAAAAAAAAAAAAAAAAAA").unwrap(),
+        vec![]
+    );
+}

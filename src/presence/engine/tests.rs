@@ -13,6 +13,7 @@ use crate::presence::sighting::{DhcpInfo, DhcpMessageType, SightingKind};
 mod classes;
 mod footfall;
 mod lifecycle;
+mod members;
 mod persistence;
 
 const MIN: Duration = Duration::from_secs(60);

@@ -1,0 +1,209 @@
+//! The presence shell with members: a remembered device's DHCP packet
+//! signs it in, and erasure leaves nothing of the member behind.
+
+use std::net::Ipv4Addr;
+
+use super::*;
+use crate::access::MemoryFirewall;
+use crate::access::session::SessionPolicy;
+use crate::config::MembersConfig;
+use crate::members::Consent;
+use crate::presence::PresenceConfig;
+use crate::store::MemoryStore;
+use crate::uplink::event::SESSION_AUTHORIZED;
+use crate::uplink::sink::OutboxSink;
+
+const PHONE: &str = "13812345678";
+
+struct Rig {
+    shell: PresenceShell,
+    members: Arc<Members>,
+    gate: Arc<Gate>,
+    firewall: Arc<MemoryFirewall>,
+    outbox: Arc<Outbox>,
+}
+
+fn rig() -> Rig {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let key = DeviceKey::from_bytes([3; 32]);
+    let outbox = Arc::new(Outbox::open(store.clone(), "wulin-01").unwrap());
+    let firewall = Arc::new(MemoryFirewall::new());
+    let sink = Arc::new(OutboxSink {
+        outbox: outbox.clone(),
+        key: key.clone(),
+    });
+    let policy = SessionPolicy {
+        session_timeout: Duration::from_secs(8 * 3600),
+        idle_timeout: Duration::from_secs(1800),
+        max_preauth: 100,
+    };
+    let (gate, _) = Gate::open(policy, firewall.clone(), store.clone(), sink).unwrap();
+    let gate = Arc::new(gate);
+    let members = Arc::new(
+        Members::open(
+            store.clone(),
+            key.clone(),
+            MembersConfig::default(),
+            outbox.clone(),
+        )
+        .unwrap(),
+    );
+    let shell = PresenceShell::new(
+        Presence::new(PresenceConfig::default(), 1),
+        store,
+        outbox.clone(),
+        key,
+        (MacAddr([2, 0, 0, 0, 0, 0xfe]), None, None),
+    )
+    .with_members(members.clone(), gate.clone());
+    Rig {
+        shell,
+        members,
+        gate,
+        firewall,
+        outbox,
+    }
+}
+
+fn mac(n: u8) -> MacAddr {
+    MacAddr([0x3c, 0x22, 0xfb, 0, 0, n])
+}
+
+fn dhcp(n: u8, message_type: DhcpMessageType) -> Sighting {
+    Sighting {
+        mac: mac(n),
+        kind: SightingKind::DhcpClient(DhcpInfo {
+            message_type,
+            requested_ip: Some(Ipv4Addr::new(192, 0, 2, n)),
+            ..DhcpInfo::default()
+        }),
+    }
+}
+
+/// Signs a member in on `device` (phone and code) and remembers it.
+fn remembered_member(r: &Rig, device: MacAddr) -> String {
+    let now = Timestamp::now();
+    let issued = r.members.request_code(PHONE, device, now).unwrap();
+    let id = r
+        .members
+        .verify_code(PHONE, &issued.code, device, now)
+        .unwrap();
+    let consent = Consent {
+        remember_device: true,
+        marketing: false,
+    };
+    r.members.link(&id, device, consent, None, now).unwrap();
+    id
+}
+
+fn authorized_events(outbox: &Outbox) -> usize {
+    outbox
+        .recent(100)
+        .unwrap()
+        .iter()
+        .filter(|e| e.ty == SESSION_AUTHORIZED)
+        .count()
+}
+
+#[test]
+fn a_remembered_device_is_signed_in_by_its_dhcp_packet() {
+    let r = rig();
+    let id = remembered_member(&r, mac(1));
+    let mut events = Vec::new();
+
+    r.shell
+        .observe(&dhcp(1, DhcpMessageType::Discover), None, &mut events);
+    let client = r.gate.client(mac(1)).expect("the gate knows it");
+    assert!(client.is_authorized());
+    assert_eq!(client.method, Some(AuthMethod::ReturningDevice));
+    assert_eq!(client.member_id.as_deref(), Some(id.as_str()));
+    assert!(r.firewall.is_allowed(mac(1)));
+    assert_eq!(r.shell.stats().members_authorized, 1);
+    // The member is on the device and on the visit.started event.
+    assert_eq!(
+        r.shell
+            .machine()
+            .device(mac(1))
+            .unwrap()
+            .member_id
+            .as_deref(),
+        Some(id.as_str())
+    );
+    let started: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|(ty, _)| *ty == VISIT_STARTED)
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0]["member_id"], id.as_str());
+
+    // Already signed in: the next packets change nothing.
+    r.shell
+        .observe(&dhcp(1, DhcpMessageType::Request), None, &mut events);
+    assert_eq!(authorized_events(&r.outbox), 1);
+    assert_eq!(r.shell.stats().members_authorized, 1);
+}
+
+#[test]
+fn only_a_remembered_device_asking_for_a_lease_is_signed_in() {
+    let r = rig();
+    remembered_member(&r, mac(1));
+    let mut events = Vec::new();
+    // A stranger's DHCP packet: nothing.
+    r.shell
+        .observe(&dhcp(2, DhcpMessageType::Discover), None, &mut events);
+    assert!(r.gate.client(mac(2)).is_none());
+    // The member's device giving its lease back, or only ARPing: nothing.
+    r.shell
+        .observe(&dhcp(1, DhcpMessageType::Release), None, &mut events);
+    let arp = Sighting {
+        mac: mac(1),
+        kind: SightingKind::Arp {
+            ip: Some(Ipv4Addr::new(192, 0, 2, 1)),
+        },
+    };
+    r.shell.observe(&arp, None, &mut events);
+    assert!(r.gate.client(mac(1)).is_none());
+    assert!(!r.firewall.is_allowed(mac(1)));
+    assert_eq!(authorized_events(&r.outbox), 0);
+    // The ARP still told presence whose device it is.
+    assert!(
+        r.shell
+            .machine()
+            .device(mac(1))
+            .unwrap()
+            .member_id
+            .is_some()
+    );
+}
+
+#[test]
+fn erasure_leaves_nothing_of_the_member_in_sessions_or_presence() {
+    let r = rig();
+    let id = remembered_member(&r, mac(1));
+    let mut events = Vec::new();
+    r.shell
+        .observe(&dhcp(1, DhcpMessageType::Request), None, &mut events);
+    assert!(r.gate.client(mac(1)).unwrap().is_authorized());
+
+    // What `ctl member-erase` does.
+    let erased = r.members.erase(&id, Timestamp::now()).unwrap();
+    assert_eq!(erased.devices, vec![mac(1)]);
+    assert_eq!(r.gate.forget_member(&id).unwrap(), vec![mac(1)]);
+    assert_eq!(r.shell.forget_member(&id), 1);
+
+    let client = r.gate.client(mac(1)).unwrap();
+    assert!(!client.is_authorized(), "a stranger again");
+    assert_eq!(client.member_id, None);
+    assert!(!r.firewall.is_allowed(mac(1)));
+    let m = r.shell.machine();
+    assert!(m.devices().all(|d| d.member_id.is_none()));
+    assert!(m.visits().all(|v| v.member_id.is_none()));
+    drop(m);
+    assert!(r.members.list().is_empty());
+    // The next packet is just a device now: not signed in, no member.
+    r.shell
+        .observe(&dhcp(1, DhcpMessageType::Request), None, &mut events);
+    assert_eq!(r.shell.machine().device(mac(1)).unwrap().member_id, None);
+    assert!(!r.gate.client(mac(1)).unwrap().is_authorized());
+}
