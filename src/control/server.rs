@@ -49,7 +49,15 @@ pub async fn bind(path: &Path) -> std::io::Result<UnixListener> {
         }
         std::fs::remove_file(path)?;
     }
-    let listener = UnixListener::bind(path)?;
+    // Created 0600 from the start (the umask, for the moment of the bind),
+    // so no one else can connect between the bind and a chmod. The umask
+    // is process-wide: anything another thread creates meanwhile is only
+    // more private than it would be.
+    use nix::sys::stat::{Mode, umask};
+    let old = umask(Mode::from_bits_truncate(0o177));
+    let bound = UnixListener::bind(path);
+    umask(old);
+    let listener = bound?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok(listener)
@@ -233,4 +241,24 @@ fn erase_member(control: &Control, member_id: &str) -> Reply {
 /// At most 64 characters of operator input, for an error message.
 fn truncate(s: &str) -> String {
     s.chars().take(64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_socket_is_private_and_a_live_one_is_not_stolen() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run").join("control.sock");
+        let listener = bind(&path).await.unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "socket mode {mode:o}");
+        let e = bind(&path).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse, "{e}");
+        drop(listener);
+        // A stale socket file (no daemon behind it) is replaced.
+        bind(&path).await.unwrap();
+    }
 }
