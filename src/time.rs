@@ -72,6 +72,55 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// Notices steps of the wall clock (an NTP sync on a box with no
+/// real-time clock) by comparing it with the monotonic clock.
+#[derive(Debug, Clone, Copy)]
+pub struct ClockWatch {
+    /// Start of the span stamped by the current wall clock.
+    since: Timestamp,
+    wall: Timestamp,
+    mono: std::time::Instant,
+}
+
+/// A step of the wall clock: times stamped in `[from, to]` were off by
+/// `delta_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockStep {
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub delta_ms: i64,
+}
+
+impl ClockWatch {
+    /// Smaller disagreements are timer jitter or NTP slewing.
+    pub const THRESHOLD_MS: i64 = 5_000;
+
+    pub fn new(wall: Timestamp, mono: std::time::Instant) -> Self {
+        ClockWatch {
+            since: wall,
+            wall,
+            mono,
+        }
+    }
+
+    /// Reads both clocks again; a step since the last call is returned.
+    pub fn check(&mut self, wall: Timestamp, mono: std::time::Instant) -> Option<ClockStep> {
+        let elapsed = i64::try_from(mono.duration_since(self.mono).as_millis()).unwrap_or(i64::MAX);
+        let delta_ms = (wall.0 - self.wall.0).saturating_sub(elapsed);
+        let step = (delta_ms.abs() > Self::THRESHOLD_MS).then_some(ClockStep {
+            from: self.since,
+            to: self.wall,
+            delta_ms,
+        });
+        if step.is_some() {
+            self.since = wall;
+        }
+        self.wall = wall;
+        self.mono = mono;
+        step
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +142,37 @@ mod tests {
         assert_eq!(
             Timestamp(i64::MAX).plus(Duration::from_secs(1)),
             Timestamp(i64::MAX)
+        );
+    }
+
+    #[test]
+    fn clock_watch_sees_steps_not_jitter() {
+        let m0 = std::time::Instant::now();
+        let at = |ms: u64| m0 + Duration::from_millis(ms);
+        let mut w = ClockWatch::new(Timestamp(1_000_000), m0);
+        // A second later by both clocks, then a late tick: no step.
+        assert_eq!(w.check(Timestamp(1_001_000), at(1_000)), None);
+        assert_eq!(w.check(Timestamp(1_004_500), at(4_400)), None);
+        // NTP steps the wall clock 3 hours ahead during one second.
+        let step = w.check(Timestamp(1_004_500 + 3_600_000 * 3 + 1_000), at(5_400));
+        assert_eq!(
+            step,
+            Some(ClockStep {
+                from: Timestamp(1_000_000),
+                to: Timestamp(1_004_500),
+                delta_ms: 3_600_000 * 3,
+            })
+        );
+        // The next step covers only what was stamped since the last one.
+        let now = 1_004_500 + 3_600_000 * 3 + 1_000;
+        let back = w.check(Timestamp(now + 1_000 - 60_000), at(6_400));
+        assert_eq!(
+            back,
+            Some(ClockStep {
+                from: Timestamp(now),
+                to: Timestamp(now),
+                delta_ms: -60_000,
+            })
         );
     }
 }

@@ -306,6 +306,29 @@ impl Gate {
         }
     }
 
+    /// The wall clock stepped by `delta_ms`: sessions this process
+    /// authorised between `from` and `to` keep the time they were
+    /// promised (see [`Sessions::shift_clock`]); their records are
+    /// rewritten. Returns how many moved.
+    pub fn clock_stepped(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        delta_ms: i64,
+    ) -> Result<usize, GateError> {
+        let mut sessions = self.lock();
+        let changed = sessions.shift_clock(from, to, delta_ms);
+        for mac in &changed {
+            if let Some(c) = sessions.get(*mac) {
+                store::put_json(self.store.as_ref(), Tree::Clients, &mac.octets(), c)?;
+            }
+        }
+        if !changed.is_empty() {
+            self.store.flush()?;
+        }
+        Ok(changed.len())
+    }
+
     /// Feeds the firewall's view of recent traffic to the idle timers.
     /// Backends that cannot tell keep every client active.
     pub fn refresh_activity(&self) -> Result<(), GateError> {

@@ -289,6 +289,31 @@ impl Sessions {
         ]
     }
 
+    /// The wall clock stepped by `delta_ms` (an NTP sync on a box with no
+    /// real-time clock, typically soon after boot). Sessions authorised
+    /// between `from` and `to` (by the clock before the step) get their
+    /// times moved with it, so they keep the time they were promised; the
+    /// kernel's own timeouts are relative and need nothing. Sessions
+    /// outside that window (restored from before the process started)
+    /// were stamped by a good clock and stay as they are. Returns the
+    /// MACs whose records changed.
+    pub fn shift_clock(&mut self, from: Timestamp, to: Timestamp, delta_ms: i64) -> Vec<MacAddr> {
+        let shift = |t: Timestamp| Timestamp(t.0.saturating_add(delta_ms));
+        let mut changed = Vec::new();
+        for c in self.clients.values_mut() {
+            if !c.authorized_at.is_some_and(|t| from <= t && t <= to) {
+                continue;
+            }
+            c.authorized_at = c.authorized_at.map(shift);
+            c.expires_at = c.expires_at.map(shift);
+            c.last_active = c.last_active.map(shift);
+            c.last_seen = shift(c.last_seen);
+            changed.push(c.mac);
+        }
+        changed.sort();
+        changed
+    }
+
     /// Traffic from `mac` was seen at `now`.
     pub fn activity(&mut self, mac: MacAddr, now: Timestamp) {
         if let Some(c) = self.clients.get_mut(&mac)

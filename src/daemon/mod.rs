@@ -35,7 +35,7 @@ use crate::portal::{self, ClientResolver, NeighbourResolver, Portal, Site, Synth
 use crate::presence::{Presence, PresenceConfig, parse_fingerprint_file, timezone_by_name};
 use crate::privacy::DeviceKey;
 use crate::store::{SledStore, Store};
-use crate::time::Timestamp;
+use crate::time::{ClockWatch, Timestamp};
 use crate::uplink::Outbox;
 use crate::uplink::delivery::{self, DeliveryConfig, DeliveryStatus};
 use crate::uplink::messages::{MessageSender, MessagesConfig};
@@ -341,6 +341,7 @@ async fn session_timers(gate: Arc<Gate>, window: Duration, shutdown: Cancellatio
     // tick counter, not elapsed time, so timer jitter cannot skip a read.
     let polls_per = ((window / 2).as_millis() / TICK.as_millis()).max(1);
     let mut ticks: u128 = 0;
+    let mut clock = ClockWatch::new(Timestamp::now(), Instant::now());
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -349,7 +350,18 @@ async fn session_timers(gate: Arc<Gate>, window: Duration, shutdown: Cancellatio
         let g = gate.clone();
         let poll = ticks % polls_per == 0;
         ticks += 1;
+        let step = clock.check(Timestamp::now(), Instant::now());
         let result = tokio::task::spawn_blocking(move || {
+            // Before the tick: sessions granted under the old clock must
+            // not end early (or late) because the clock stepped.
+            if let Some(st) = step {
+                let moved = g.clock_stepped(st.from, st.to, st.delta_ms)?;
+                tracing::warn!(
+                    delta_ms = st.delta_ms,
+                    sessions_moved = moved,
+                    "the wall clock stepped; sessions granted before the step keep their time"
+                );
+            }
             if poll {
                 g.refresh_activity()?;
             }

@@ -209,3 +209,24 @@ fn a_session_past_its_end_has_no_time_left_before_the_tick() {
         "still formally authorised until tick runs"
     );
 }
+
+#[test]
+fn a_clock_step_moves_only_the_sessions_stamped_by_the_old_clock() {
+    let mut s = Sessions::new(policy());
+    // Restored from before this process: stamped by a good clock.
+    s.authorize(mac(1), ip(10), AuthMethod::ClickThrough, None, at(0));
+    // Authorised by this process while the clock ran 2 hours slow.
+    s.authorize(mac(2), ip(11), AuthMethod::ClickThrough, None, at(30));
+    s.activity(mac(2), at(31));
+    let step = 120 * 60_000;
+    let moved = s.shift_clock(at(20), at(32), step);
+    assert_eq!(moved, [mac(2)]);
+    let c = s.get(mac(2)).unwrap();
+    assert_eq!(c.authorized_at, Some(at(150)));
+    assert_eq!(c.expires_at, Some(at(210)));
+    assert_eq!(c.last_active, Some(at(151)));
+    assert_eq!(s.get(mac(1)).unwrap().expires_at, Some(at(60)));
+    // By the corrected clock, mac 2 still has its hour, mac 1 is over.
+    let over = ended(&s.tick(at(152)));
+    assert_eq!(over, [(mac(1), EndReason::SessionTimeout)]);
+}
