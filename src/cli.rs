@@ -30,6 +30,9 @@ pub enum Command {
     },
     /// Validate a config file: exit 0 if valid, else 1 with the key at fault.
     CheckConfig { file: PathBuf },
+    /// Translate an OpenWrt UCI config (/etc/config/storegate) into TOML on
+    /// stdout, validated; exit 1 naming the UCI section and option at fault.
+    UciToToml { file: PathBuf },
     /// Talk to the running daemon.
     Ctl {
         /// The daemon's control socket.
@@ -41,8 +44,27 @@ pub enum Command {
         #[command(subcommand)]
         command: CtlCommand,
     },
-    /// A simulated store with no root and no router (not built yet).
-    Demo,
+    /// A simulated store with no root and no router: the real daemon on
+    /// loopback fed by synthetic shoppers, with an in-process HQ receiver.
+    /// Prints the portal, dashboard and HQ URLs; Ctrl-C stops it.
+    Demo {
+        /// Simulated seconds per real second (1 to 10000): at 300 a
+        /// 12-hour store day lasts 144 s. The schedule is compressed, not
+        /// the clock: dwell the daemon measures is real time.
+        #[arg(long, default_value_t = 120.0)]
+        speed: f64,
+        /// Seed of the simulation (random if not given).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Keep the state (config, database, HQ events) here; without it
+        /// a temporary directory removed at exit.
+        #[arg(long, value_name = "DIR")]
+        state: Option<PathBuf>,
+        /// Listen on this port (portal), +1 (dashboard) and +2 (HQ
+        /// receiver), on 127.0.0.1; without it, free ports.
+        #[arg(long, value_name = "P")]
+        port_base: Option<u16>,
+    },
     /// A reference HQ endpoint for integrators: verifies signatures,
     /// de-duplicates by event id, prints accepted events as JSON lines.
     HqReceiver {
@@ -93,6 +115,17 @@ pub enum CtlCommand {
         #[arg(long)]
         retry: bool,
     },
+    /// Set the dashboard's manager password, read from stdin (one line).
+    DashboardPassword,
+    /// Record a DHCP request from a device by hand, as if captured (tests,
+    /// boxes without capture).
+    Observe {
+        mac: String,
+        #[arg(long)]
+        ip: Option<String>,
+        #[arg(long)]
+        hostname: Option<String>,
+    },
     /// The newest events waiting for HQ.
     Events {
         /// How many (newest first kept, printed oldest first).
@@ -115,14 +148,23 @@ pub fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::UciToToml { file } => uci_to_toml(&file),
         Command::Ctl {
             socket,
             json,
             command,
         } => ctl(&socket, json, command),
-        Command::Demo => not_built(
-            "storegate demo is not built yet; meanwhile `storegate run -c examples/local.toml` serves the portal on 127.0.0.1:2050 without enforcement",
-        ),
+        Command::Demo {
+            speed,
+            seed,
+            state,
+            port_base,
+        } => crate::sim::demo::cli_main(crate::sim::demo::DemoArgs {
+            speed,
+            seed,
+            state,
+            port_base,
+        }),
         Command::HqReceiver {
             listen,
             secret,
@@ -141,9 +183,20 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn not_built(message: &str) -> ExitCode {
-    eprintln!("storegate: {message}");
-    ExitCode::from(2)
+fn uci_to_toml(file: &std::path::Path) -> ExitCode {
+    let result = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read: {e}"))
+        .and_then(|text| crate::config::uci::to_toml(&text).map_err(|e| e.to_string()));
+    match result {
+        Ok(toml_text) => {
+            print!("{toml_text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn run(path: PathBuf) -> ExitCode {
@@ -214,6 +267,14 @@ fn ctl(socket: &std::path::Path, json: bool, command: CtlCommand) -> ExitCode {
         CtlCommand::MemberErase { member_id } => Request::MemberErase { member_id },
         CtlCommand::Events { limit } => Request::Events { limit: Some(limit) },
         CtlCommand::DeadLetters { retry } => Request::DeadLetters { retry },
+        CtlCommand::Observe { mac, ip, hostname } => match check_mac(&mac) {
+            Ok(mac) => Request::Observe { mac, ip, hostname },
+            Err(code) => return code,
+        },
+        CtlCommand::DashboardPassword => match read_password() {
+            Ok(password) => Request::DashboardPassword { password },
+            Err(code) => return code,
+        },
     };
     let reply = match client::call(socket, &request) {
         Ok(r) => r,
@@ -236,6 +297,25 @@ fn ctl(socket: &std::path::Path, json: bool, command: CtlCommand) -> ExitCode {
         print_human(&request, &data);
     }
     ExitCode::SUCCESS
+}
+
+/// The new dashboard password: the first line of stdin.
+fn read_password() -> Result<String, ExitCode> {
+    let mut line = String::new();
+    match std::io::stdin().read_line(&mut line) {
+        Ok(_) => {
+            let password = line.trim_end_matches(['\r', '\n']).to_string();
+            if password.is_empty() {
+                eprintln!("storegate ctl: give the new password on stdin");
+                return Err(ExitCode::from(2));
+            }
+            Ok(password)
+        }
+        Err(e) => {
+            eprintln!("storegate ctl: cannot read the password from stdin: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
 }
 
 fn print_human(request: &Request, data: &serde_json::Value) {
@@ -314,6 +394,9 @@ fn print_human(request: &Request, data: &serde_json::Value) {
                     s(&m["last_seen"])
                 );
             }
+        }
+        Request::DashboardPassword { .. } => {
+            println!("dashboard password changed; every dashboard session was signed out")
         }
         Request::MemberErase { .. } => println!(
             "{} erased: {} remembered devices unbound, {} sessions ended, {} devices scrubbed",

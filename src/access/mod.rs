@@ -5,9 +5,11 @@
 //! - `firewall`: the `Firewall` trait and the in-memory backend.
 //! - `nft`: the nftables backend (JSON ruleset at install, netlink on the
 //!   hot path).
+//! - `blocked`: devices the manager blocked on the dashboard.
 //! - `gate`: the I/O shell that joins the machine, the store and the
 //!   firewall, and is what the portal and the control socket call.
 
+pub mod blocked;
 pub mod firewall;
 pub mod gate;
 pub mod nft;

@@ -4,6 +4,7 @@
 
 mod duration;
 mod raw;
+pub mod uci;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -248,6 +249,12 @@ impl fmt::Debug for Secret {
 #[derive(Debug, Clone)]
 pub struct DashboardConfig {
     pub listen: SocketAddr,
+    /// Both or neither; neither: a self-signed certificate generated once
+    /// and kept in `storage.path`.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub password_file: Option<PathBuf>,
+    pub metrics_public: bool,
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -420,14 +427,47 @@ impl TryFrom<RawConfig> for Config {
             },
             storage,
             hq,
-            dashboard: DashboardConfig {
-                listen: socket_addr("dashboard.listen", &raw.dashboard.listen)?,
-            },
+            dashboard: validate_dashboard(raw.dashboard)?,
             control: ControlConfig {
                 socket: non_empty_path("control.socket", &raw.control.socket)?,
             },
         })
     }
+}
+
+fn validate_dashboard(raw: raw::RawDashboard) -> Result<DashboardConfig, ConfigError> {
+    let path = |key: &str, p: Option<String>| p.map(|p| non_empty_path(key, &p)).transpose();
+    let cert = path("dashboard.cert_file", raw.cert_file)?;
+    let key = path("dashboard.key_file", raw.key_file)?;
+    let tls = match (cert, key) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(ConfigError::new(
+                "dashboard.key_file",
+                "is needed with dashboard.cert_file (both or neither)",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::new(
+                "dashboard.cert_file",
+                "is needed with dashboard.key_file (both or neither)",
+            ));
+        }
+    };
+    if !(1..=1024).contains(&raw.max_connections) {
+        return Err(ConfigError::new(
+            "dashboard.max_connections",
+            "must be between 1 and 1024",
+        ));
+    }
+    Ok(DashboardConfig {
+        listen: socket_addr("dashboard.listen", &raw.listen)?,
+        tls,
+        password_file: path("dashboard.password_file", raw.password_file)?,
+        metrics_public: raw.metrics_public,
+        max_connections: raw.max_connections as usize,
+    })
 }
 
 fn validate_members(raw: raw::RawMembers) -> Result<MembersConfig, ConfigError> {

@@ -269,14 +269,38 @@ fn default_gzip() -> bool {
 pub struct RawDashboard {
     #[serde(default = "default_dashboard_listen")]
     pub listen: String,
+    /// The HTTPS certificate chain (PEM); absent: a self-signed one kept
+    /// in the state directory.
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    /// The first manager password (read and hashed at start while no
+    /// password is stored).
+    pub password_file: Option<String>,
+    /// `/metrics` without signing in (for a Prometheus scraper).
+    #[serde(default = "default_true")]
+    pub metrics_public: bool,
+    #[serde(default = "default_dashboard_max_connections")]
+    pub max_connections: u32,
 }
 
 impl Default for RawDashboard {
     fn default() -> Self {
         RawDashboard {
             listen: default_dashboard_listen(),
+            cert_file: None,
+            key_file: None,
+            password_file: None,
+            metrics_public: true,
+            max_connections: default_dashboard_max_connections(),
         }
     }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_dashboard_max_connections() -> u32 {
+    64
 }
 
 #[derive(Debug, Deserialize)]

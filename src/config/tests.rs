@@ -422,3 +422,41 @@ fn members_keys_are_read_and_checked() {
         assert_eq!(e.key, "privacy.forget_unbound_after_days");
     }
 }
+
+#[test]
+fn dashboard_defaults_and_checks() {
+    let c = Config::parse(MINIMAL).unwrap();
+    assert_eq!(c.dashboard.listen, "0.0.0.0:8443".parse().unwrap());
+    assert!(c.dashboard.tls.is_none());
+    assert!(c.dashboard.password_file.is_none());
+    assert!(c.dashboard.metrics_public);
+    assert_eq!(c.dashboard.max_connections, 64);
+    let with = |extra: &str| format!("{MINIMAL}[dashboard]\n{extra}\n");
+    let c = Config::parse(&with(
+        "cert_file = \"/c.pem\"\nkey_file = \"/k.pem\"\npassword_file = \"/p\"\nmetrics_public = false",
+    ))
+    .unwrap();
+    assert_eq!(
+        c.dashboard.tls,
+        Some((PathBuf::from("/c.pem"), PathBuf::from("/k.pem")))
+    );
+    assert_eq!(c.dashboard.password_file, Some(PathBuf::from("/p")));
+    assert!(!c.dashboard.metrics_public);
+    assert_eq!(
+        err(&with("cert_file = \"/c.pem\"")).key,
+        "dashboard.key_file"
+    );
+    assert_eq!(
+        err(&with("key_file = \"/k.pem\"")).key,
+        "dashboard.cert_file"
+    );
+    assert_eq!(
+        err(&with("max_connections = 0")).key,
+        "dashboard.max_connections"
+    );
+    assert_eq!(err(&with("listen = \"nope\"")).key, "dashboard.listen");
+    assert_eq!(
+        err(&with("password_file = \"\"")).key,
+        "dashboard.password_file"
+    );
+}

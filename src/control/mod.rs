@@ -44,6 +44,20 @@ pub enum Request {
         #[serde(default)]
         limit: Option<usize>,
     },
+    /// A DHCP request from `mac`, recorded by hand as if captured (tests,
+    /// and boxes without capture).
+    Observe {
+        mac: String,
+        #[serde(default)]
+        ip: Option<String>,
+        #[serde(default)]
+        hostname: Option<String>,
+    },
+    /// Sets the dashboard's manager password (hashed by the daemon) and
+    /// signs every dashboard session out.
+    DashboardPassword {
+        password: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -32,6 +32,8 @@ pub struct Control {
     /// `None`: `members` and `member-erase` are not available.
     pub members: Option<Arc<Members>>,
     pub status: StatusFn,
+    /// `None`: `dashboard-password` is not available.
+    pub dashboard: Option<Arc<crate::dashboard::Dashboard>>,
 }
 
 /// Binds the socket, replacing a stale file left by a crash (but not a
@@ -196,6 +198,17 @@ pub fn execute(control: &Control, req: Request) -> Reply {
                 .unwrap_or_default(),
         ),
         Request::MemberErase { member_id } => erase_member(control, &member_id),
+        Request::Observe { mac, ip, hostname } => match parse_mac(&mac) {
+            Ok(mac) => observe(control, mac, ip.as_deref(), hostname),
+            Err(r) => r,
+        },
+        Request::DashboardPassword { password } => match &control.dashboard {
+            None => Reply::err("not available: the dashboard is off"),
+            Some(d) => match d.set_password(&password) {
+                Ok(()) => Reply::ok(serde_json::json!({"changed": true, "sessions_ended": true})),
+                Err(e) => Reply::err(e.to_string()),
+            },
+        },
     }
 }
 
@@ -236,6 +249,35 @@ fn erase_member(control: &Control, member_id: &str) -> Reply {
         "sessions_ended": sessions,
         "presence_devices_scrubbed": presence,
     }))
+}
+
+/// Feeds a hand-made DHCP request to presence, as the capture would.
+fn observe(control: &Control, mac: MacAddr, ip: Option<&str>, hostname: Option<String>) -> Reply {
+    use crate::presence::{DhcpInfo, DhcpMessageType, Sighting, SightingKind};
+    let requested_ip = match ip.map(str::parse::<std::net::Ipv4Addr>).transpose() {
+        Ok(ip) => ip,
+        Err(_) => return Reply::err("ip: not an IPv4 address"),
+    };
+    // As the DHCP parser bounds them.
+    let hostname = hostname.map(|h| h.chars().filter(|c| !c.is_control()).take(64).collect());
+    let sighting = Sighting {
+        mac,
+        kind: SightingKind::DhcpClient(DhcpInfo {
+            message_type: DhcpMessageType::Request,
+            requested_ip,
+            hostname,
+            ..DhcpInfo::default()
+        }),
+    };
+    let mut events = Vec::new();
+    control.presence.observe(&sighting, None, &mut events);
+    control.presence.store_events(&mut events);
+    let device = control
+        .presence
+        .machine()
+        .device(mac)
+        .map(|d| d.to_ctl_json());
+    Reply::ok(device.unwrap_or_default())
 }
 
 /// At most 64 characters of operator input, for an error message.

@@ -23,11 +23,13 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::access::blocked::BlockedMacs;
 use crate::access::nft::{NftFirewall, RulesetParams};
 use crate::access::session::SessionPolicy;
 use crate::access::{Firewall, Gate, MemoryFirewall};
 use crate::config::{Config, FirewallBackend, HqConfig, Secret};
 use crate::control::server::{self as control_server, Control, StatusFn};
+use crate::dashboard::Dashboard;
 use crate::members::Members;
 use crate::net::capture::{Capture, Filter};
 use crate::net::neigh::NeighbourCache;
@@ -71,8 +73,46 @@ fn hq_link(hq: &HqConfig) -> anyhow::Result<(SigningKey, delivery::HttpsClient)>
     Ok((key, client))
 }
 
+/// What a caller may add to the daemon without changing what it is:
+/// `storegate demo` runs this same code with a simulator in place of the
+/// LAN capture. `Hooks::default()` is the box.
+#[derive(Default)]
+pub struct Hooks {
+    /// Finds clients' MACs for the portal instead of the firewall
+    /// backend's resolver (the demo maps loopback to a simulated phone).
+    pub resolver: Option<Arc<dyn ClientResolver>>,
+    /// Started once the daemon is ready (the control socket exists), as
+    /// one more task; it must end when `Handles::shutdown` is cancelled,
+    /// and may cancel it to stop the daemon.
+    pub on_ready: Option<OnReady>,
+}
+
+/// See [`Hooks::on_ready`].
+pub type OnReady = Box<
+    dyn FnOnce(Handles) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send,
+>;
+
+/// The running daemon's parts, for [`Hooks::on_ready`].
+#[derive(Clone)]
+pub struct Handles {
+    /// Feed sightings here (`PresenceShell::observe`, then `store_events`).
+    pub presence: Arc<PresenceShell>,
+    pub members: Arc<Members>,
+    pub gate: Arc<Gate>,
+    /// The portal's sign-in URL.
+    pub portal_url: String,
+    /// Cancelled on SIGTERM/SIGINT; cancelling it stops the daemon.
+    pub shutdown: CancellationToken,
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    run_with(config, Hooks::default()).await
+}
+
+/// Runs the daemon with `hooks` until SIGTERM or SIGINT (or until a hook
+/// cancels the shutdown token).
+pub async fn run_with(config: Config, hooks: Hooks) -> anyhow::Result<()> {
     let started = Instant::now();
     let started_at = Timestamp::now();
     let store: Arc<dyn Store> =
@@ -102,6 +142,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             (Arc::new(MemoryFirewall::new()), Arc::new(SyntheticResolver))
         }
     };
+    let resolver = hooks.resolver.unwrap_or(resolver);
     let policy = SessionPolicy {
         session_timeout: config.portal.session_timeout,
         idle_timeout: config.portal.idle_timeout,
@@ -198,6 +239,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         members: Some(members.clone()),
         messages,
         sync: sync_state.clone(),
+        blocked_macs: Arc::new(BlockedMacs::load(store.clone())),
         ..Portal::new(site, gate.clone(), resolver, key.clone())
     });
     let listener = portal::server::bind(config.portal.listen)
@@ -235,6 +277,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         shutdown.clone(),
         tracker.clone(),
     ));
+    let dashboard = Arc::new(Dashboard {
+        members: Some(members.clone()),
+        delivery: delivery_status.clone(),
+        metrics_public: config.dashboard.metrics_public,
+        shutdown: shutdown.clone(),
+        ..Dashboard::new(
+            store.clone(),
+            gate.clone(),
+            presence_shell.clone(),
+            outbox.clone(),
+            portal.clone(),
+        )
+    });
+    start_dashboard(&config, dashboard.clone(), &shutdown, &tracker).await?;
     tracker.spawn(session_timers(gate.clone(), window, shutdown.clone()));
     if let Some(c) = &capture {
         tracker.spawn(presence::capture_loop(
@@ -311,6 +367,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             presence: presence_shell.clone(),
             members: Some(members.clone()),
             status,
+            dashboard: Some(dashboard.clone()),
         }),
         shutdown.clone(),
         tracker.clone(),
@@ -320,8 +377,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ms = started.elapsed().as_millis() as u64,
         "storegate ready"
     );
+    if let Some(on_ready) = hooks.on_ready {
+        tracker.spawn(on_ready(Handles {
+            presence: presence_shell.clone(),
+            members: members.clone(),
+            gate: gate.clone(),
+            portal_url: portal.site.url.clone(),
+            shutdown: shutdown.clone(),
+        }));
+    }
 
-    wait_for_signal().await?;
+    tokio::select! {
+        signal = wait_for_signal() => signal?,
+        _ = shutdown.cancelled() => {}
+    }
     tracing::info!("stopping");
     shutdown.cancel();
     tracker.close();
@@ -330,6 +399,44 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     store.flush().context("flushing the state database")?;
     tracing::info!("stopped; authorised clients keep access until their sessions end");
+    Ok(())
+}
+
+/// The manager's dashboard: the first password, the certificate, the
+/// listener. A bad password file or certificate stops the daemon; a port
+/// that cannot be bound only turns the dashboard off (logged), since the
+/// portal must not go down for it.
+async fn start_dashboard(
+    config: &Config,
+    dashboard: Arc<Dashboard>,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+) -> anyhow::Result<()> {
+    let cfg = &config.dashboard;
+    if let Some(made) = crate::dashboard::auth::ensure_password(
+        dashboard.store.as_ref(),
+        cfg.password_file.as_deref(),
+    )? {
+        tracing::warn!(
+            "dashboard password (shown once; change it with `storegate ctl dashboard-password`): {made}"
+        );
+    }
+    let tls = crate::dashboard::tls::acceptor(cfg.tls.as_ref(), &config.storage.path)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    match crate::dashboard::server::bind(cfg.listen).await {
+        Ok(listener) => {
+            tracing::info!(listen = %cfg.listen, "dashboard listening (https)");
+            tracker.spawn(crate::dashboard::server::serve(
+                listener,
+                tls,
+                dashboard,
+                cfg.max_connections,
+                shutdown.clone(),
+                tracker.clone(),
+            ));
+        }
+        Err(e) => tracing::error!("dashboard is off: dashboard.listen {}: {e}", cfg.listen),
+    }
     Ok(())
 }
 

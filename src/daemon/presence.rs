@@ -235,6 +235,15 @@ impl PresenceShell {
         n
     }
 
+    /// Marks a device as staff or not (the dashboard), from now on: it
+    /// leaves (or rejoins) footfall at once. The mark is in the core
+    /// snapshot, which is written at once.
+    pub fn set_staff(&self, mac: MacAddr, staff: bool) {
+        let outputs = self.machine().set_staff(mac, staff, Timestamp::now());
+        self.carry_out(outputs, None, &mut Vec::new());
+        self.persist_core();
+    }
+
     /// Devices whose binding ended (expired): they belong to nobody now.
     pub fn unbind(&self, macs: &[MacAddr]) {
         let outputs: Vec<Output> = {

@@ -60,6 +60,42 @@ pub fn get<'a>(fields: &'a [(String, String)], key: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// Reads a form body of at most `max` bytes (portal and dashboard POSTs).
+/// The error is the status to answer with: 413 when too large, 400 when
+/// unreadable.
+pub async fn read_body<B>(
+    req: http::Request<B>,
+    max: usize,
+) -> Result<Vec<(String, String)>, http::StatusCode>
+where
+    B: hyper::body::Body<Data = bytes::Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use http_body_util::BodyExt;
+    let declared = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(http::StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    let body = http_body_util::Limited::new(req.into_body(), max)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                http::StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                http::StatusCode::BAD_REQUEST
+            }
+        })?
+        .to_bytes();
+    parse(&body).map_err(|_| http::StatusCode::BAD_REQUEST)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,8 +17,9 @@
 //! - `GET /status` — time left and a sign-out button; `POST /logout`;
 //! - `GET /api/captive` — RFC 8908 captive-portal API.
 //!
-//! A device HQ has blocked (the sync document's `blocked_devices`) gets a
-//! `403` for every sign-in method.
+//! A device HQ has blocked (the sync document's `blocked_devices`), or the
+//! store manager blocked on the dashboard, gets a `403` for every sign-in
+//! method.
 //!
 //! Any other Host is captured traffic: a `302` to the sign-in page with
 //! `Cache-Control: no-store` before sign-in; after sign-in the OS probe's
@@ -30,7 +31,7 @@ pub mod campaign;
 pub mod form;
 pub mod pages;
 pub mod probes;
-mod routes;
+pub(crate) mod routes;
 pub mod server;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -38,6 +39,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::access::Gate;
+use crate::access::blocked::BlockedMacs;
 use crate::config::Language;
 use crate::members::Members;
 use crate::net::MacAddr;
@@ -186,6 +188,8 @@ pub struct Portal {
     pub sync: Arc<SyncState>,
     /// Turns a MAC into the `device_id` HQ blocks by.
     pub device_key: DeviceKey,
+    /// Devices blocked on the dashboard (by MAC).
+    pub blocked_macs: Arc<BlockedMacs>,
 }
 
 impl Portal {
@@ -206,12 +210,13 @@ impl Portal {
             messages: None,
             sync: Arc::new(SyncState::empty()),
             device_key,
+            blocked_macs: Arc::new(BlockedMacs::empty()),
         }
     }
 
-    /// Has HQ blocked this device?
+    /// Has the store manager or HQ blocked this device?
     pub fn is_blocked(&self, mac: MacAddr) -> bool {
-        self.sync.is_blocked(&self.device_key.device_id(mac))
+        self.blocked_macs.contains(mac) || self.sync.is_blocked(&self.device_key.device_id(mac))
     }
 
     /// Can shoppers sign in with a phone number here?

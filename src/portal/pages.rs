@@ -46,6 +46,18 @@ pub fn t(lang: Language, key: &str) -> String {
         .unwrap_or_else(|| key.to_string())
 }
 
+/// The first language of an `Accept-Language` header we have texts for.
+pub fn accept_language(headers: &http::HeaderMap) -> Option<Language> {
+    headers
+        .get(http::header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split(',')
+                .take(16)
+                .find_map(|tag| Language::from_tag(tag.split(';').next()?))
+        })
+}
+
 /// HTML-escapes text for element content and quoted attributes.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

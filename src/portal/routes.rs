@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use serde_json::json;
 
 use super::pages::{self, escape, render, t, url_encode};
@@ -874,28 +874,7 @@ where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return Err(StatusCode::PAYLOAD_TOO_LARGE);
-    }
-    let body = Limited::new(req.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                StatusCode::PAYLOAD_TOO_LARGE
-            } else {
-                StatusCode::BAD_REQUEST
-            }
-        })?
-        .to_bytes();
-    form::parse(&body).map_err(|_| StatusCode::BAD_REQUEST)
+    form::read_body(req, MAX_BODY_BYTES).await
 }
 
 /// A POST must come from our own pages: refuse a foreign Origin.
@@ -927,15 +906,7 @@ fn language<B>(portal: &Portal, req: &Request<B>, query: Option<&[(String, Strin
     {
         return l;
     }
-    req.headers()
-        .get(header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.split(',')
-                .take(16)
-                .find_map(|tag| Language::from_tag(tag.split(';').next()?))
-        })
-        .unwrap_or(portal.site.default_language)
+    pages::accept_language(req.headers()).unwrap_or(portal.site.default_language)
 }
 
 /// A staff code from a QR poster: `[A-Za-z0-9_-]{1,32}`; anything else

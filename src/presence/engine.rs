@@ -456,6 +456,11 @@ impl Presence {
         }
     }
 
+    /// The store's zone (local days and hours).
+    pub fn timezone(&self) -> &TimeZone {
+        &self.cfg.timezone
+    }
+
     /// Whether `mac` is staff (config or dashboard mark).
     pub fn is_staff(&self, mac: MacAddr) -> bool {
         self.staff_overrides

@@ -474,6 +474,7 @@ fn deauth_and_logout_cut_off() {
 
 #[test]
 fn session_timeout_cuts_off() {
+    let _cpu = crate::timed();
     let cfg = GateConfig {
         session_timeout: Some("3s".into()),
         ..GateConfig::default()
@@ -533,6 +534,7 @@ fn session_timeout_cuts_off() {
 /// silent one is signed out soon after it.
 #[test]
 fn idle_timeout_follows_traffic() {
+    let _cpu = crate::timed();
     let cfg = GateConfig {
         idle_timeout: Some("3s".into()),
         ..GateConfig::default()
@@ -626,6 +628,7 @@ fn restart_keeps_sessions(lab: &Lab, authorized_at: &Value) -> Storegate {
 
 #[test]
 fn sessions_survive_sigterm_restart() {
+    let _cpu = crate::timed();
     let Some((lab, mut gate)) = gate_lab("term", GateConfig::default()) else {
         return;
     };
@@ -644,6 +647,7 @@ fn sessions_survive_sigterm_restart() {
 
 #[test]
 fn sessions_survive_sigkill() {
+    let _cpu = crate::timed();
     let Some((lab, mut gate)) = gate_lab("kill", GateConfig::default()) else {
         return;
     };

@@ -10,7 +10,9 @@
 mod lab;
 
 mod captive;
+mod dashboard;
 mod delivery;
+mod demo;
 mod hq;
 mod hq_faults;
 mod hq_tls;
@@ -19,3 +21,19 @@ mod outbox;
 mod presence;
 mod receiver;
 mod smoke;
+
+/// Tests that keep both cores busy for seconds (a headless browser, the
+/// demo's simulated store) take this exclusively; tests that check a
+/// deadline (a restart within 1 s) share it, so the two never overlap.
+/// Everything else runs in parallel as before.
+static CPU: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// For a test that loads the machine.
+pub fn heavy() -> std::sync::RwLockWriteGuard<'static, ()> {
+    CPU.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// For a test that checks a deadline.
+pub fn timed() -> std::sync::RwLockReadGuard<'static, ()> {
+    CPU.read().unwrap_or_else(|e| e.into_inner())
+}

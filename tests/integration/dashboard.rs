@@ -1,0 +1,103 @@
+//! The store manager's dashboard in a real browser: a daemon with no
+//! enforcement on loopback, headless Chromium driven over the DevTools
+//! protocol by `tests/lab/dashboard_cdp.py` (sign in, a device joins and
+//! "present now" changes without a reload, mark it as staff and it leaves
+//! the footfall). Screenshots are kept in `target/tmp/dashboard-browser/`.
+//!
+//! Needs `chromium` (scripts/test.sh installs it as root); skipped only
+//! when it is missing and we are not root.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::hq::{ctl, free_port, start};
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn have_chromium() -> bool {
+    ["chromium", "chromium-browser"].iter().any(|b| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {b}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+#[test]
+fn dashboard_in_a_browser() {
+    let _cpu = crate::heavy();
+    if !have_chromium() {
+        assert!(
+            !is_root(),
+            "chromium is missing: scripts/test.sh installs it (apt package chromium)"
+        );
+        eprintln!("skipping: chromium is not installed and we are not root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let password = "browser-test-pass";
+    std::fs::write(
+        dir.path().join("dashboard.password"),
+        format!("{password}\n"),
+    )
+    .unwrap();
+    let cfg = dir.path().join("storegate.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[store]\nid = \"dash-01\"\nname = \"Wulin <Store>\"\n[lan]\ninterface = \"lo\"\n\
+             [portal]\nlisten = \"127.0.0.1:{}\"\n[firewall]\nbackend = \"none\"\n\
+             [storage]\npath = \"{}\"\n[control]\nsocket = \"{}\"\n\
+             [dashboard]\nlisten = \"127.0.0.1:{port}\"\npassword_file = \"{}\"\n",
+            free_port(),
+            dir.path().join("state").display(),
+            dir.path().join("control.sock").display(),
+            dir.path().join("dashboard.password").display(),
+        ),
+    )
+    .unwrap();
+    let daemon = start(dir.path(), &cfg);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the dashboard did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-browser");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/dashboard_cdp.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(format!("https://127.0.0.1:{port}"))
+        .arg(password)
+        .arg(env!("CARGO_BIN_EXE_storegate"))
+        .arg(&daemon.socket)
+        .arg(&out_dir)
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && stdout.contains("DONE"),
+        "browser run failed; daemon log: {}",
+        std::fs::read_to_string(dir.path().join("storegate.log")).unwrap_or_default()
+    );
+    for step in [
+        "REDIRECTED",
+        "SIGNED_IN",
+        "LIVE present_now=1",
+        "MARKED_STAFF",
+        "STAFF_LEFT_FOOTFALL",
+    ] {
+        assert!(stdout.contains(step), "missing step {step}");
+    }
+    assert!(out_dir.join("dashboard-live.png").exists());
+    // The daemon agrees: the device is staff and out of the footfall.
+    let status = ctl(&daemon, &["status"]).unwrap();
+    assert_eq!(status["presence"]["present_now"], 0);
+}

@@ -1,0 +1,299 @@
+//! `storegate demo` end to end, no root: it prints where everything is,
+//! the simulated store fills up (devices known, visitors present, members
+//! signed in by their DHCP packet), the in-process HQ receiver gets
+//! verified events, a browser on loopback can sign in at the portal as the
+//! demo's own phone, and Ctrl-C (SIGINT) stops it with exit 0.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc::channel;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::hq::{Proc, bin};
+
+/// The demo's own phone (`sim::demo::BROWSER_MAC`).
+const BROWSER_MAC: &str = "02:de:40:00:00:01";
+
+fn ctl(socket: &Path, args: &[&str]) -> Option<Value> {
+    let out = Command::new(bin())
+        .arg("ctl")
+        .arg("-s")
+        .arg(socket)
+        .args(args)
+        .arg("--json")
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).ok())
+        .flatten()
+}
+
+/// One HTTP/1.1 request to 127.0.0.1:`port`; the status and the whole
+/// response.
+fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the portal");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let mut reply = String::new();
+    let _ = s.read_to_string(&mut reply);
+    let status = reply
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, reply)
+}
+
+/// One request over TLS to 127.0.0.1:`port`, trusting only the
+/// certificate in `cert` (PEM); the status and the whole response.
+fn https(port: u16, cert: &Path, request: &str) -> (u16, String) {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(cert).expect("the dashboard's certificate") {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", port)).expect("connect to the dashboard");
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    tls.write_all(request.as_bytes()).unwrap();
+    let mut reply = Vec::new();
+    // A server that closes without close_notify ends in an error here,
+    // after the whole reply.
+    let _ = tls.read_to_end(&mut reply);
+    let reply = String::from_utf8_lossy(&reply).into_owned();
+    let status = reply
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, reply)
+}
+
+#[test]
+fn demo_runs_a_simulated_store_without_root() {
+    let _cpu = crate::heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let child = Command::new(bin())
+        .args(["demo", "--speed", "600", "--seed", "1", "--state"])
+        .arg(&state)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start storegate demo");
+    let mut proc = Proc(child);
+    let (tx, rx) = channel();
+    let stdout = proc.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let stderr = proc.0.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = BufReader::new(stderr).read_to_string(&mut text);
+        text
+    });
+
+    // The banner: "key: value" lines, up to "Stop with Ctrl-C.".
+    let t0 = Instant::now();
+    let mut banner: HashMap<String, String> = HashMap::new();
+    let mut lines = Vec::new();
+    loop {
+        let left = Duration::from_secs(20).saturating_sub(t0.elapsed());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no banner within 20 s; got {lines:?}"));
+        lines.push(line.clone());
+        if line.starts_with("Stop with Ctrl-C") {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            let first = v.split_whitespace().next().unwrap_or("");
+            banner.insert(k.trim().to_string(), first.to_string());
+        }
+    }
+    let portal = &banner["portal"];
+    assert!(portal.starts_with("http://127.0.0.1:"), "{lines:?}");
+    assert!(banner["hq"].starts_with("http://127.0.0.1:"), "{lines:?}");
+    assert!(banner.contains_key("dashboard"), "{lines:?}");
+    assert_eq!(
+        Path::new(&banner["state"]),
+        state.canonicalize().unwrap(),
+        "{lines:?}"
+    );
+    let socket = state.join("control.sock");
+    let portal_port: u16 = portal
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+
+    // The store fills up and HQ gets verified events.
+    let events_file = state.join("hq-events.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let status = ctl(&socket, &["status"]).unwrap_or(Value::Null);
+        let events = std::fs::read_to_string(&events_file).unwrap_or_default();
+        let ok = status["presence"]["devices_known"].as_u64() > Some(10)
+            && status["presence"]["present_now"].as_u64() > Some(3)
+            && status["presence"]["frames"]["members_authorized"].as_u64() > Some(0)
+            && status["hq"]["delivered"].as_u64() > Some(0)
+            && events.contains("com.storegate.visit.started")
+            && events.contains("com.storegate.member.linked");
+        if ok {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the simulated store did not fill up in 20 s: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(status["store_id"], "demo");
+    assert_eq!(status["firewall"], "none");
+    assert_eq!(status["presence"]["capturing"], false);
+    assert!(status["members"]["bound_devices"].as_u64() >= Some(20));
+    // The receiver wrote only events it verified: each is a CloudEvent
+    // of this store.
+    let events = std::fs::read_to_string(&events_file).unwrap();
+    for line in events.lines() {
+        let e: Value = serde_json::from_str(line).unwrap();
+        assert!(
+            e["message"].is_object() || e["source"] == "/stores/demo",
+            "{e}"
+        );
+    }
+
+    // Devices look like phones: OS families from their DHCP options,
+    // mostly randomised MACs; staff are classified as such.
+    let devices = ctl(&socket, &["devices"]).unwrap();
+    let devices = devices.as_array().unwrap();
+    let families: std::collections::HashSet<&str> = devices
+        .iter()
+        .filter_map(|d| d["os_family"].as_str())
+        .collect();
+    assert!(
+        families.contains("ios") && families.contains("android"),
+        "{families:?}"
+    );
+    let random = devices
+        .iter()
+        .filter(|d| d["mac_randomized"] == true)
+        .count();
+    assert!(random * 2 > devices.len(), "{random} of {}", devices.len());
+    let browser = devices
+        .iter()
+        .find(|d| d["mac"] == BROWSER_MAC)
+        .expect("the browser's phone is a device");
+    assert_eq!(browser["ip"], "127.0.0.1");
+    assert_eq!(browser["present"], true);
+
+    // A browser on loopback signs in at the portal as that phone.
+    let (code, page) = http(portal_port, "GET", "/", "");
+    assert_eq!(code, 200, "{page}");
+    let (code, reply) = http(portal_port, "POST", "/login", "accept_terms=yes");
+    assert!(code == 303 || code == 302, "{reply}");
+    let clients = ctl(&socket, &["clients"]).unwrap();
+    let me = clients
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["mac"] == BROWSER_MAC)
+        .unwrap_or_else(|| panic!("not a client: {clients}"));
+    assert_eq!(me["state"], "authorized", "{me}");
+
+    // The dashboard, when this build serves it: the printed password
+    // signs in, and the live view has the visitors. Its self-signed
+    // certificate (in the state directory) is trusted for 127.0.0.1.
+    if let Some(url) = banner
+        .get("dashboard")
+        .filter(|u| u.starts_with("https://"))
+    {
+        let port: u16 = url
+            .trim_end_matches('/')
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap();
+        let cert = state.join("db").join("dashboard-cert.pem");
+        let password = &banner["password"];
+        let (code, reply) = https(
+            port,
+            &cert,
+            &format!(
+                "POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+                 Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\npassword={password}",
+                "password=".len() + password.len()
+            ),
+        );
+        assert_eq!(code, 303, "{reply}");
+        let cookie = reply
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("set-cookie")
+                    .then(|| value.trim().split(';').next().unwrap_or("").to_string())
+            })
+            .unwrap_or_else(|| panic!("no session cookie: {reply}"));
+        let (code, reply) = https(
+            port,
+            &cert,
+            &format!(
+                "GET /api/live HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nCookie: {cookie}\r\n\r\n"
+            ),
+        );
+        assert_eq!(code, 200, "{reply}");
+        let body = reply.split("\r\n\r\n").nth(1).unwrap_or("");
+        let live: Value = serde_json::from_str(body.trim())
+            .unwrap_or_else(|e| panic!("/api/live is not JSON ({e}): {reply}"));
+        assert!(live["live"]["arrivals_today"].as_u64() > Some(0), "{live}");
+    }
+
+    // Ctrl-C: a clean stop, exit 0.
+    let pid = proc.0.id().to_string();
+    let killed = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let exit = loop {
+        if let Some(s) = proc.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the demo did not stop on SIGINT");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = log.join().unwrap_or_default();
+    assert_eq!(exit.code(), Some(0), "stderr:\n{log}");
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(
+        rest.iter().any(|l| l.contains("stopped; HQ received")),
+        "{rest:?}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+}
