@@ -231,6 +231,7 @@ pub async fn run_with(config: Config, hooks: Hooks) -> anyhow::Result<()> {
             (own_mac, lan_v4, lan_v6),
         )
         .with_members(members.clone(), gate.clone())
+        .with_sync(sync_state.clone())
         .with_forget_unbound_after(Duration::from_secs(
             u64::from(config.privacy.forget_unbound_after_days) * 86_400,
         )),

@@ -38,6 +38,7 @@ use crate::store::{self, Store, Tree};
 use crate::time::Timestamp;
 use crate::uplink::Outbox;
 use crate::uplink::event::{FOOTFALL_SUMMARY, VISIT_ENDED, VISIT_STARTED};
+use crate::uplink::sync::SyncState;
 
 /// How often changed device records are written.
 const PERSIST_DEVICES_EVERY: Duration = Duration::from_secs(5);
@@ -93,6 +94,8 @@ pub struct PresenceShell {
     members: Option<(Arc<Members>, Arc<Gate>)>,
     /// `privacy.forget_unbound_after_days`.
     forget_unbound_after: Duration,
+    /// HQ's sync document: its staff devices leave footfall.
+    sync: Option<Arc<SyncState>>,
 }
 
 impl PresenceShell {
@@ -118,6 +121,29 @@ impl PresenceShell {
             own_v6: own.2,
             members: None,
             forget_unbound_after: FORGET_UNBOUND_AFTER,
+            sync: None,
+        }
+    }
+
+    /// Classifies the devices HQ's sync document lists as staff (checked
+    /// every minute, so a device new to the box is found within one).
+    pub fn with_sync(mut self, sync: Arc<SyncState>) -> Self {
+        self.sync = Some(sync);
+        self
+    }
+
+    /// Maps HQ's staff device ids to the MACs the box knows (one keyed
+    /// hash per known device) and hands the set to the machine.
+    pub fn refresh_hq_staff(&self) {
+        let Some(sync) = &self.sync else { return };
+        let macs: Vec<MacAddr> = self.machine().devices().map(|d| d.mac).collect();
+        let staff: HashSet<MacAddr> = macs
+            .into_iter()
+            .filter(|m| sync.is_staff(&self.key.device_id(*m)))
+            .collect();
+        let outputs = self.machine().set_hq_staff(staff, Timestamp::now());
+        if !outputs.is_empty() {
+            self.carry_out(outputs, None, &mut Vec::new());
         }
     }
 
@@ -522,6 +548,10 @@ pub async fn timer_loop(
     let mut last_forget: Option<tokio::time::Instant> = None;
     let mut last_members = tokio::time::Instant::now();
     let mut events = Vec::new();
+    {
+        let s = shell.clone();
+        let _ = tokio::task::spawn_blocking(move || s.refresh_hq_staff()).await;
+    }
     loop {
         let next = shell.tick(capture.as_deref(), &mut events);
         if last_summary.elapsed() >= summary_interval {
@@ -545,6 +575,7 @@ pub async fn timer_loop(
             let _ = tokio::task::spawn_blocking(move || {
                 if members_due {
                     s.members_tick();
+                    s.refresh_hq_staff();
                 }
                 if forget_due {
                     s.forget_unbound();

@@ -138,6 +138,9 @@ pub struct Saved {
 pub struct Presence {
     cfg: PresenceConfig,
     staff: HashSet<MacAddr>,
+    /// Devices HQ's sync document names as staff (the shell maps its
+    /// device ids to MACs); not saved: it comes back with the document.
+    hq_staff: HashSet<MacAddr>,
     staff_overrides: BTreeMap<MacAddr, bool>,
     tracker: Tracker,
     sessions: Sessionizer,
@@ -159,6 +162,7 @@ impl Presence {
         );
         Presence {
             staff: cfg.staff.iter().copied().collect(),
+            hq_staff: HashSet::new(),
             staff_overrides: BTreeMap::new(),
             sessions: Sessionizer::new(cfg.rejoin_gap, seed),
             footfall: Footfall::default(),
@@ -432,12 +436,12 @@ impl Presence {
         )
     }
 
-    /// Marks `mac` as staff or not (overriding the config either way),
+    /// Marks `mac` as staff or not (overriding the config and HQ's list),
     /// from now on: a lasting visit is reclassified, counts already made
     /// stay. The mark is kept in the snapshot. Beyond
     /// [`MAX_STAFF_OVERRIDES`] marks new ones are refused (nothing changes).
     pub fn set_staff(&mut self, mac: MacAddr, staff: bool, now: Timestamp) -> Vec<Output> {
-        if staff == self.staff.contains(&mac) {
+        if staff == (self.staff.contains(&mac) || self.hq_staff.contains(&mac)) {
             self.staff_overrides.remove(&mac);
         } else if self.staff_overrides.len() < MAX_STAFF_OVERRIDES
             || self.staff_overrides.contains_key(&mac)
@@ -461,12 +465,36 @@ impl Presence {
         &self.cfg.timezone
     }
 
-    /// Whether `mac` is staff (config or dashboard mark).
+    /// Whether `mac` is staff (a dashboard mark first, else the config or
+    /// HQ's list).
     pub fn is_staff(&self, mac: MacAddr) -> bool {
         self.staff_overrides
             .get(&mac)
             .copied()
-            .unwrap_or_else(|| self.staff.contains(&mac))
+            .unwrap_or_else(|| self.staff.contains(&mac) || self.hq_staff.contains(&mac))
+    }
+
+    /// Replaces the devices HQ lists as staff, from now on: lasting visits
+    /// of devices that joined or left the list are reclassified.
+    pub fn set_hq_staff(&mut self, macs: HashSet<MacAddr>, now: Timestamp) -> Vec<Output> {
+        if macs == self.hq_staff {
+            return Vec::new();
+        }
+        let mut changed: Vec<MacAddr> =
+            self.hq_staff.symmetric_difference(&macs).copied().collect();
+        changed.sort();
+        self.hq_staff = macs;
+        let mut out = Vec::new();
+        for mac in changed {
+            let class = self.classify(mac, now);
+            if let Some(v) = self.sessions.visit_mut(mac) {
+                v.classification = class;
+            }
+            if self.tracker.get(mac).is_some() {
+                out.push(Output::DeviceChanged(mac));
+            }
+        }
+        out
     }
 
     /// Staff first, then residents; everyone else is a visitor.

@@ -240,6 +240,14 @@ impl SyncState {
         Self::default()
     }
 
+    /// A state holding `doc`, as if just fetched (tests of its users).
+    #[cfg(test)]
+    pub(crate) fn with_document(doc: SyncDocument) -> Self {
+        let state = Self::empty();
+        state.install(Current::new(doc, None, [0; 32], Timestamp::now()));
+        state
+    }
+
     /// The last good document from the store, or none. A stored document
     /// that cannot be read is logged and ignored (the next fetch replaces
     /// it).

@@ -207,3 +207,40 @@ fn erasure_leaves_nothing_of_the_member_in_sessions_or_presence() {
     assert_eq!(r.shell.machine().device(mac(1)).unwrap().member_id, None);
     assert!(!r.gate.client(mac(1)).unwrap().is_authorized());
 }
+
+#[test]
+fn devices_hq_lists_as_staff_leave_footfall() {
+    let r = rig();
+    let key = DeviceKey::from_bytes([3; 32]);
+    let staff_mac = MacAddr([0x02, 0, 0, 0, 0x5a, 1]);
+    let doc = crate::uplink::sync::SyncDocument::parse(
+        serde_json::json!({
+            "version": "1",
+            "campaigns": [],
+            "staff_devices": [key.device_id(staff_mac)],
+            "blocked_devices": [],
+        })
+        .to_string()
+        .as_bytes(),
+    )
+    .unwrap();
+    let shell = r.shell.with_sync(Arc::new(SyncState::with_document(doc)));
+    let arp = |mac: MacAddr, ip: u8| Sighting {
+        mac,
+        kind: crate::presence::SightingKind::Arp {
+            ip: Some(Ipv4Addr::new(192, 0, 2, ip)),
+        },
+    };
+    let mut events = Vec::new();
+    shell.observe(&arp(staff_mac, 10), None, &mut events);
+    shell.observe(
+        &arp(MacAddr([0x02, 0, 0, 0, 0x5a, 2]), 11),
+        None,
+        &mut events,
+    );
+    let now = Timestamp::now();
+    assert_eq!(shell.machine().footfall(now).present_now, 2);
+    shell.refresh_hq_staff();
+    assert_eq!(shell.machine().footfall(now).present_now, 1);
+    assert!(shell.machine().is_staff(staff_mac));
+}

@@ -71,6 +71,27 @@ fn set_staff_moves_a_device_in_and_out_of_footfall() {
 }
 
 #[test]
+fn hq_staff_devices_leave_footfall_and_a_dashboard_mark_wins() {
+    let mut p = presence();
+    p.observe(&arp(1), T0);
+    p.observe(&arp(2), T0);
+    assert_eq!(p.footfall(T0).present_now, 2);
+    let hq: std::collections::HashSet<MacAddr> = [mac(1), mac(7)].into();
+    assert_eq!(tags(&p.set_hq_staff(hq.clone(), T0)), ["changed 1"]);
+    assert!(p.set_hq_staff(hq, T0).is_empty(), "the same list again");
+    assert_eq!(p.footfall(T0).present_now, 1);
+    // A new device on HQ's list is staff from its first visit.
+    let out = p.observe(&arp(7), at(1));
+    assert_eq!(started(&out)[0].classification, Classification::Staff);
+    // The manager knows better.
+    p.set_staff(mac(1), false, at(1));
+    assert_eq!(p.footfall(at(1)).present_now, 2);
+    // HQ drops mac 7 from its list.
+    p.set_hq_staff([mac(1)].into(), at(2));
+    assert_eq!(p.footfall(at(2)).present_now, 3);
+}
+
+#[test]
 fn a_device_in_the_store_long_hours_on_three_days_of_seven_is_a_resident() {
     let mut p = presence();
     let mut out = Vec::new();
