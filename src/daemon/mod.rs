@@ -222,6 +222,9 @@ pub async fn run_with(config: Config, hooks: Hooks) -> anyhow::Result<()> {
         _ => None,
     };
     // Returning members are recognised (and signed in) from the capture.
+    // Devices the manager blocked: neither the portal nor the returning-
+    // member path lets them in.
+    let blocked_macs = Arc::new(BlockedMacs::load(store.clone()));
     let presence_shell = Arc::new(
         presence::PresenceShell::new(
             Presence::new(presence_config(&config)?, rand::random()),
@@ -232,6 +235,7 @@ pub async fn run_with(config: Config, hooks: Hooks) -> anyhow::Result<()> {
         )
         .with_members(members.clone(), gate.clone())
         .with_sync(sync_state.clone())
+        .with_blocked(blocked_macs.clone())
         .with_forget_unbound_after(Duration::from_secs(
             u64::from(config.privacy.forget_unbound_after_days) * 86_400,
         )),
@@ -240,7 +244,7 @@ pub async fn run_with(config: Config, hooks: Hooks) -> anyhow::Result<()> {
         members: Some(members.clone()),
         messages,
         sync: sync_state.clone(),
-        blocked_macs: Arc::new(BlockedMacs::load(store.clone())),
+        blocked_macs,
         ..Portal::new(site, gate.clone(), resolver, key.clone())
     });
     let listener = portal::server::bind(config.portal.listen)

@@ -38,6 +38,7 @@ use crate::store::{self, Store, Tree};
 use crate::time::Timestamp;
 use crate::uplink::Outbox;
 use crate::uplink::event::{FOOTFALL_SUMMARY, VISIT_ENDED, VISIT_STARTED};
+use crate::access::blocked::BlockedMacs;
 use crate::uplink::sync::SyncState;
 
 /// How often changed device records are written.
@@ -94,8 +95,11 @@ pub struct PresenceShell {
     members: Option<(Arc<Members>, Arc<Gate>)>,
     /// `privacy.forget_unbound_after_days`.
     forget_unbound_after: Duration,
-    /// HQ's sync document: its staff devices leave footfall.
+    /// HQ's sync document: its staff devices leave footfall, its blocked
+    /// ones are not let in as returning members.
     sync: Option<Arc<SyncState>>,
+    /// Devices the manager blocked on the dashboard.
+    blocked: Option<Arc<BlockedMacs>>,
 }
 
 impl PresenceShell {
@@ -122,7 +126,23 @@ impl PresenceShell {
             members: None,
             forget_unbound_after: FORGET_UNBOUND_AFTER,
             sync: None,
+            blocked: None,
         }
+    }
+
+    /// Devices the manager blocked are not signed in as returning members.
+    pub fn with_blocked(mut self, blocked: Arc<BlockedMacs>) -> Self {
+        self.blocked = Some(blocked);
+        self
+    }
+
+    /// Blocked by the manager or by HQ: never let in automatically.
+    fn is_blocked(&self, mac: MacAddr) -> bool {
+        self.blocked.as_ref().is_some_and(|b| b.contains(mac))
+            || self
+                .sync
+                .as_ref()
+                .is_some_and(|s| s.is_blocked(&self.key.device_id(mac)))
     }
 
     /// Classifies the devices HQ's sync document lists as staff (checked
@@ -224,6 +244,10 @@ impl PresenceShell {
         }
         let known = gate.client(mac);
         if known.as_ref().is_some_and(|c| c.is_authorized()) {
+            return;
+        }
+        if self.is_blocked(mac) {
+            tracing::debug!(member_id, "a blocked device of a member is not let in");
             return;
         }
         // A DISCOVER's requested address may be from another network.

@@ -497,6 +497,9 @@ impl Members {
         now: Timestamp,
     ) -> Result<Linked, MemberError> {
         let staff = staff_code.and_then(clean_staff_code);
+        // The staff code HQ credits: the member's first one, on every link,
+        // so a later sign-in through another poster credits no one else.
+        let mut credited: Option<String> = None;
         let linked = {
             let mut inner = self.lock();
             let pending = inner.pending(member_id, now).cloned();
@@ -525,6 +528,7 @@ impl Members {
             if rec.staff_code.is_none() {
                 rec.staff_code.clone_from(&staff);
             }
+            credited.clone_from(&rec.staff_code);
             let mut unbound = Vec::new();
             let mut unindex = Vec::new();
             // Another member's binding of this device goes either way.
@@ -589,7 +593,7 @@ impl Members {
         let data = json!({
             "member_id": member_id,
             "device_id": self.key.device_id(mac),
-            "staff_code": staff,
+            "staff_code": credited,
             "remember_device": consent.remember_device,
             "marketing": consent.marketing,
         });

@@ -42,6 +42,10 @@ pub struct OtpPolicy {
     pub phone_per_hour: usize,
     /// Code requests (and failed member numbers) per device per hour.
     pub device_per_hour: usize,
+    /// Codes the whole box may text per hour: MACs can be changed at
+    /// will and one phone can be written several ways, so the per-phone
+    /// and per-device limits alone do not bound what HQ is asked to send.
+    pub box_per_hour: usize,
 }
 
 impl Default for OtpPolicy {
@@ -53,6 +57,7 @@ impl Default for OtpPolicy {
             phone_min_gap: Duration::from_secs(30),
             phone_per_hour: 5,
             device_per_hour: 10,
+            box_per_hour: 200,
         }
     }
 }
@@ -86,6 +91,8 @@ pub struct OtpBook {
     phones: HashMap<String, PhoneState>,
     /// Per device, request times within the last hour, oldest first.
     devices: HashMap<MacAddr, VecDeque<Timestamp>>,
+    /// Every code handed out within the last hour, oldest first.
+    sent: VecDeque<Timestamp>,
 }
 
 /// Drops times an hour old or more.
@@ -128,6 +135,7 @@ impl OtpBook {
             policy,
             phones: HashMap::new(),
             devices: HashMap::new(),
+            sent: VecDeque::new(),
         }
     }
 
@@ -202,6 +210,13 @@ impl OtpBook {
             }
         }
         self.device_allowed(mac, now)?;
+        trim(&mut self.sent, now);
+        if self.sent.len() >= self.policy.box_per_hour {
+            return Err(MemberError::RateLimited {
+                retry_after: wait_for(&self.sent, now),
+            });
+        }
+        self.sent.push_back(now);
         self.count_device(mac, now);
         let expires_at = now.plus(self.policy.ttl);
         let p = self.phones.entry(key.to_string()).or_default();
@@ -457,5 +472,25 @@ mod tests {
         assert!(!constant_time_eq(b"123456", b"123457"));
         assert!(!constant_time_eq(b"123456", b"12345"));
         assert!(constant_time_eq(b"", b""));
+    }
+
+    #[test]
+    fn the_whole_box_texts_at_most_box_per_hour() {
+        let mut b = OtpBook::new(OtpPolicy {
+            box_per_hour: 3,
+            ..OtpPolicy::default()
+        });
+        // Three phones from three "devices" (MACs are cheap to change).
+        for i in 0..3u8 {
+            let mac = MacAddr([0x02, 0, 0, 0, 9, i]);
+            b.request(&format!("m_{i}"), mac, code("1"), at(i.into())).unwrap();
+        }
+        let mac = MacAddr([0x02, 0, 0, 0, 9, 9]);
+        assert!(matches!(
+            b.request("m_9", mac, code("1"), at(10)),
+            Err(MemberError::RateLimited { .. })
+        ));
+        // An hour after the first, one more may go.
+        b.request("m_9", mac, code("1"), at(3600)).unwrap();
     }
 }

@@ -411,3 +411,18 @@ fn erase_removes_the_member_and_tells_hq() {
     let again = verified(&m, PHONE, mac(1), now.plus(Duration::from_secs(60)));
     assert_eq!(again, a);
 }
+
+#[test]
+fn the_first_staff_code_keeps_the_credit() {
+    let (m, outbox) = open();
+    let now = Timestamp::now();
+    let a = verified(&m, PHONE, mac(1), now);
+    m.link(&a, mac(1), REMEMBER, Some("S042"), now).unwrap();
+    let t1 = now.plus(Duration::from_secs(60));
+    let again = verified(&m, PHONE, mac(1), t1);
+    m.link(&again, mac(1), REMEMBER, Some("S777"), t1).unwrap();
+    let linked = events_of(&outbox, crate::uplink::event::MEMBER_LINKED);
+    assert_eq!(linked.len(), 2);
+    assert_eq!(linked[1].data["staff_code"], "S042", "{:?}", linked[1].data);
+    assert_eq!(m.list()[0].staff_code.as_deref(), Some("S042"));
+}

@@ -18,6 +18,7 @@
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -137,11 +138,29 @@ fn state_dir(given: Option<&Path>) -> anyhow::Result<(PathBuf, bool)> {
                 std::process::id(),
                 rand::thread_rng().r#gen::<u32>()
             ));
-            std::fs::create_dir_all(&dir)
+            // Private from the start: it holds the HQ secret and the
+            // dashboard's password and key.
+            std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+                .create(&dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
             Ok((dir, true))
         }
     }
+}
+
+/// Writes `bytes` to a file only its owner can read (created so, not
+/// chmodded afterwards; an existing file is truncated and tightened).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(bytes)
 }
 
 type Prepared = (Config, Sim, std::net::TcpListener, String);
@@ -195,7 +214,7 @@ fn prepare(args: &DemoArgs, state: &Path) -> anyhow::Result<Prepared> {
     };
     dashboard_password(state)?;
     let path = state.join("storegate.toml");
-    std::fs::write(&path, config_text(state, ports, &secret, &sim))
+    write_private(&path, config_text(state, ports, &secret, &sim).as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
     let config = Config::load(&path)
         .map_err(|e| anyhow::anyhow!("the demo's config {}: {e}", path.display()))?;
@@ -217,14 +236,8 @@ fn dashboard_password(state: &Path) -> anyhow::Result<String> {
     let password: String = (0..16)
         .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
         .collect();
-    let mut file = {
-        let mut o = std::fs::OpenOptions::new();
-        o.write(true).create(true).truncate(true);
-        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-        o.open(&path)
-            .with_context(|| format!("cannot write {}", path.display()))?
-    };
-    writeln!(file, "{password}").with_context(|| format!("cannot write {}", path.display()))?;
+    write_private(&path, format!("{password}\n").as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(password)
 }
 
@@ -339,6 +352,7 @@ async fn run_async(
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(&events_path)
         .with_context(|| format!("cannot open {}", events_path.display()))?;
     let received = Arc::new(AtomicU64::new(0));

@@ -244,3 +244,20 @@ fn devices_hq_lists_as_staff_leave_footfall() {
     assert_eq!(shell.machine().footfall(now).present_now, 1);
     assert!(shell.machine().is_staff(staff_mac));
 }
+
+#[test]
+fn a_blocked_member_device_is_not_let_back_in() {
+    let r = rig();
+    remembered_member(&r, mac(1));
+    let blocked = Arc::new(BlockedMacs::load(Arc::new(MemoryStore::new())));
+    blocked.set(mac(1), true).unwrap();
+    let shell = r.shell.with_blocked(blocked.clone());
+    let mut events = Vec::new();
+    shell.observe(&dhcp(1, DhcpMessageType::Discover), None, &mut events);
+    assert!(!r.firewall.is_allowed(mac(1)), "blocked, yet let in");
+    assert_eq!(shell.stats().members_authorized, 0);
+    // Unblocked: the next DHCP packet lets it in.
+    blocked.set(mac(1), false).unwrap();
+    shell.observe(&dhcp(1, DhcpMessageType::Request), None, &mut events);
+    assert!(r.firewall.is_allowed(mac(1)));
+}
