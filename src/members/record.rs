@@ -109,17 +109,24 @@ impl MemberRecord {
         }
     }
 
-    /// Records both consents as given at `now` under text `version`.
+    /// Records the consents ticked at `now` under text `version`. A box
+    /// left unticked (its default) grants nothing on this device and
+    /// withdraws nothing given before: the page offers consent, not an
+    /// opt-out, so an untouched box is no answer.
     pub fn consent(&mut self, remember: bool, marketing: bool, version: &str, now: Timestamp) {
-        let rec = |granted| {
+        let rec = || {
             Some(ConsentRecord {
-                granted,
+                granted: true,
                 at: now,
                 version: version.to_string(),
             })
         };
-        self.consents.remember_device = rec(remember);
-        self.consents.marketing = rec(marketing);
+        if remember {
+            self.consents.remember_device = rec();
+        }
+        if marketing {
+            self.consents.marketing = rec();
+        }
     }
 
     /// Binds `mac` (or renews its binding) at `now`, keeping at most `max`

@@ -256,7 +256,11 @@ fn no_consent_no_remembering() {
     let v = &m.list()[0];
     assert!(v.devices.is_empty());
     assert_eq!(v.staff_code, None, "not a staff code: ignored");
-    assert_eq!(v.consents["remember_device"]["granted"], false);
+    assert!(
+        v.consents["remember_device"].is_null(),
+        "an unticked box records nothing: {}",
+        v.consents
+    );
     assert_eq!(v.consents["marketing"]["granted"], true);
     assert_eq!(v.consents["marketing"]["version"], "1");
     assert_eq!(v.consents["marketing"]["at"], now.rfc3339().as_str());
@@ -267,6 +271,13 @@ fn no_consent_no_remembering() {
     let linked = m.link(&a, mac(1), consent, None, now).unwrap();
     assert_eq!(linked.unbound, vec![mac(1)]);
     assert_eq!(m.recognise(mac(1), now), None);
+    // ... while the consent given earlier still stands for what it was
+    // given, and an unticked marketing box withdraws nothing.
+    let quiet = Consent::default();
+    m.link(&a, mac(2), quiet, None, now).unwrap();
+    let v = &m.list()[0];
+    assert_eq!(v.consents["remember_device"]["granted"], true);
+    assert_eq!(v.consents["marketing"]["granted"], true);
 }
 
 #[test]
