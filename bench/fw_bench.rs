@@ -24,6 +24,7 @@ fn params() -> RulesetParams {
     RulesetParams {
         lan_interface: "br-lan".into(),
         portal_port: 2050,
+        dashboard_port: 8443,
         walled_garden: vec![],
         active_window: Duration::from_secs(30),
     }

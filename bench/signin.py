@@ -5,11 +5,13 @@ Each trial: the client is signed out (over the control socket, untimed),
 then POSTs the click-through form and, the moment the 303 arrives, opens
 a TCP connection to the internet server. The time from sending the POST
 to the completed handshake is "sign-in -> traffic flows". As a baseline
-in the same run, the handshake alone is timed while signed in.
+in the same run, the handshake alone is timed while signed in. The form
+carries the portal's per-client token, read from GET /login (untimed).
 
 usage: signin.py CONTROL_SOCKET CLIENT_MAC TRIALS
 """
 import json
+import re
 import socket
 import statistics
 import sys
@@ -17,12 +19,28 @@ import time
 
 PORTAL = ("192.0.2.1", 2050)
 INTERNET = ("198.51.100.2", 8080)
-FORM = b"accept_terms=yes"
-REQUEST = (
-    b"POST /login HTTP/1.1\r\nHost: 192.0.2.1:2050\r\n"
-    b"Content-Type: application/x-www-form-urlencoded\r\n"
-    b"Content-Length: " + str(len(FORM)).encode() + b"\r\nConnection: close\r\n\r\n" + FORM
-)
+
+
+def token():
+    """The hidden csrf field of the sign-in page, as this client gets it."""
+    with socket.create_connection(PORTAL, timeout=2) as s:
+        s.sendall(b"GET /login HTTP/1.1\r\nHost: 192.0.2.1:2050\r\nConnection: close\r\n\r\n")
+        page = b""
+        while chunk := s.recv(65536):
+            page += chunk
+    m = re.search(rb'name="csrf" value="([A-Za-z0-9_-]+)"', page)
+    if not m:
+        raise SystemExit(f"no csrf field on the sign-in page: {page[:200]!r}")
+    return m.group(1)
+
+
+def request(csrf):
+    form = b"accept_terms=yes&csrf=" + csrf
+    return (
+        b"POST /login HTTP/1.1\r\nHost: 192.0.2.1:2050\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n"
+        b"Content-Length: " + str(len(form)).encode() + b"\r\nConnection: close\r\n\r\n" + form
+    )
 
 
 def ctl(sock_path, request):
@@ -40,10 +58,10 @@ def handshake(timeout=1.0):
         return time.perf_counter() - t
 
 
-def sign_in():
+def sign_in(req):
     t0 = time.perf_counter()
     with socket.create_connection(PORTAL, timeout=2) as s:
-        s.sendall(REQUEST)
+        s.sendall(req)
         head = s.recv(4096)
     answered = time.perf_counter()
     if not head.startswith(b"HTTP/1.1 303"):
@@ -63,7 +81,7 @@ def main():
     answered, flowing, baseline = [], [], []
     for _ in range(trials):
         ctl(sock_path, {"cmd": "deauth", "mac": mac})
-        a, f = sign_in()
+        a, f = sign_in(request(token()))
         answered.append(a * 1e3)
         flowing.append(f * 1e3)
         baseline.append(handshake() * 1e3)

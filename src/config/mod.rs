@@ -340,6 +340,17 @@ impl TryFrom<RawConfig> for Config {
             interface: validate_interface("lan.interface", &raw.lan.interface)?,
         };
         let portal = validate_portal(raw.portal)?;
+        let dashboard = validate_dashboard(raw.dashboard)?;
+        // The firewall keeps guests off the dashboard's port.
+        if dashboard.listen.port() == portal.listen.port() {
+            return Err(ConfigError::new(
+                "dashboard.listen",
+                format!(
+                    "port {} is the portal's (portal.listen); the dashboard needs its own",
+                    portal.listen.port()
+                ),
+            ));
+        }
         let firewall = match raw.firewall.backend.as_str() {
             "nftables" => FirewallBackend::Nftables,
             "none" => FirewallBackend::None,
@@ -427,7 +438,7 @@ impl TryFrom<RawConfig> for Config {
             },
             storage,
             hq,
-            dashboard: validate_dashboard(raw.dashboard)?,
+            dashboard,
             control: ControlConfig {
                 socket: non_empty_path("control.socket", &raw.control.socket)?,
             },

@@ -276,8 +276,9 @@ pub struct RawDashboard {
     /// The first manager password (read and hashed at start while no
     /// password is stored).
     pub password_file: Option<String>,
-    /// `/metrics` without signing in (for a Prometheus scraper).
-    #[serde(default = "default_true")]
+    /// `/metrics` without signing in (for a Prometheus scraper); off by
+    /// default.
+    #[serde(default)]
     pub metrics_public: bool,
     #[serde(default = "default_dashboard_max_connections")]
     pub max_connections: u32,
@@ -290,15 +291,12 @@ impl Default for RawDashboard {
             cert_file: None,
             key_file: None,
             password_file: None,
-            metrics_public: true,
+            metrics_public: false,
             max_connections: default_dashboard_max_connections(),
         }
     }
 }
 
-fn default_true() -> bool {
-    true
-}
 fn default_dashboard_max_connections() -> u32 {
     64
 }

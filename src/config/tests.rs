@@ -429,11 +429,14 @@ fn dashboard_defaults_and_checks() {
     assert_eq!(c.dashboard.listen, "0.0.0.0:8443".parse().unwrap());
     assert!(c.dashboard.tls.is_none());
     assert!(c.dashboard.password_file.is_none());
-    assert!(c.dashboard.metrics_public);
+    assert!(
+        !c.dashboard.metrics_public,
+        "/metrics needs a session by default"
+    );
     assert_eq!(c.dashboard.max_connections, 64);
     let with = |extra: &str| format!("{MINIMAL}[dashboard]\n{extra}\n");
     let c = Config::parse(&with(
-        "cert_file = \"/c.pem\"\nkey_file = \"/k.pem\"\npassword_file = \"/p\"\nmetrics_public = false",
+        "cert_file = \"/c.pem\"\nkey_file = \"/k.pem\"\npassword_file = \"/p\"\nmetrics_public = true",
     ))
     .unwrap();
     assert_eq!(
@@ -441,7 +444,7 @@ fn dashboard_defaults_and_checks() {
         Some((PathBuf::from("/c.pem"), PathBuf::from("/k.pem")))
     );
     assert_eq!(c.dashboard.password_file, Some(PathBuf::from("/p")));
-    assert!(!c.dashboard.metrics_public);
+    assert!(c.dashboard.metrics_public);
     assert_eq!(
         err(&with("cert_file = \"/c.pem\"")).key,
         "dashboard.key_file"
@@ -455,6 +458,9 @@ fn dashboard_defaults_and_checks() {
         "dashboard.max_connections"
     );
     assert_eq!(err(&with("listen = \"nope\"")).key, "dashboard.listen");
+    let clash = err(&with("listen = \"0.0.0.0:2050\""));
+    assert_eq!(clash.key, "dashboard.listen");
+    assert!(clash.problem.contains("portal"), "{clash}");
     assert_eq!(
         err(&with("password_file = \"\"")).key,
         "dashboard.password_file"

@@ -127,6 +127,7 @@ pub async fn run_with(config: Config, hooks: Hooks) -> anyhow::Result<()> {
                 NftFirewall::new(RulesetParams {
                     lan_interface: config.lan.interface.clone(),
                     portal_port: config.portal.listen.port(),
+                    dashboard_port: config.dashboard.listen.port(),
                     walled_garden: config.portal.walled_garden.clone(),
                     active_window: window,
                 })
@@ -422,9 +423,24 @@ async fn start_dashboard(
         dashboard.store.as_ref(),
         cfg.password_file.as_deref(),
     )? {
-        tracing::warn!(
-            "dashboard password (shown once; change it with `storegate ctl dashboard-password`): {made}"
-        );
+        // Not in the log: that ends up in syslog or journald.
+        match crate::dashboard::auth::write_generated_password(&config.storage.path, &made) {
+            Ok(path) => tracing::warn!(
+                path = %path.display(),
+                "dashboard password made up and written to this file (owner only); \
+                 change it with `storegate ctl dashboard-password`"
+            ),
+            // The password is stored already: say how to set a known one.
+            Err(e) => tracing::error!(
+                "dashboard password made up but not written to {}: {e}; \
+                 set one with `storegate ctl dashboard-password`",
+                config
+                    .storage
+                    .path
+                    .join(crate::dashboard::auth::GENERATED_PASSWORD_FILE)
+                    .display()
+            ),
+        }
     }
     let tls = crate::dashboard::tls::acceptor(cfg.tls.as_ref(), &config.storage.path)
         .map_err(|e| anyhow::anyhow!(e))?;

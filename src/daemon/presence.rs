@@ -25,6 +25,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::access::blocked::BlockedMacs;
 use crate::access::{AuthMethod, Gate};
 use crate::members::Members;
 use crate::net::MacAddr;
@@ -38,7 +39,6 @@ use crate::store::{self, Store, Tree};
 use crate::time::Timestamp;
 use crate::uplink::Outbox;
 use crate::uplink::event::{FOOTFALL_SUMMARY, VISIT_ENDED, VISIT_STARTED};
-use crate::access::blocked::BlockedMacs;
 use crate::uplink::sync::SyncState;
 
 /// How often changed device records are written.

@@ -1,11 +1,13 @@
 //! The live view's data and its publisher. `snapshot` reads the presence
 //! machine; `Live::refresh` publishes a snapshot when it differs from the
-//! last one; `run` refreshes every [`POLL_EVERY`], so a join or a leave
-//! reaches every open page within a second, and an idle store sends
-//! nothing.
+//! last one; `run` refreshes every [`POLL_EVERY`] while an event stream is
+//! open, so a join or a leave reaches every open page within a second, an
+//! idle store sends nothing, and with no one watching the presence lock is
+//! left alone. Pages, `/api/live` and `/metrics` take a snapshot when
+//! theirs is older than they accept (`Live::fresh`).
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::{Semaphore, watch};
@@ -58,7 +60,14 @@ pub struct LiveData {
 
 /// The live view as of `now`.
 pub fn snapshot(shell: &PresenceShell, now: Timestamp) -> LiveData {
+    take(shell, now).0
+}
+
+/// The live view as of `now`, and the number of devices known, read under
+/// one hold of the presence lock.
+fn take(shell: &PresenceShell, now: Timestamp) -> (LiveData, usize) {
     let m = shell.machine();
+    let devices_known = m.devices().count();
     let tz = m.timezone().clone();
     let view = m.footfall(now);
     let today = view.today;
@@ -99,7 +108,7 @@ pub fn snapshot(shell: &PresenceShell, now: Timestamp) -> LiveData {
         .collect();
     feed.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
     feed.truncate(FEED_LEN);
-    LiveData {
+    let data = LiveData {
         present_now: view.present_now,
         members_present: u32::try_from(members_present).unwrap_or(u32::MAX),
         today: today.to_string(),
@@ -116,7 +125,8 @@ pub fn snapshot(shell: &PresenceShell, now: Timestamp) -> LiveData {
         dwell: day.map(|d| d.dwell).unwrap_or_default(),
         visit_frequency: view.visit_frequency,
         feed: feed.into_iter().map(|(_, _, a)| a).collect(),
-    }
+    };
+    (data, devices_known)
 }
 
 /// One published snapshot; `seq` grows with every change.
@@ -130,6 +140,8 @@ pub struct Published {
 pub struct Live {
     tx: watch::Sender<Arc<Published>>,
     pub(crate) streams: Arc<Semaphore>,
+    /// When the last snapshot was taken, and the devices known then.
+    taken: Mutex<Option<(Instant, usize)>>,
 }
 
 impl Default for Live {
@@ -137,6 +149,7 @@ impl Default for Live {
         Live {
             tx: watch::Sender::new(Arc::new(Published::default())),
             streams: Arc::new(Semaphore::new(MAX_SSE_CLIENTS)),
+            taken: Mutex::new(None),
         }
     }
 }
@@ -144,7 +157,9 @@ impl Default for Live {
 impl Live {
     /// Takes a snapshot; publishes it if it changed. Returns whether it did.
     pub fn refresh(&self, shell: &PresenceShell) -> bool {
-        let data = snapshot(shell, Timestamp::now());
+        let (data, devices_known) = take(shell, Timestamp::now());
+        *self.taken.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((Instant::now(), devices_known));
         let current = self.tx.borrow().clone();
         if current.seq > 0 && current.data == data {
             return false;
@@ -154,6 +169,24 @@ impl Live {
             data,
         }));
         true
+    }
+
+    /// The published snapshot, taken again first unless it is younger
+    /// than `max_age`; and the devices known as of it. Bounds how often
+    /// readers take the presence lock, however often they ask.
+    pub fn fresh(&self, shell: &PresenceShell, max_age: Duration) -> (Arc<Published>, usize) {
+        let taken = *self.taken.lock().unwrap_or_else(|e| e.into_inner());
+        let known = match taken {
+            Some((at, known)) if at.elapsed() < max_age && self.current().seq > 0 => known,
+            _ => {
+                self.refresh(shell);
+                self.taken
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .map_or(0, |(_, known)| known)
+            }
+        };
+        (self.current(), known)
     }
 
     pub fn current(&self) -> Arc<Published> {
@@ -170,7 +203,7 @@ impl Live {
     }
 }
 
-/// Refreshes the snapshot until shutdown.
+/// Refreshes the snapshot until shutdown, while an event stream is open.
 pub async fn run(dashboard: Arc<super::Dashboard>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(POLL_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -178,6 +211,11 @@ pub async fn run(dashboard: Arc<super::Dashboard>, shutdown: CancellationToken) 
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        // No one is watching: leave the presence lock alone. A stream that
+        // opens takes its own first snapshot.
+        if dashboard.live.streams_open() == 0 {
+            continue;
         }
         let d = dashboard.clone();
         // The presence lock can be held by a persisting task: not here.

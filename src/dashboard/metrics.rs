@@ -86,13 +86,11 @@ pub fn render(d: &Dashboard) -> String {
         "Malformed frames dropped, by kind.",
         &malformed,
     );
-    let (present, known) = {
-        let m = d.presence.machine();
-        (
-            m.footfall(Timestamp::now()).present_now,
-            m.devices().count(),
-        )
-    };
+    // From the live view's snapshot (taken again only when older than
+    // [`super::live::POLL_EVERY`]), not recomputed under the presence lock
+    // on every scrape.
+    let (live, known) = d.live.fresh(&d.presence, super::live::POLL_EVERY);
+    let present = live.data.present_now;
     metric(
         "present_now",
         "gauge",

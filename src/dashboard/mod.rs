@@ -3,7 +3,10 @@
 //!
 //! Routes:
 //! - `GET /login`, `POST /login` — sign-in (password, argon2id); attempts
-//!   are limited per client IP (5 a minute, then `429`);
+//!   are limited per client (5 a minute per IPv4 address or IPv6 /64) and
+//!   in all (30 a minute), then `429` with `Retry-After`; at most
+//!   [`auth::MAX_VERIFYING`] passwords are checked at once, a sign-in that
+//!   finds them busy gets `429` with `Retry-After: 1`;
 //! - `POST /logout` — ends the session;
 //! - `GET /` — live view: present now, members present, member arrivals,
 //!   arrivals per hour today vs the same weekday last week, dwell, new vs
@@ -15,14 +18,21 @@
 //! - `POST /api/devices/{mac}/{action}` — `sign-out`, `block`, `unblock`,
 //!   `staff`, `not-staff`; effective at once;
 //! - `GET /api/visits.csv?from=YYYY-MM-DD&to=YYYY-MM-DD` — visits by local
-//!   start date;
-//! - `GET /metrics` — Prometheus text; public unless
-//!   `dashboard.metrics_public = false` (then it needs a session);
+//!   start date, from what the presence machine keeps: open visits and
+//!   the last [`MAX_RECENT_VISITS`](crate::presence::visit::MAX_RECENT_VISITS)
+//!   ended ones. Once older ones have been dropped, a `from` before the
+//!   first date the box has every visit for gets `409` naming that date,
+//!   never a silently shortened file;
+//! - `GET /metrics` — Prometheus text; needs a session unless
+//!   `dashboard.metrics_public = true`;
 //! - `GET /static/live.js` — the one script (SSE updates).
 //!
 //! Without a session every `/api/` route answers `401` and pages redirect
 //! to `/login`. Every POST but the sign-in needs the session's CSRF token
 //! (`X-CSRF-Token` header or `csrf` form field), else `403`.
+//!
+//! The firewall drops guest-LAN traffic to the dashboard's port (see
+//! [`crate::access::nft::ruleset`]): it is for the management side.
 //!
 //! `auth`: passwords, sessions, CSRF, the rate limit; `tls`: the
 //! certificate; `server`: connections and limits; `routes`: the answers;
@@ -65,7 +75,7 @@ pub struct Dashboard {
     pub delivery: Arc<Mutex<DeliveryStatus>>,
     pub store_name: String,
     pub default_language: Language,
-    /// `/metrics` without a session.
+    /// `/metrics` without a session (off by default).
     pub metrics_public: bool,
     pub auth: Arc<auth::Auth>,
     pub live: live::Live,
@@ -91,7 +101,7 @@ impl Dashboard {
             portal,
             members: None,
             delivery: Arc::new(Mutex::new(DeliveryStatus::default())),
-            metrics_public: true,
+            metrics_public: false,
             auth: Arc::new(auth::Auth::default()),
             live: live::Live::default(),
             shutdown: CancellationToken::new(),

@@ -24,8 +24,9 @@ use crate::config::Language;
 use crate::net::MacAddr;
 use crate::portal::form;
 use crate::portal::pages::{self, t};
-use crate::presence::Classification;
 use crate::presence::local::local_date;
+use crate::presence::visit::MAX_RECENT_VISITS;
+use crate::presence::{Classification, Visit};
 use crate::time::Timestamp;
 
 /// Largest form body read (sign-in, actions).
@@ -154,13 +155,7 @@ where
     }
     match path {
         "/" => {
-            let p = d.live.current();
-            let p = if p.seq == 0 {
-                d.live.refresh(&d.presence);
-                d.live.current()
-            } else {
-                p
-            };
+            let (p, _) = d.live.fresh(&d.presence, super::live::POLL_EVERY);
             let body = views::live_body(lang, &p.data, p.seq);
             html(
                 StatusCode::OK,
@@ -217,16 +212,8 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let now = Timestamp::now();
-    if let Err(wait) = d.auth.attempts.attempt(peer.to_canonical(), now) {
-        let text = t(lang, "dash_rate_limited").replace("{wait}", &pages::wait_text(lang, wait));
-        let mut resp = html(
-            StatusCode::TOO_MANY_REQUESTS,
-            views::login(lang, &d.store_name, Some(&text)),
-        );
-        if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return resp;
+    if let Err(wait) = d.auth.attempts.attempt(peer, now) {
+        return too_many(d, lang, wait);
     }
     let fields = match form::read_body(req, MAX_BODY_BYTES).await {
         Ok(f) => f,
@@ -236,9 +223,15 @@ where
         .and_then(Language::from_tag)
         .unwrap_or(lang);
     let password = form::get(&fields, "password").unwrap_or("").to_string();
+    // Each check takes argon2's 7 MiB: only a few at once, and a sign-in
+    // that finds them all busy is told to come back rather than queued.
+    let Ok(permit) = d.auth.verifying.clone().try_acquire_owned() else {
+        return too_many(d, lang, Duration::from_secs(1));
+    };
     let store = d.store.clone();
     // argon2 takes tens of milliseconds: off the async workers.
     let ok = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         auth::stored_hash(store.as_ref())
             .ok()
             .flatten()
@@ -261,6 +254,20 @@ where
     );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+/// `429` with the sign-in page and `Retry-After` (whole seconds, at least 1).
+fn too_many(d: &Dashboard, lang: Language, wait: Duration) -> Resp {
+    let text = t(lang, "dash_rate_limited").replace("{wait}", &pages::wait_text(lang, wait));
+    let mut resp = html(
+        StatusCode::TOO_MANY_REQUESTS,
+        views::login(lang, &d.store_name, Some(&text)),
+    );
+    let secs = wait.as_millis().div_ceil(1000).max(1);
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
     }
     resp
 }
@@ -394,30 +401,48 @@ fn visits_csv(d: &Dashboard, query: &[(String, String)]) -> Resp {
         Ok(r) => r,
         Err(e) => return text(StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", &e),
     };
-    let m = d.presence.machine();
-    let tz = m.timezone().clone();
-    let mut visits: Vec<_> = m
-        .visits()
-        .filter(|v| {
-            let day = local_date(v.started_at, &tz);
-            day >= from && day <= to
-        })
-        .collect();
+    // Under the presence lock only to pick the visits; formatting after.
+    let (mut visits, complete) = {
+        let m = d.presence.machine();
+        let tz = m.timezone();
+        let complete = complete_from(m.visits(), tz);
+        let visits: Vec<Visit> = m
+            .visits()
+            .filter(|v| {
+                let day = local_date(v.started_at, tz);
+                day >= from && day <= to
+            })
+            .cloned()
+            .collect();
+        (visits, complete)
+    };
+    if let Some(first) = complete
+        && from < first
+    {
+        return text(
+            StatusCode::CONFLICT,
+            "text/plain; charset=utf-8",
+            &format!(
+                "the box keeps only its last {MAX_RECENT_VISITS} ended visits and has \
+                 dropped older ones: it has every visit from {first} on; ask for from={first} or later"
+            ),
+        );
+    }
     visits.sort_by_key(|v| v.started_at);
     let mut out = String::from(
         "visit_id,mac,started_at,ended_at,dwell_seconds,classification,returning,member_id,os_family\r\n",
     );
     for v in visits {
         let row = [
-            v.visit_id.clone(),
+            v.visit_id,
             v.mac.to_string(),
             v.started_at.rfc3339(),
             v.ended_at.map(Timestamp::rfc3339).unwrap_or_default(),
             v.dwell_seconds.to_string(),
             class_name(v.classification).to_string(),
             v.returning.to_string(),
-            v.member_id.clone().unwrap_or_default(),
-            v.os_family.clone(),
+            v.member_id.unwrap_or_default(),
+            v.os_family,
         ];
         let cells: Vec<String> = row.iter().map(|c| csv_cell(c)).collect();
         out.push_str(&cells.join(","));
@@ -429,6 +454,28 @@ fn visits_csv(d: &Dashboard, query: &[(String, String)]) -> Resp {
         resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
     resp
+}
+
+/// The first local date from which `visits` (as the presence machine
+/// keeps them: open ones, then the last [`MAX_RECENT_VISITS`] ended ones)
+/// holds every visit, when older ones may have been dropped: `None` while
+/// fewer than that many ended visits are kept (nothing dropped yet).
+/// A dropped visit ended no later than the oldest kept one, so it started
+/// on that visit's end date or before: from the next day on, nothing is
+/// missing.
+fn complete_from<'a>(
+    visits: impl Iterator<Item = &'a Visit>,
+    tz: &jiff::tz::TimeZone,
+) -> Option<jiff::civil::Date> {
+    let (ended, oldest_end) = visits
+        .filter_map(|v| v.ended_at)
+        .fold((0usize, None::<Timestamp>), |(n, oldest), t| {
+            (n + 1, Some(oldest.map_or(t, |o| o.min(t))))
+        });
+    if ended < MAX_RECENT_VISITS {
+        return None;
+    }
+    local_date(oldest_end?, tz).tomorrow().ok()
 }
 
 /// A CSV cell: quoted when needed; a leading `=`, `+`, `-` or `@` is
@@ -454,6 +501,9 @@ fn events(d: &Dashboard, session_id: String, lang: Language) -> Resp {
             "too many live views open; close one",
         );
     };
+    // The poller skips its work while no stream is open: the first
+    // snapshot may be old.
+    d.live.fresh(&d.presence, super::live::POLL_EVERY);
     let (tx, rx) = mpsc::channel::<Bytes>(4);
     let mut updates = d.live.subscribe();
     let shutdown = d.shutdown.clone();

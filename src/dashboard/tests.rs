@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
+use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::access::session::SessionPolicy;
@@ -180,6 +181,26 @@ async fn sign_in_sets_a_strict_session_cookie() {
 }
 
 #[tokio::test]
+async fn sign_in_attempts_are_limited_in_all_too() {
+    let d = fixture();
+    let mut last = StatusCode::OK;
+    for i in 0..=auth::MAX_ATTEMPTS_TOTAL {
+        let peer: IpAddr = format!("2001:db8:{i:x}::1").parse().unwrap();
+        let resp =
+            routes::handle(&d, peer, req("POST", "/login", None, "password=nope-nope")).await;
+        last = resp.status();
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+    let (status, headers, _) = call(
+        &d,
+        req("POST", "/login", None, &format!("password={PASSWORD}")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(headers.contains_key(header::RETRY_AFTER));
+}
+
+#[tokio::test]
 async fn sign_in_attempts_are_rate_limited() {
     let d = fixture();
     for _ in 0..auth::MAX_ATTEMPTS {
@@ -331,10 +352,22 @@ async fn a_blocked_device_is_signed_out_and_refused_by_the_portal() {
         .uri("/login")
         .header(header::HOST, "127.0.0.1:2050")
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Full::new(Bytes::from_static(b"accept_terms=yes")))
+        .body(Full::new(Bytes::from(format!(
+            "accept_terms=yes&lang=en&csrf={}",
+            crate::portal::routes::csrf_token(
+                &d.portal.device_key,
+                m,
+                crate::portal::routes::utc_day(crate::time::Timestamp::now()),
+            )
+        ))))
         .unwrap();
     let resp = crate::portal::routes::handle(&d.portal, ip, r).await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert!(
+        String::from_utf8_lossy(&body).contains("cannot sign in here"),
+        "refused as blocked, not for a missing form token"
+    );
     assert!(!d.gate.client(m).is_some_and(|c| c.is_authorized()));
 }
 
@@ -373,7 +406,10 @@ async fn the_event_stream_sends_a_new_snapshot_after_a_change() {
 
 #[tokio::test]
 async fn metrics_are_prometheus_text() {
-    let d = fixture();
+    let d = Dashboard {
+        metrics_public: true,
+        ..fixture()
+    };
     join(&d, 1, "phone-1");
     let (status, headers, text) = call(&d, req("GET", "/metrics", None, "")).await;
     assert_eq!(status, StatusCode::OK);
@@ -420,12 +456,166 @@ async fn metrics_are_prometheus_text() {
         assert!(names.contains(n), "missing {n}");
     }
     assert!(text.contains("storegate_present_now 1"));
-    let private = Dashboard {
-        metrics_public: false,
-        ..fixture()
-    };
+    assert!(text.contains("storegate_devices_known 1"));
+    // Private by default: guests and passers-by get nothing.
+    let private = fixture();
+    assert!(!private.metrics_public);
     let (status, _, _) = call(&private, req("GET", "/metrics", None, "")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (id, _) = sign_in(&private).await;
+    let (status, _, _) = call(&private, req("GET", "/metrics", Some(&id), "")).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn metrics_read_the_live_snapshot_not_the_presence_machine() {
+    let d = Dashboard {
+        metrics_public: true,
+        ..fixture()
+    };
+    join(&d, 1, "phone-1");
+    let (_, _, text) = call(&d, req("GET", "/metrics", None, "")).await;
+    assert!(text.contains("storegate_present_now 1"), "{text}");
+    let seq = d.live.current().seq;
+    // Within the snapshot's age limit a scrape reuses it...
+    join(&d, 2, "phone-2");
+    let (_, _, text) = call(&d, req("GET", "/metrics", None, "")).await;
+    assert_eq!(d.live.current().seq, seq, "no new snapshot");
+    assert!(text.contains("storegate_present_now 1"), "{text}");
+    // ...and takes a new one once it is older.
+    tokio::time::sleep(live::POLL_EVERY).await;
+    let (_, _, text) = call(&d, req("GET", "/metrics", None, "")).await;
+    assert!(text.contains("storegate_present_now 2"), "{text}");
+    assert!(text.contains("storegate_devices_known 2"), "{text}");
+}
+
+#[tokio::test]
+async fn the_poller_leaves_presence_alone_without_viewers_and_api_live_is_current() {
+    let d = Arc::new(fixture());
+    let shutdown = CancellationToken::new();
+    let poller = tokio::spawn(live::run(d.clone(), shutdown.clone()));
+    join(&d, 1, "phone-1");
+    tokio::time::sleep(live::POLL_EVERY * 3).await;
+    assert_eq!(d.live.current().seq, 0, "no stream open: no snapshot taken");
+    let (id, _) = sign_in(&d).await;
+    let (status, _, body) = call(&d, req("GET", "/api/live", Some(&id), "")).await;
+    assert_eq!(status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["live"]["present_now"], 1, "{body}");
+    join(&d, 2, "phone-2");
+    let (_, _, page) = call(&d, req("GET", "/", Some(&id), "")).await;
+    let (_, _, body) = call(&d, req("GET", "/api/live", Some(&id), "")).await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["live"]["present_now"], 2, "{body}");
+    assert!(page.contains("data-seq"), "{page}");
+    shutdown.cancel();
+    poller.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_sign_in_while_passwords_are_being_checked_gets_429() {
+    let d = fixture();
+    let busy = d
+        .auth
+        .verifying
+        .clone()
+        .try_acquire_many_owned(auth::MAX_VERIFYING as u32)
+        .unwrap();
+    let (status, headers, _) = call(
+        &d,
+        req("POST", "/login", None, &format!("password={PASSWORD}")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(headers[header::RETRY_AFTER], "1");
+    assert!(!headers.contains_key(header::SET_COOKIE));
+    drop(busy);
+    sign_in(&d).await;
+    assert_eq!(
+        d.auth.verifying.available_permits(),
+        auth::MAX_VERIFYING,
+        "permits come back"
+    );
+}
+
+#[tokio::test]
+async fn the_visits_export_refuses_dates_the_box_may_have_dropped() {
+    use crate::presence::local::days_before;
+    use crate::presence::visit::MAX_RECENT_VISITS;
+    use crate::presence::{Classification, Visit};
+    use crate::time::Timestamp;
+    let d = fixture();
+    let (id, _) = sign_in(&d).await;
+    let now = Timestamp::now();
+    let days_ago = |days: i64, mins: i64| {
+        Timestamp::from_secs(now.millis() / 1000 - days * 86_400 + mins * 60)
+    };
+    let tz = d.presence.machine().timezone().clone();
+    let local = |t: Timestamp| crate::presence::local::local_date(t, &tz);
+    let visit = |i: usize| {
+        let started = days_ago(10, i as i64);
+        Visit {
+            visit_id: format!("v{i}"),
+            mac: MacAddr([0x02, 0, 0, 0, (i >> 8) as u8, i as u8]),
+            started_at: started,
+            ended_at: Some(started.plus(Duration::from_secs(60))),
+            dwell_seconds: 60,
+            classification: Classification::Visitor,
+            returning: false,
+            mac_randomized: false,
+            os_family: "ios".into(),
+            member_id: None,
+        }
+    };
+    let restore = |n: usize| {
+        let mut m = d.presence.machine();
+        let mut saved = m.snapshot();
+        // Newest first, as the machine keeps them.
+        saved.recent_visits = (0..n).rev().map(visit).collect();
+        m.restore(saved, now);
+    };
+    let oldest_end = visit(0).ended_at.unwrap();
+    let first_complete = local(oldest_end).tomorrow().unwrap();
+    let today = local(now);
+    let ask = |from: String| format!("/api/visits.csv?from={from}&to={today}");
+
+    // Fewer than the cap: nothing was dropped, every date is answered.
+    restore(MAX_RECENT_VISITS - 1);
+    let (status, _, csv) = call(
+        &d,
+        req("GET", &ask(local(oldest_end).to_string()), Some(&id), ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{csv}");
+    assert_eq!(csv.lines().count(), MAX_RECENT_VISITS);
+
+    // At the cap, older visits may be gone: no silently short file.
+    restore(MAX_RECENT_VISITS);
+    let (status, _, msg) = call(
+        &d,
+        req("GET", &ask(local(oldest_end).to_string()), Some(&id), ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(msg.contains(&first_complete.to_string()), "{msg}");
+    let (status, _, msg) = call(
+        &d,
+        req(
+            "GET",
+            &ask(days_before(local(oldest_end), 30).to_string()),
+            Some(&id),
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{msg}");
+    let (status, _, csv) = call(
+        &d,
+        req("GET", &ask(first_complete.to_string()), Some(&id), ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{csv}");
+    assert!(csv.starts_with("visit_id,"));
 }
 
 #[tokio::test]
@@ -466,4 +656,77 @@ fn every_dashboard_text_is_translated_in_both_languages() {
         assert!(en.contains_key(&key), "en lacks {key}");
         assert!(zh.contains_key(&key), "zh-CN lacks {key}");
     }
+}
+
+/// Writes `request` on a fresh in-memory connection served with
+/// `lifetimes`; returns the client end after the answer's head.
+async fn open_with(
+    d: &Arc<Dashboard>,
+    lifetimes: server::Lifetimes,
+    request: &str,
+) -> tokio::io::DuplexStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut client, server_end) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(server::serve_io_for(
+        server_end,
+        format!("{PEER}:40000").parse().unwrap(),
+        d.clone(),
+        tokio_util::sync::CancellationToken::new(),
+        lifetimes,
+    ));
+    client.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut b))
+            .await
+            .expect("an answer")
+            .unwrap();
+        assert_eq!(n, 1, "closed before the answer: {head:?}");
+        head.push(b[0]);
+    }
+    client
+}
+
+/// How long until the server closes `client` (at most 10 s).
+async fn time_to_close(client: &mut tokio::io::DuplexStream) -> Duration {
+    use tokio::io::AsyncReadExt;
+    let started = std::time::Instant::now();
+    let mut sink = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut sink))
+        .await
+        .expect("the server closes the connection")
+        .unwrap();
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn connections_have_a_lifetime_and_event_streams_a_longer_one() {
+    let d = Arc::new(fixture());
+    let (id, _) = sign_in(&d).await;
+    let lifetimes = server::Lifetimes {
+        connection: Duration::from_millis(300),
+        event_stream: Duration::from_millis(1500),
+        grace: Duration::from_millis(100),
+    };
+    // A kept-alive connection is closed at the end of its lifetime.
+    let mut plain = open_with(&d, lifetimes, "GET /login HTTP/1.1\r\nHost: d\r\n\r\n").await;
+    assert!(time_to_close(&mut plain).await < Duration::from_millis(1200));
+    // An event stream outlives that, but not its own bound.
+    let events = format!(
+        "GET /api/events HTTP/1.1\r\nHost: d\r\nCookie: {}={id}\r\n\r\n",
+        auth::COOKIE
+    );
+    let mut stream = open_with(&d, lifetimes, &events).await;
+    let open_for = time_to_close(&mut stream).await;
+    assert!(open_for > Duration::from_millis(900), "{open_for:?}");
+    assert!(open_for < Duration::from_millis(4000), "{open_for:?}");
+    // A form body that never arrives holds a connection no longer either.
+    let mut stalled = open_with(&d, lifetimes, "GET /login HTTP/1.1\r\nHost: d\r\n\r\n").await;
+    use tokio::io::AsyncWriteExt;
+    stalled
+        .write_all(b"POST /login HTTP/1.1\r\nHost: d\r\nContent-Length: 100\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(time_to_close(&mut stalled).await < Duration::from_millis(2000));
 }

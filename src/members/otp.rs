@@ -483,7 +483,8 @@ mod tests {
         // Three phones from three "devices" (MACs are cheap to change).
         for i in 0..3u8 {
             let mac = MacAddr([0x02, 0, 0, 0, 9, i]);
-            b.request(&format!("m_{i}"), mac, code("1"), at(i.into())).unwrap();
+            b.request(&format!("m_{i}"), mac, code("1"), at(i.into()))
+                .unwrap();
         }
         let mac = MacAddr([0x02, 0, 0, 0, 9, 9]);
         assert!(matches!(

@@ -60,12 +60,30 @@ pub fn get<'a>(fields: &'a [(String, String)], key: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// Reads a form body of at most `max` bytes (portal and dashboard POSTs).
-/// The error is the status to answer with: 413 when too large, 400 when
-/// unreadable.
+/// How long a client may take to send a form body once its request head
+/// has arrived; a head that promises a body and never sends it would
+/// otherwise hold the connection (and a connection slot) for good.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads a form body of at most `max` bytes (portal and dashboard POSTs)
+/// within [`BODY_TIMEOUT`]. The error is the status to answer with: 413
+/// when too large, 408 when too slow, 400 when unreadable.
 pub async fn read_body<B>(
     req: http::Request<B>,
     max: usize,
+) -> Result<Vec<(String, String)>, http::StatusCode>
+where
+    B: hyper::body::Body<Data = bytes::Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    read_body_within(req, max, BODY_TIMEOUT).await
+}
+
+/// [`read_body`] with another time limit (tests).
+pub async fn read_body_within<B>(
+    req: http::Request<B>,
+    max: usize,
+    limit: std::time::Duration,
 ) -> Result<Vec<(String, String)>, http::StatusCode>
 where
     B: hyper::body::Body<Data = bytes::Bytes>,
@@ -80,9 +98,13 @@ where
     if declared.is_some_and(|n| n > max as u64) {
         return Err(http::StatusCode::PAYLOAD_TOO_LARGE);
     }
-    let body = http_body_util::Limited::new(req.into_body(), max)
-        .collect()
-        .await
+    let collected = tokio::time::timeout(
+        limit,
+        http_body_util::Limited::new(req.into_body(), max).collect(),
+    )
+    .await
+    .map_err(|_| http::StatusCode::REQUEST_TIMEOUT)?;
+    let body = collected
         .map_err(|e| {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()
@@ -123,5 +145,38 @@ mod tests {
             parse(many.as_bytes()),
             Err(FormError::TooManyFields(MAX_FIELDS))
         );
+    }
+
+    /// A body that never sends a byte (a head with `Content-Length: 100`
+    /// and then silence).
+    struct Stalled;
+
+    impl hyper::body::Body for Stalled {
+        type Data = bytes::Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+            std::task::Poll::Pending
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_that_never_arrives_is_a_408() {
+        let req = http::Request::post("/login")
+            .header(http::header::CONTENT_LENGTH, "100")
+            .body(Stalled)
+            .unwrap();
+        let started = std::time::Instant::now();
+        let got = read_body_within(req, 8 * 1024, std::time::Duration::from_millis(50)).await;
+        assert_eq!(got, Err(http::StatusCode::REQUEST_TIMEOUT));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        // A body that does arrive is read as before.
+        let req = http::Request::post("/login")
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(b"a=1")))
+            .unwrap();
+        assert_eq!(read_body(req, 8 * 1024).await.unwrap()[0].1, "1");
     }
 }

@@ -18,6 +18,7 @@ use crate::access::{AuthMethod, EndReason};
 use crate::config::Language;
 use crate::members::{Consent, MemberError};
 use crate::net::MacAddr;
+use crate::privacy::DeviceKey;
 use crate::time::Timestamp;
 
 /// Largest form body the portal reads.
@@ -28,6 +29,11 @@ const MAX_DST_LEN: usize = 1024;
 const MAX_NUMBER_LEN: usize = 40;
 /// Longest staff code (`?staff=`, from a QR poster).
 const MAX_STAFF_LEN: usize = 32;
+/// Domain of the form token's keyed hash (see [`csrf_token`]).
+const CSRF_DOMAIN: &[u8] = b"storegate-portal-csrf-v1";
+/// Characters of the form token (132 bits).
+const CSRF_LEN: usize = 22;
+const DAY_MILLIS: i64 = 24 * 60 * 60 * 1000;
 
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
                    form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
@@ -100,6 +106,7 @@ where
             let input = MemberInput {
                 dst,
                 staff,
+                csrf: current_csrf(portal, asker.mac),
                 ..MemberInput::default()
             };
             login_page(portal, lang, StatusCode::OK, &input, None)
@@ -112,7 +119,8 @@ where
                 Ok(posted) => posted,
                 Err(page) => return page,
             };
-            member_sign_in(portal, &asker, lang, mac, MemberInput::from_fields(&fields)).await
+            let input = MemberInput::from_fields(&fields, current_csrf(portal, Some(mac)));
+            member_sign_in(portal, &asker, lang, mac, input).await
         }
         (Method::GET | Method::HEAD, "/welcome") => {
             let query = query_fields(&req);
@@ -187,7 +195,7 @@ where
         Ok(posted) => posted,
         Err(page) => return page,
     };
-    let input = MemberInput::from_fields(&fields);
+    let input = MemberInput::from_fields(&fields, current_csrf(portal, Some(mac)));
     let dst = input.dst.clone();
     if !ticked(&fields, "accept_terms") {
         PortalStats::bump(&portal.stats.bad_requests);
@@ -227,10 +235,13 @@ struct MemberInput {
     phone: String,
     member_number: String,
     consent: Consent,
+    /// The form token for the pages this input is shown on again (a
+    /// fresh one, not the one posted).
+    csrf: String,
 }
 
 impl MemberInput {
-    fn from_fields(fields: &[(String, String)]) -> Self {
+    fn from_fields(fields: &[(String, String)], csrf: String) -> Self {
         let text = |key| {
             form::get(fields, key)
                 .unwrap_or("")
@@ -248,6 +259,7 @@ impl MemberInput {
                 remember_device: ticked(fields, "remember_device"),
                 marketing: ticked(fields, "marketing"),
             },
+            csrf,
         }
     }
 
@@ -285,8 +297,9 @@ enum Retry {
     Code,
 }
 
-/// The start of every sign-in POST: same origin, a bounded form, a
-/// device we can see, and not one HQ has blocked.
+/// The start of every sign-in POST: same origin, a bounded form with
+/// this device's form token, a device we can see, and not one HQ has
+/// blocked.
 async fn sign_in_form<B>(
     portal: &Portal,
     asker: &Asker,
@@ -296,7 +309,7 @@ where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let (lang, fields) = posted_form(portal, req).await?;
+    let (lang, fields) = posted_form(portal, asker, req).await?;
     let Some(mac) = asker.mac else {
         return Err(message(
             portal,
@@ -322,7 +335,7 @@ where
         Ok(posted) => posted,
         Err(page) => return page,
     };
-    let input = MemberInput::from_fields(&fields);
+    let input = MemberInput::from_fields(&fields, current_csrf(portal, Some(mac)));
     if input.phone.is_empty() && !input.member_number.is_empty() {
         // Enter pressed in the member-number field.
         return member_sign_in(portal, asker, lang, mac, input).await;
@@ -396,7 +409,7 @@ where
         Ok(posted) => posted,
         Err(page) => return page,
     };
-    let input = MemberInput::from_fields(&fields);
+    let input = MemberInput::from_fields(&fields, current_csrf(portal, Some(mac)));
     let Some(members) = portal.members.clone() else {
         return bad(portal, StatusCode::NOT_FOUND, lang, "not_found");
     };
@@ -577,7 +590,7 @@ where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let (lang, _) = match posted_form(portal, req).await {
+    let (lang, _) = match posted_form(portal, asker, req).await {
         Ok(posted) => posted,
         Err(page) => return page,
     };
@@ -646,6 +659,7 @@ fn login_page(
             ("dst_q", &url_encode(dst)),
             ("staff_q", &input.staff_q()),
             ("other_lang", other.tag()),
+            ("csrf", &input.csrf),
         ],
         &[("error", error.unwrap_or("")), ("member", &member)],
     );
@@ -686,6 +700,7 @@ fn member_section(portal: &Portal, lang: Language, input: &MemberInput) -> Strin
                 &t(lang, "consent_version").replace("{v}", &members.config().consent_version),
             ),
             ("member_number", &input.member_number),
+            ("csrf", &input.csrf),
         ],
         &[("phone", &phone)],
     )
@@ -715,6 +730,7 @@ fn code_page(
             ("dst", dst),
             ("dst_q", &url_encode(dst)),
             ("staff_q", &input.staff_q()),
+            ("csrf", &input.csrf),
         ],
         &[("error", error.unwrap_or(""))],
     );
@@ -749,6 +765,7 @@ fn welcome_page(portal: &Portal, asker: &Asker, lang: Language, dst: Option<&str
             ("store", &portal.site.store_name),
             ("phone_hint", &phone_hint),
             ("remaining", &pages::remaining_text(lang, left)),
+            ("csrf", &current_csrf(portal, asker.mac)),
         ],
         &[
             ("campaign", &offer),
@@ -784,6 +801,7 @@ fn status_page(portal: &Portal, asker: &Asker, lang: Language, dst: Option<&str>
         &[
             ("store", &portal.site.store_name),
             ("remaining", &pages::remaining_text(lang, left)),
+            ("csrf", &current_csrf(portal, asker.mac)),
         ],
         &[("continue", &continue_link(lang, dst))],
     );
@@ -840,10 +858,17 @@ async fn sign_in_blocking(
 }
 
 /// What every POST from our pages goes through: the Origin check, the
-/// bounded body, and the page language (the form's `lang` wins). The
-/// error is the page to answer with.
+/// bounded body, the form token, and the page language (the form's
+/// `lang` wins). The error is the page to answer with.
+///
+/// The token is what stops other sites: the Origin check only refuses an
+/// explicit foreign origin, because our pages send `Referrer-Policy:
+/// no-referrer` and browsers then send `Origin: null` on our own POSTs.
+/// A device we cannot see has no token to check; every handler refuses
+/// it (or, for sign-out, does nothing) on its own.
 async fn posted_form<B>(
     portal: &Portal,
+    asker: &Asker,
     req: Request<B>,
 ) -> Result<(Language, Vec<(String, String)>), Resp>
 where
@@ -855,17 +880,68 @@ where
         return Err(bad(portal, StatusCode::FORBIDDEN, lang, "error_origin"));
     }
     let fields = read_form(req).await.map_err(|status| {
-        let key = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "error_too_large"
-        } else {
-            "error_form"
+        let key = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => "error_too_large",
+            StatusCode::REQUEST_TIMEOUT => "error_timeout",
+            _ => "error_form",
         };
         bad(portal, status, lang, key)
     })?;
     let lang = form::get(&fields, "lang")
         .and_then(Language::from_tag)
         .unwrap_or(lang);
+    if let Some(mac) = asker.mac {
+        let given = form::get(&fields, "csrf").unwrap_or("");
+        if !csrf_valid(&portal.device_key, mac, given, utc_day(Timestamp::now())) {
+            return Err(bad(portal, StatusCode::FORBIDDEN, lang, "error_expired"));
+        }
+    }
     Ok((lang, fields))
+}
+
+/// The UTC day number of `at` (days since the Unix epoch).
+pub(crate) fn utc_day(at: Timestamp) -> i64 {
+    at.millis().div_euclid(DAY_MILLIS)
+}
+
+/// The form token of `mac` on UTC day `day`:
+/// `base64url(HMAC(device key, domain ‖ mac ‖ day))[..22]`. Another
+/// device, another day or another box gives another token; without the
+/// device key nobody can make one.
+pub(crate) fn csrf_token(key: &DeviceKey, mac: MacAddr, day: i64) -> String {
+    use base64::Engine;
+    let mut data = [0u8; 14];
+    data[..6].copy_from_slice(&mac.octets());
+    data[6..].copy_from_slice(&day.to_be_bytes());
+    let hash = key.keyed_hash(CSRF_DOMAIN, &data);
+    let mut token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hash);
+    token.truncate(CSRF_LEN);
+    token
+}
+
+/// Today's token for the asking device; empty when we cannot see it.
+fn current_csrf(portal: &Portal, mac: Option<MacAddr>) -> String {
+    mac.map(|m| csrf_token(&portal.device_key, m, utc_day(Timestamp::now())))
+        .unwrap_or_default()
+}
+
+/// Is `given` the token of `mac` for `today` or yesterday (a page left
+/// open over midnight)? Compared in constant time.
+fn csrf_valid(key: &DeviceKey, mac: MacAddr, given: &str, today: i64) -> bool {
+    let mut ok = false;
+    for day in [today, today - 1] {
+        ok |= same_bytes(csrf_token(key, mac, day).as_bytes(), given.as_bytes());
+    }
+    ok
+}
+
+/// Equal, without a timing that tells how much of `a` matched.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
 }
 
 /// Reads a bounded form body; the error is the status to answer with.
@@ -877,7 +953,9 @@ where
     form::read_body(req, MAX_BODY_BYTES).await
 }
 
-/// A POST must come from our own pages: refuse a foreign Origin.
+/// Refuses an explicit foreign Origin. `null` and a missing Origin pass
+/// (our own pages send `null`, see [`posted_form`]); the form token is
+/// what refuses other sites then.
 fn same_origin<B>(portal: &Portal, req: &Request<B>) -> bool {
     match req
         .headers()

@@ -2,9 +2,10 @@
 //!
 //! Limits: at most `max_connections` served at once (a semaphore taken
 //! before `accept`, so the excess waits in the kernel backlog); request
-//! heads up to 16 KiB (larger get 431); bodies up to 8 KiB (413); 10 s to
-//! send a request head; 120 s for a whole connection. On shutdown each
-//! connection finishes its current request and closes.
+//! heads up to 16 KiB (larger get 431); bodies up to 8 KiB (413), sent
+//! within 10 s (408, `form::read_body`); 10 s to send a request head;
+//! 120 s for a whole connection. On shutdown each connection finishes its
+//! current request and closes.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};

@@ -184,7 +184,23 @@ fn get(host: &str, path: &str) -> Request<Full<Bytes>> {
         .unwrap()
 }
 
+/// Today's form token of `mac` (what the pages it is shown carry).
+fn token(mac: MacAddr) -> String {
+    routes::csrf_token(
+        &crate::privacy::DeviceKey::from_bytes(KEY),
+        mac,
+        routes::utc_day(Timestamp::now()),
+    )
+}
+
+/// A form POST from CLIENT's pages: `body` and CLIENT's form token.
 fn post(path: &str, body: &str) -> Request<Full<Bytes>> {
+    let sep = if body.is_empty() { "" } else { "&" };
+    post_raw(path, &format!("{body}{sep}csrf={}", token(MAC1)))
+}
+
+/// A form POST of exactly `body` (no token unless it has one).
+fn post_raw(path: &str, body: &str) -> Request<Full<Bytes>> {
     Request::post(path)
         .header(header::HOST, "192.0.2.1:2050")
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -920,4 +936,193 @@ fn every_member_error_is_translated() {
             );
         }
     }
+}
+
+/// The `csrf` hidden field of every form on a page.
+fn form_tokens(body: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = body;
+    while let Some(at) = rest.find("<form ") {
+        rest = &rest[at + 1..];
+        let end = rest.find("</form>").expect("a closed form");
+        let form = &rest[..end];
+        let field = "name=\"csrf\" value=\"";
+        let v = form
+            .find(field)
+            .map(|i| &form[i + field.len()..])
+            .expect("a csrf field");
+        out.push(v[..v.find('"').unwrap()].to_string());
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_portal_form_carries_the_client_token() {
+    let f = with_hq(fixture()).await;
+    let want = token(MAC1);
+    assert_eq!(want.len(), 22);
+    let login = ask(&f, CLIENT, get("192.0.2.1:2050", "/login?lang=en")).await;
+    assert_eq!(
+        form_tokens(&login.body),
+        vec![want.clone(); 2],
+        "member and guest forms"
+    );
+    let code = ask(
+        &f,
+        CLIENT,
+        post("/signin/code", &format!("phone={PHONE_Q}&lang=en")),
+    )
+    .await;
+    assert_eq!(code.status, StatusCode::OK, "{}", code.body);
+    assert_eq!(
+        form_tokens(&code.body),
+        vec![want.clone(); 2],
+        "verify and resend"
+    );
+    let ok = ask(
+        &f,
+        CLIENT,
+        post("/signin/member", "member_number=12345678&lang=en"),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+    let welcome = ask(&f, CLIENT, get("192.0.2.1:2050", "/welcome?lang=en")).await;
+    assert_eq!(form_tokens(&welcome.body), vec![want.clone()], "sign-out");
+    f.portal
+        .gate
+        .end(MAC1, crate::access::EndReason::Logout)
+        .unwrap();
+    f.portal
+        .gate
+        .authorize(MAC1, None, AuthMethod::ClickThrough, None)
+        .unwrap();
+    let status = ask(&f, CLIENT, get("192.0.2.1:2050", "/status?lang=en")).await;
+    assert_eq!(form_tokens(&status.body), vec![want.clone()], "sign-out");
+    // A refused form comes back with the token.
+    let refused = ask(&f, CLIENT, post("/login", "lang=en")).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(form_tokens(&refused.body), vec![want; 2]);
+    // Nobody else's token; an unknown device gets none.
+    let other = ask(&f, STRANGER, get("192.0.2.1:2050", "/login")).await;
+    assert_eq!(form_tokens(&other.body), vec![String::new(); 2]);
+}
+
+#[tokio::test]
+async fn forms_without_this_clients_token_are_refused_and_change_nothing() {
+    let f = with_hq(fixture()).await;
+    let other = token(MacAddr([2, 0, 0, 0, 0, 2]));
+    let key = crate::privacy::DeviceKey::from_bytes(KEY);
+    let today = routes::utc_day(Timestamp::now());
+    let stale = routes::csrf_token(&key, MAC1, today - 2);
+    let wrong_key =
+        routes::csrf_token(&crate::privacy::DeviceKey::from_bytes([8; 32]), MAC1, today);
+    let forms = [
+        ("/login", "accept_terms=yes&lang=en".to_string()),
+        (
+            "/signin/member",
+            "member_number=12345678&lang=en".to_string(),
+        ),
+        ("/signin/code", format!("phone={PHONE_Q}&lang=en")),
+        (
+            "/signin/verify",
+            format!("phone={PHONE_Q}&code=123456&lang=en"),
+        ),
+    ];
+    for (path, body) in &forms {
+        for bad in [
+            String::new(),
+            "&csrf=".to_string(),
+            format!("&csrf={other}"),
+            format!("&csrf={stale}"),
+            format!("&csrf={wrong_key}"),
+            format!("&csrf={}", &token(MAC1)[..21]),
+        ] {
+            let a = ask(&f, CLIENT, post_raw(path, &format!("{body}{bad}"))).await;
+            assert_eq!(a.status, StatusCode::FORBIDDEN, "{path} {bad}");
+            assert!(a.body.contains("reload the page"), "{path}: {}", a.body);
+        }
+    }
+    assert!(!f.fw.is_allowed(MAC1), "nothing authorised");
+    assert!(
+        f.portal.members.as_ref().unwrap().list().is_empty(),
+        "nothing bound"
+    );
+    assert!(linked_events(&f).is_empty());
+    assert!(f.hq.as_ref().unwrap().seen().is_empty(), "no text sent");
+    // In Chinese too.
+    let a = ask(
+        &f,
+        CLIENT,
+        post_raw("/login", "accept_terms=yes&lang=zh-CN"),
+    )
+    .await;
+    assert!(a.body.contains("刷新页面"), "{}", a.body);
+
+    // Sign-out needs it as well.
+    f.portal
+        .gate
+        .authorize(MAC1, None, AuthMethod::ClickThrough, None)
+        .unwrap();
+    let a = ask(
+        &f,
+        CLIENT,
+        post_raw("/logout", &format!("lang=en&csrf={other}")),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(f.fw.is_allowed(MAC1), "still signed in");
+}
+
+#[tokio::test]
+async fn our_own_pages_post_with_origin_null_and_yesterdays_token_works() {
+    let f = fixture();
+    let login = ask(&f, CLIENT, get("192.0.2.1:2050", "/login")).await;
+    let csrf = form_tokens(&login.body).pop().unwrap();
+    let mut own = post_raw("/login", &format!("accept_terms=yes&csrf={csrf}"));
+    own.headers_mut()
+        .insert(header::ORIGIN, "null".parse().unwrap());
+    let a = ask(&f, CLIENT, own).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert!(f.fw.is_allowed(MAC1));
+    // A page left open over midnight.
+    let key = crate::privacy::DeviceKey::from_bytes(KEY);
+    let yesterday = routes::csrf_token(&key, MAC1, routes::utc_day(Timestamp::now()) - 1);
+    let mut own = post_raw("/logout", &format!("lang=en&csrf={yesterday}"));
+    own.headers_mut()
+        .insert(header::ORIGIN, "http://192.0.2.1:2050".parse().unwrap());
+    assert_eq!(ask(&f, CLIENT, own).await.status, StatusCode::SEE_OTHER);
+    assert!(!f.fw.is_allowed(MAC1));
+    // An explicit foreign origin is still refused, token or not.
+    let mut cross = post_raw("/login", &format!("accept_terms=yes&csrf={csrf}"));
+    cross
+        .headers_mut()
+        .insert(header::ORIGIN, "http://evil.example".parse().unwrap());
+    assert_eq!(ask(&f, CLIENT, cross).await.status, StatusCode::FORBIDDEN);
+    assert!(!f.fw.is_allowed(MAC1));
+}
+
+#[test]
+fn tokens_differ_by_client_day_and_key() {
+    let key = crate::privacy::DeviceKey::from_bytes(KEY);
+    let t = routes::csrf_token(&key, MAC1, 20_000);
+    assert_eq!(t, routes::csrf_token(&key, MAC1, 20_000));
+    assert_ne!(t, routes::csrf_token(&key, MAC1, 20_001));
+    assert_ne!(
+        t,
+        routes::csrf_token(&key, MacAddr([2, 0, 0, 0, 0, 2]), 20_000)
+    );
+    assert_ne!(
+        t,
+        routes::csrf_token(
+            &crate::privacy::DeviceKey::from_bytes([8; 32]),
+            MAC1,
+            20_000
+        )
+    );
+    assert!(
+        t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    );
+    assert_eq!(routes::utc_day(Timestamp::from_secs(86_399)), 0);
+    assert_eq!(routes::utc_day(Timestamp::from_secs(86_400)), 1);
 }

@@ -137,7 +137,7 @@ fn assert_online(lab: &Lab, c: Client) {
 
 /// Click-through sign-in from `c`: `303` to `/status`.
 fn sign_in(lab: &Lab, c: Client) {
-    let p = lab.post(c, &format!("{PORTAL}/login"), "accept_terms=yes");
+    let p = lab.portal_post(c, &format!("{PORTAL}/login"), "accept_terms=yes");
     check_eq!(lab, p.status(), Some(303), "sign-in from {}: {p}", c.name());
     check_eq!(
         lab,
@@ -289,7 +289,7 @@ fn click_through_sign_in_opens_the_internet() {
         "user-portal-url: {api}"
     );
 
-    let no_terms = lab.post(C1, &format!("{PORTAL}/login"), "name=x");
+    let no_terms = lab.portal_post(C1, &format!("{PORTAL}/login"), "name=x");
     check_eq!(
         lab,
         no_terms.status(),
@@ -449,7 +449,7 @@ fn deauth_and_logout_cut_off() {
 
     sign_in(&lab, C1);
     assert_online(&lab, C1);
-    let logout = lab.post(C1, &format!("{PORTAL}/logout"), "");
+    let logout = lab.portal_post(C1, &format!("{PORTAL}/logout"), "");
     check_eq!(lab, logout.status(), Some(303), "{logout}");
     check_eq!(
         lab,

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::hq::{Proc, bin};
+use crate::lab::csrf_field;
 
 /// The demo's own phone (`sim::demo::BROWSER_MAC`).
 const BROWSER_MAC: &str = "02:de:40:00:00:01";
@@ -218,7 +219,14 @@ fn demo_runs_a_simulated_store_without_root() {
     // A browser on loopback signs in at the portal as that phone.
     let (code, page) = http(portal_port, "GET", "/", "");
     assert_eq!(code, 200, "{page}");
-    let (code, reply) = http(portal_port, "POST", "/login", "accept_terms=yes");
+    // With the page's form token, as the browser would post it.
+    let token = csrf_field(&page).unwrap_or_else(|| panic!("no form token: {page}"));
+    let (code, reply) = http(
+        portal_port,
+        "POST",
+        "/login",
+        &format!("accept_terms=yes&csrf={token}"),
+    );
     assert!(code == 303 || code == 302, "{reply}");
     let clients = ctl(&socket, &["clients"]).unwrap();
     let me = clients

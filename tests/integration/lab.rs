@@ -1000,6 +1000,28 @@ impl Lab {
         self.probe(c, &["http", url, "--data", form])
     }
 
+    /// The portal's form token for `c`: the hidden `csrf` field of the
+    /// sign-in page as `c` gets it (every portal form must carry it).
+    pub fn portal_token(&self, c: Client) -> String {
+        let page = self.http(c, &format!("{PORTAL}/login"));
+        match csrf_field(page.body()) {
+            Some(token) if !token.is_empty() => token,
+            _ => fail!(
+                self,
+                "no csrf field on the sign-in page for {}: {page}",
+                c.name()
+            ),
+        }
+    }
+
+    /// `POST url` with `form` from the portal's pages, as a browser sends
+    /// it: with `c`'s form token.
+    pub fn portal_post(&self, c: Client, url: &str, form: &str) -> Probe {
+        let token = self.portal_token(c);
+        let sep = if form.is_empty() { "" } else { "&" };
+        self.post(c, url, &format!("{form}{sep}csrf={token}"))
+    }
+
     pub fn tcp(&self, c: Client, host: &str, port: u16, timeout_s: f64) -> Probe {
         self.probe(c, &["tcp", host, &port.to_string(), &timeout_s.to_string()])
     }
@@ -1414,4 +1436,12 @@ impl Drop for Storegate {
     fn drop(&mut self) {
         self.sigkill();
     }
+}
+
+/// The value of the first `name="csrf"` hidden field in a portal page.
+pub fn csrf_field(html: &str) -> Option<String> {
+    const FIELD: &str = "name=\"csrf\" value=\"";
+    let at = html.find(FIELD)? + FIELD.len();
+    let len = html[at..].find('"')?;
+    Some(html[at..at + len].to_string())
 }

@@ -107,14 +107,14 @@ fn form(consent: bool) -> &'static str {
 fn phone_sign_in(lab: &Lab, gate: &Storegate, c: Client, phone: &str, remember: bool) -> String {
     let last4 = &phone[phone.len() - 4..];
     let before = otp_count(lab, last4);
-    let p = lab.post(
+    let p = lab.portal_post(
         c,
         &format!("{PORTAL}/signin/code"),
         &format!("phone={phone}{}&staff=poster-7", form(remember)),
     );
     check_eq!(lab, p.status(), Some(200), "code requested: {p}");
     let (code, _) = otp_sent(lab, last4, before);
-    let p = lab.post(
+    let p = lab.portal_post(
         c,
         &format!("{PORTAL}/signin/verify"),
         &format!("phone={phone}&code={code}{}&staff=poster-7", form(remember)),
@@ -136,7 +136,7 @@ fn otp_count(lab: &Lab, last4: &str) -> usize {
 }
 
 fn number_sign_in(lab: &Lab, gate: &Storegate, c: Client, number: &str, remember: bool) -> String {
-    let p = lab.post(
+    let p = lab.portal_post(
         c,
         &format!("{PORTAL}/signin/member"),
         &format!("member_number={number}{}", form(remember)),
@@ -252,11 +252,11 @@ fn a_remembered_member_comes_back_without_the_portal_until_erased() {
     }
 
     // Wrong codes on c2: locked out with a clear page.
-    let p = lab.post(C2, &format!("{PORTAL}/signin/code"), "phone=13800138002");
+    let p = lab.portal_post(C2, &format!("{PORTAL}/signin/code"), "phone=13800138002");
     check_eq!(lab, p.status(), Some(200), "code requested: {p}");
     let mut last = None;
     for _ in 0..6 {
-        let p = lab.post(
+        let p = lab.portal_post(
             C2,
             &format!("{PORTAL}/signin/verify"),
             "phone=13800138002&code=000000",

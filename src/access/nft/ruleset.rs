@@ -13,6 +13,8 @@
 //!     LAN, authorised → accept
 //!     LAN → garden accept; tcp 443 reject with tcp reset; everything else drop
 //!   chain input (filter input, filter - 5):
+//!     LAN tcp dport <dashboard> → drop (the dashboard is for the
+//!     management side, never for guests, authorised or not)
 //!     LAN: established/related, authorised, DHCP/DHCPv6/DNS, ICMP/ICMPv6,
 //!     the portal port → accept; tcp 443 → reset; everything else drop
 //! }
@@ -50,6 +52,8 @@ const UDP_SERVICES: [u16; 3] = [53, 67, 547];
 pub struct RulesetParams {
     pub lan_interface: String,
     pub portal_port: u16,
+    /// The manager dashboard's TCP port: dropped from the guest LAN.
+    pub dashboard_port: u16,
     pub walled_garden: Vec<IpNet>,
     /// How long one forwarded packet keeps a client in `active`.
     pub active_window: Duration,
@@ -153,6 +157,12 @@ pub fn document(p: &RulesetParams, grants: &[Grant]) -> Value {
     cmds.push(rule("forward", vec![lan(), drop.clone()]));
 
     cmds.push(chain("input", "filter", "input", -5));
+    // First, before "established" and "authorised": an authorised guest
+    // must not reach the manager's dashboard (sign-in guessing, metrics).
+    cmds.push(rule(
+        "input",
+        vec![lan(), tcp_dport(json!(p.dashboard_port)), drop.clone()],
+    ));
     cmds.push(rule(
         "input",
         vec![
@@ -231,6 +241,7 @@ mod tests {
         RulesetParams {
             lan_interface: "br-lan".into(),
             portal_port: 2050,
+            dashboard_port: 8443,
             walled_garden: vec![
                 "203.0.113.0/24".parse().unwrap(),
                 "203.0.113.7/32".parse().unwrap(),
@@ -321,6 +332,56 @@ mod tests {
         assert!(doc.contains(r#"{"redirect":{"port":8081}}"#), "{doc}");
         assert!(doc.contains(r#""right":{"set":[53,8081]}"#), "{doc}");
         assert!(!doc.contains("2050"));
+    }
+
+    fn input_rules(doc: &Value) -> Vec<&Value> {
+        commands(doc)
+            .iter()
+            .filter_map(|c| c["add"].get("rule"))
+            .filter(|r| r["chain"] == "input")
+            .collect()
+    }
+
+    #[test]
+    fn guests_cannot_reach_the_dashboard_port() {
+        let doc = document(
+            &RulesetParams {
+                dashboard_port: 9443,
+                ..params()
+            },
+            &[],
+        );
+        let input = input_rules(&doc);
+        let first = input[0];
+        assert_eq!(first["expr"][0]["match"]["right"], "br-lan", "{first}");
+        assert_eq!(
+            first["expr"][1]["match"]["left"]["payload"],
+            json!({"protocol": "tcp", "field": "dport"}),
+            "{first}"
+        );
+        assert_eq!(first["expr"][1]["match"]["right"], 9443, "{first}");
+        assert!(first["expr"][2].get("drop").is_some(), "{first}");
+        // It comes before anything that accepts: established traffic and,
+        // above all, authorised clients.
+        let authorised = input
+            .iter()
+            .position(|r| r.to_string().contains(&format!("@{SET_ALLOWED}")))
+            .expect("the authorised rule");
+        let accepts: Vec<usize> = input
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.to_string().contains(r#""accept""#))
+            .map(|(i, _)| i)
+            .collect();
+        assert!(
+            authorised > 0 && accepts.iter().all(|&i| i > 0),
+            "{input:?}"
+        );
+        let drops = input
+            .iter()
+            .filter(|r| r.to_string().contains(r#""right":9443"#))
+            .count();
+        assert_eq!(drops, 1);
     }
 
     #[test]
