@@ -620,6 +620,9 @@ pub async fn timer_loop(
                 s.persist_devices();
                 if core_due {
                     s.persist_core();
+                    // Saving serialises everything at once; return what
+                    // it freed (every 30 s, a few ms at most).
+                    super::return_freed_memory();
                 }
             })
             .await;
