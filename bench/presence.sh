@@ -57,3 +57,6 @@ loaded=$(rss)
 echo "devices known: $known (in $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}') s, each a join with a durable visit.started)"
 echo "RSS idle: ${idle} KiB; with $known devices: ${loaded} KiB (ratio $(awk -v a="$loaded" -v b="$idle" 'BEGIN{printf "%.2f", a/b}'))"
 lab_ctl status --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print("frames:", d["presence"]["frames"])'
+# Device records are saved every 5 s and the presence snapshot every 30 s.
+sleep 36
+echo "RSS 36 s later, after the saves: $(rss) KiB"

@@ -21,9 +21,10 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+
+use crate::listen::Acceptor;
 use tokio_util::task::TaskTracker;
 
 use super::{Dashboard, routes};
@@ -50,41 +51,16 @@ pub async fn serve(
     tracker: TaskTracker,
 ) {
     tracker.spawn(super::live::run(dashboard.clone(), shutdown.clone()));
-    let slots = Arc::new(Semaphore::new(max_connections.max(1)));
-    let mut backoff = Duration::from_millis(5);
-    loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-        };
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            a = listener.accept() => a,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => {
-                backoff = Duration::from_millis(5);
-                a
-            }
-            Err(e) => {
-                tracing::warn!("dashboard accept failed: {e}; retrying in {backoff:?}");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
-        };
+    let mut acceptor = Acceptor::new("dashboard", max_connections);
+    while let Some(c) = acceptor.next(&listener, &shutdown, || {}).await {
         let (tls, dashboard, shutdown) = (tls.clone(), dashboard.clone(), shutdown.clone());
         tracker.spawn(async move {
-            let _ = stream.set_nodelay(true);
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
-                Ok(Ok(io)) => serve_io(io, peer, dashboard, shutdown).await,
-                Ok(Err(e)) => tracing::debug!(%peer, "dashboard TLS handshake: {e}"),
-                Err(_) => tracing::debug!(%peer, "dashboard TLS handshake timed out"),
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(c.stream)).await {
+                Ok(Ok(io)) => serve_io(io, c.peer, dashboard, shutdown).await,
+                Ok(Err(e)) => tracing::debug!(peer = %c.peer, "dashboard TLS handshake: {e}"),
+                Err(_) => tracing::debug!(peer = %c.peer, "dashboard TLS handshake timed out"),
             }
-            drop(permit);
+            drop(c.slot);
         });
     }
 }

@@ -1027,7 +1027,17 @@ fn host_without_port(host: &str) -> &str {
 fn plain(status: StatusCode, content_type: &'static str, body: &str) -> Resp {
     let mut resp = Response::new(Full::new(Bytes::copy_from_slice(body.as_bytes())));
     *resp.status_mut() = status;
-    let h = resp.headers_mut();
+    guarded_headers(resp.headers_mut(), content_type, CSP);
+    resp
+}
+
+/// The headers every page of the box's web servers carries: its type, no
+/// caching, no sniffing, no referrer, and its content security policy.
+pub(crate) fn guarded_headers(
+    h: &mut http::HeaderMap,
+    content_type: &'static str,
+    csp: &'static str,
+) {
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
@@ -1040,9 +1050,8 @@ fn plain(status: StatusCode, content_type: &'static str, body: &str) -> Resp {
     );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
+        HeaderValue::from_static(csp),
     );
-    resp
 }
 
 fn redirect(status: StatusCode, location: &str) -> Resp {

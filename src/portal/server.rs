@@ -16,9 +16,10 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+use crate::listen::Acceptor;
 use tokio_util::task::TaskTracker;
 
 use super::{Portal, PortalStats, routes};
@@ -51,51 +52,20 @@ pub async fn serve(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let slots = Arc::new(Semaphore::new(max_connections));
-    let mut backoff = Duration::from_millis(5);
-    loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-        };
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            a = listener.accept() => a,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => {
-                backoff = Duration::from_millis(5);
-                a
-            }
-            Err(e) => {
-                // Out of file descriptors and the like: wait, don't spin.
-                PortalStats::bump(&portal.stats.connections_refused);
-                tracing::warn!("portal accept failed: {e}; retrying in {backoff:?}");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
-        };
+    let mut acceptor = Acceptor::new("portal", max_connections);
+    while let Some(c) = acceptor
+        .next(&listener, &shutdown, || {
+            PortalStats::bump(&portal.stats.connections_refused)
+        })
+        .await
+    {
         let portal = portal.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
-            serve_connection(stream, peer, portal, shutdown).await;
-            drop(permit);
+            serve_io(c.stream, c.peer, portal, shutdown).await;
+            drop(c.slot);
         });
     }
-}
-
-async fn serve_connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    portal: Arc<Portal>,
-    shutdown: CancellationToken,
-) {
-    let _ = stream.set_nodelay(true);
-    serve_io(stream, peer, portal, shutdown).await;
 }
 
 /// Serves one connection over any byte stream (a socket; an in-memory

@@ -23,32 +23,9 @@ pub async fn serve_with(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut backoff = Duration::from_millis(5);
-    loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-        };
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            a = listener.accept() => match a {
-                Ok(a) => {
-                    backoff = Duration::from_millis(5);
-                    a
-                }
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}; retrying in {backoff:?}");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
+    let mut acceptor = Acceptor::new("hq-receiver", MAX_CONNECTIONS);
+    while let Some(c) = acceptor.next(&listener, &shutdown, || {}).await {
+        let (stream, peer) = (c.stream, c.peer);
         let receiver = receiver.clone();
         let shutdown = shutdown.clone();
         let tls = tls.clone();
@@ -70,7 +47,7 @@ pub async fn serve_with(
                     }
                 }
             }
-            drop(permit);
+            drop(c.slot);
         });
     }
 }
