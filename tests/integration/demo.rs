@@ -282,6 +282,55 @@ fn demo_runs_a_simulated_store_without_root() {
         let live: Value = serde_json::from_str(body.trim())
             .unwrap_or_else(|e| panic!("/api/live is not JSON ({e}): {reply}"));
         assert!(live["live"]["arrivals_today"].as_u64() > Some(0), "{live}");
+
+        // `ctl dashboard-password`: the new password on stdin replaces the
+        // old one and signs every session out.
+        let mut set = Command::new(bin())
+            .arg("ctl")
+            .arg("-s")
+            .arg(&socket)
+            .arg("dashboard-password")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        set.stdin
+            .take()
+            .unwrap()
+            .write_all(b"a-new-manager-pass-2026\n")
+            .unwrap();
+        let out = set.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "ctl dashboard-password: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let live_with = |cookie: &str| {
+            https(
+                port,
+                &cert,
+                &format!(
+                    "GET /api/live HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nCookie: {cookie}\r\n\r\n"
+                ),
+            )
+            .0
+        };
+        assert_eq!(live_with(&cookie), 401, "the old session survived");
+        let login = |pw: &str| {
+            https(
+                port,
+                &cert,
+                &format!(
+                    "POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+                     Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\npassword={pw}",
+                    "password=".len() + pw.len()
+                ),
+            )
+            .0
+        };
+        assert_ne!(login(password), 303, "the old password still works");
+        assert_eq!(login("a-new-manager-pass-2026"), 303);
     }
 
     // Ctrl-C: a clean stop, exit 0.
