@@ -1,7 +1,8 @@
-//! The accept loop every TCP server of the box shares (portal, dashboard,
-//! the reference HQ receiver): at most N connections at once, each holding
-//! a slot until it is done, and a backoff on accept errors (out of file
-//! descriptors and the like) instead of a busy loop.
+//! What every TCP server of the box shares (portal, dashboard, the
+//! reference HQ receiver): at most N connections at once, each holding a
+//! slot until it is done, a backoff on accept errors (out of file
+//! descriptors and the like) instead of a busy loop, and a bounded life
+//! for each connection ([`drive`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -77,6 +78,39 @@ impl Acceptor {
             }
         }
     }
+}
+
+/// Serves one HTTP/1 connection until it ends, `shutdown` is cancelled
+/// or `lifetime` completes; then lets the request in flight finish within
+/// `grace`. The same for every server, so a client can never hold a slot
+/// for good.
+pub async fn drive<T, S, B>(
+    conn: hyper::server::conn::http1::Connection<T, S>,
+    lifetime: impl std::future::Future<Output = ()>,
+    shutdown: &CancellationToken,
+    grace: Duration,
+    what: &str,
+    peer: SocketAddr,
+) where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::pin!(conn);
+    tokio::select! {
+        res = conn.as_mut() => {
+            if let Err(e) = res {
+                tracing::debug!(%peer, "{what} connection: {e}");
+            }
+            return;
+        }
+        _ = shutdown.cancelled() => {}
+        _ = lifetime => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(grace, conn).await;
 }
 
 #[cfg(test)]

@@ -135,17 +135,13 @@ pub(crate) async fn serve_io_for<I>(
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(MAX_HEAD_BYTES)
         .serve_connection(TokioIo::new(io), service);
-    tokio::pin!(conn);
-    tokio::select! {
-        res = conn.as_mut() => {
-            if let Err(e) = res {
-                tracing::debug!(%peer, "dashboard connection: {e}");
-            }
-            return;
-        }
-        _ = shutdown.cancelled() => {}
-        _ = lifetime => {}
-    }
-    conn.as_mut().graceful_shutdown();
-    let _ = tokio::time::timeout(lifetimes.grace, conn).await;
+    crate::listen::drive(
+        conn,
+        lifetime,
+        &shutdown,
+        lifetimes.grace,
+        "dashboard",
+        peer,
+    )
+    .await;
 }

@@ -84,17 +84,6 @@ where
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(MAX_HEAD_BYTES)
         .serve_connection(TokioIo::new(io), service);
-    tokio::pin!(conn);
-    tokio::select! {
-        res = conn.as_mut() => {
-            if let Err(e) = res {
-                tracing::debug!(%peer, "portal connection: {e}");
-            }
-            return;
-        }
-        _ = shutdown.cancelled() => {}
-        _ = tokio::time::sleep(CONNECTION_LIFETIME) => {}
-    }
-    conn.as_mut().graceful_shutdown();
-    let _ = tokio::time::timeout(GRACE, conn).await;
+    let lifetime = tokio::time::sleep(CONNECTION_LIFETIME);
+    crate::listen::drive(conn, lifetime, &shutdown, GRACE, "portal", peer).await;
 }

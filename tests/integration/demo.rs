@@ -14,26 +14,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::hq::{Proc, bin};
+use crate::hq::{Proc, bin, ctl_at as ctl};
 use crate::lab::csrf_field;
 
 /// The demo's own phone (`sim::demo::BROWSER_MAC`).
 const BROWSER_MAC: &str = "02:de:40:00:00:01";
-
-fn ctl(socket: &Path, args: &[&str]) -> Option<Value> {
-    let out = Command::new(bin())
-        .arg("ctl")
-        .arg("-s")
-        .arg(socket)
-        .args(args)
-        .arg("--json")
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| serde_json::from_slice(&out.stdout).ok())
-        .flatten()
-}
 
 /// One HTTP/1.1 request to 127.0.0.1:`port`; the status and the whole
 /// response.

@@ -180,7 +180,8 @@ pub fn start(dir: &Path, cfg: &Path) -> Daemon {
     Daemon { proc, socket }
 }
 
-fn ctl_at(socket: &Path, args: &[&str]) -> Option<Value> {
+/// `storegate ctl -s SOCKET ARGS --json`, parsed; `None` if it failed.
+pub fn ctl_at(socket: &Path, args: &[&str]) -> Option<Value> {
     let out = Command::new(bin())
         .arg("ctl")
         .arg("-s")

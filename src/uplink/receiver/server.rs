@@ -68,19 +68,8 @@ async fn serve_connection<S>(
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(conn);
-    tokio::select! {
-        res = conn.as_mut() => {
-            if let Err(e) = res {
-                tracing::debug!(%peer, "connection: {e}");
-            }
-            return;
-        }
-        _ = shutdown.cancelled() => {}
-        _ = tokio::time::sleep(CONNECTION_LIFETIME) => {}
-    }
-    conn.as_mut().graceful_shutdown();
-    let _ = tokio::time::timeout(GRACE, conn).await;
+    let lifetime = tokio::time::sleep(CONNECTION_LIFETIME);
+    crate::listen::drive(conn, lifetime, &shutdown, GRACE, "hq-receiver", peer).await;
 }
 
 /// Builds the TLS acceptor from PEM files: `cert` holds the certificate

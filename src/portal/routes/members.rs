@@ -1,0 +1,476 @@
+//! The member sign-in routes: phone + code and member number, the
+//! pages they show, and how refusals are answered.
+
+use super::*;
+
+/// What the shopper typed into the member forms, carried from page to
+/// page (hidden fields) and shown again after an error. Never logged.
+#[derive(Debug, Default, Clone)]
+pub(super) struct MemberInput {
+    pub(super) dst: Option<String>,
+    pub(super) staff: Option<String>,
+    pub(super) phone: String,
+    pub(super) member_number: String,
+    pub(super) consent: Consent,
+    /// The form token for the pages this input is shown on again (a
+    /// fresh one, not the one posted).
+    pub(super) csrf: String,
+}
+
+impl MemberInput {
+    pub(super) fn from_fields(fields: &[(String, String)], csrf: String) -> Self {
+        let text = |key| {
+            form::get(fields, key)
+                .unwrap_or("")
+                .trim()
+                .chars()
+                .take(MAX_NUMBER_LEN + 1)
+                .collect::<String>()
+        };
+        MemberInput {
+            dst: valid_dst(form::get(fields, "dst")),
+            staff: valid_staff(form::get(fields, "staff")),
+            phone: text("phone"),
+            member_number: text("member_number"),
+            consent: Consent {
+                remember_device: ticked(fields, "remember_device"),
+                marketing: ticked(fields, "marketing"),
+            },
+            csrf,
+        }
+    }
+
+    /// `&staff=CODE` for links, or nothing.
+    pub(super) fn staff_q(&self) -> String {
+        self.staff
+            .as_deref()
+            .map(|s| format!("&staff={s}"))
+            .unwrap_or_default()
+    }
+}
+
+/// A sign-in that got past the member checks but failed further on.
+pub(super) enum SignInError {
+    Member(MemberError),
+    Gate(GateError),
+}
+
+impl From<MemberError> for SignInError {
+    fn from(e: MemberError) -> Self {
+        SignInError::Member(e)
+    }
+}
+
+impl From<GateError> for SignInError {
+    fn from(e: GateError) -> Self {
+        SignInError::Gate(e)
+    }
+}
+
+/// Which page a refusal shows again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Retry {
+    Login,
+    Code,
+}
+
+/// The start of every sign-in POST: same origin, a bounded form with
+/// this device's form token, a device we can see, and not one HQ has
+/// blocked.
+pub(super) async fn sign_in_form<B>(
+    portal: &Portal,
+    asker: &Asker,
+    req: Request<B>,
+) -> Result<(Language, Vec<(String, String)>, MacAddr, MemberInput), Resp>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (lang, fields) = posted_form(portal, asker, req).await?;
+    let Some(mac) = asker.mac else {
+        return Err(message(
+            portal,
+            StatusCode::SERVICE_UNAVAILABLE,
+            lang,
+            "error_title",
+            "error_unknown_device",
+        ));
+    };
+    if portal.is_blocked(mac) {
+        return Err(blocked(portal, lang));
+    }
+    let input = MemberInput::from_fields(&fields, current_csrf(portal, Some(mac)));
+    Ok((lang, fields, mac, input))
+}
+
+/// Phone sign-in, step 1: make a code, have HQ text it, ask for it.
+pub(super) async fn request_code<B>(portal: &Portal, asker: &Asker, req: Request<B>) -> Resp
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (lang, fields, mac, input) = match sign_in_form(portal, asker, req).await {
+        Ok(posted) => posted,
+        Err(page) => return page,
+    };
+    if input.phone.is_empty() && !input.member_number.is_empty() {
+        // Enter pressed in the member-number field.
+        return member_sign_in(portal, asker, lang, mac, input).await;
+    }
+    let (Some(members), Some(sender)) = (portal.members.clone(), portal.messages.clone()) else {
+        return bad(portal, StatusCode::NOT_FOUND, lang, "not_found");
+    };
+    let retry = if form::get(&fields, "from") == Some("code") {
+        Retry::Code
+    } else {
+        Retry::Login
+    };
+    if input.phone.is_empty() || input.phone.chars().count() > MAX_NUMBER_LEN {
+        return refused(portal, lang, &input, Retry::Login, MemberError::BadPhone);
+    }
+    let phone = input.phone.clone();
+    let issued = match tokio::task::spawn_blocking(move || {
+        members.request_code(&phone, mac, Timestamp::now())
+    })
+    .await
+    {
+        Ok(Ok(issued)) => issued,
+        Ok(Err(e)) => return refused(portal, lang, &input, retry, e),
+        Err(e) => {
+            tracing::error!(%mac, "code request task: {e}");
+            return message(
+                portal,
+                StatusCode::SERVICE_UNAVAILABLE,
+                lang,
+                "error_title",
+                "error_busy",
+            );
+        }
+    };
+    // The text goes out now, while the shopper waits; the phone number and
+    // the code are never logged.
+    if let Err(e) = sender
+        .send_otp(&issued.phone_e164, &issued.code, lang.tag())
+        .await
+    {
+        tracing::warn!(%mac, "the sign-in code could not be sent: {e}");
+        let error = pages::error_box(lang, "error_send_code");
+        return match retry {
+            Retry::Code => code_page(
+                portal,
+                lang,
+                StatusCode::SERVICE_UNAVAILABLE,
+                &input,
+                Some(&error),
+            ),
+            Retry::Login => login_page(
+                portal,
+                lang,
+                StatusCode::SERVICE_UNAVAILABLE,
+                &input,
+                Some(&error),
+            ),
+        };
+    }
+    drop(issued);
+    code_page(portal, lang, StatusCode::OK, &input, None)
+}
+
+/// Phone sign-in, step 2: check the code, link, authorise.
+pub(super) async fn verify_code<B>(portal: &Portal, asker: &Asker, req: Request<B>) -> Resp
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (lang, fields, mac, input) = match sign_in_form(portal, asker, req).await {
+        Ok(posted) => posted,
+        Err(page) => return page,
+    };
+    let Some(members) = portal.members.clone() else {
+        return bad(portal, StatusCode::NOT_FOUND, lang, "not_found");
+    };
+    if input.phone.is_empty() || input.phone.chars().count() > MAX_NUMBER_LEN {
+        return refused(portal, lang, &input, Retry::Login, MemberError::BadPhone);
+    }
+    // "123 456" is a code too.
+    let code: String = form::get(&fields, "code")
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .take(MAX_NUMBER_LEN)
+        .collect();
+    if code.is_empty() {
+        PortalStats::bump(&portal.stats.bad_requests);
+        let error = pages::error_box(lang, "error_enter_code");
+        return code_page(portal, lang, StatusCode::BAD_REQUEST, &input, Some(&error));
+    }
+    let (gate, ip) = (portal.gate.clone(), asker.ip);
+    let (phone, consent, staff) = (input.phone.clone(), input.consent, input.staff.clone());
+    let outcome = sign_in_blocking(move || {
+        let now = Timestamp::now();
+        let member_id = members.verify_code(&phone, &code, mac, now)?;
+        members.link(&member_id, mac, consent, staff.as_deref(), now)?;
+        gate.authorize(mac, Some(ip), AuthMethod::Otp, Some(member_id))?;
+        Ok(())
+    })
+    .await;
+    signed_in(portal, lang, mac, &input, Retry::Code, outcome)
+}
+
+/// Member-number sign-in: check the number, link, authorise.
+pub(super) async fn member_sign_in(
+    portal: &Portal,
+    asker: &Asker,
+    lang: Language,
+    mac: MacAddr,
+    input: MemberInput,
+) -> Resp {
+    let Some(members) = portal.members.clone() else {
+        return bad(portal, StatusCode::NOT_FOUND, lang, "not_found");
+    };
+    if input.member_number.is_empty() || input.member_number.chars().count() > MAX_NUMBER_LEN {
+        return refused(
+            portal,
+            lang,
+            &input,
+            Retry::Login,
+            MemberError::BadMemberNumber,
+        );
+    }
+    let (gate, ip) = (portal.gate.clone(), asker.ip);
+    let (number, consent, staff) = (
+        input.member_number.clone(),
+        input.consent,
+        input.staff.clone(),
+    );
+    let outcome = sign_in_blocking(move || {
+        let now = Timestamp::now();
+        let member_id = members.verify_member_number(&number, mac, now)?;
+        members.link(&member_id, mac, consent, staff.as_deref(), now)?;
+        gate.authorize(mac, Some(ip), AuthMethod::MemberNumber, Some(member_id))?;
+        Ok(())
+    })
+    .await;
+    signed_in(portal, lang, mac, &input, Retry::Login, outcome)
+}
+
+/// The answer to a member sign-in: `303` to the welcome page, or the
+/// page that says what went wrong.
+pub(super) fn signed_in(
+    portal: &Portal,
+    lang: Language,
+    mac: MacAddr,
+    input: &MemberInput,
+    retry: Retry,
+    outcome: Result<(), SignInError>,
+) -> Resp {
+    match outcome {
+        Ok(()) => {
+            PortalStats::bump(&portal.stats.sign_ins);
+            let mut location = format!("/welcome?lang={}", lang.tag());
+            if let Some(d) = &input.dst {
+                location.push_str("&dst=");
+                location.push_str(&url_encode(d));
+            }
+            see_other(&location)
+        }
+        Err(SignInError::Member(e)) => refused(portal, lang, input, retry, e),
+        Err(SignInError::Gate(e)) => {
+            tracing::error!(%mac, "member sign-in failed: {e}");
+            message(
+                portal,
+                StatusCode::SERVICE_UNAVAILABLE,
+                lang,
+                "error_title",
+                "error_busy",
+            )
+        }
+    }
+}
+
+/// A refused member sign-in: the form again (with what was typed), the
+/// reason in the shopper's language, and a status that fits.
+pub(super) fn refused(
+    portal: &Portal,
+    lang: Language,
+    input: &MemberInput,
+    retry: Retry,
+    err: MemberError,
+) -> Resp {
+    let text = t(lang, err.key());
+    let (status, page, wait, text) = match &err {
+        MemberError::RateLimited { retry_after } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            retry,
+            Some(*retry_after),
+            text.replace("{wait}", &pages::wait_text(lang, *retry_after)),
+        ),
+        MemberError::LockedOut { until } => {
+            let wait = Timestamp::now().until(*until);
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                Retry::Login,
+                Some(wait),
+                text.replace("{wait}", &pages::wait_text(lang, wait)),
+            )
+        }
+        MemberError::WrongCode { attempts_left } => (
+            StatusCode::BAD_REQUEST,
+            Retry::Code,
+            None,
+            text.replace("{n}", &attempts_left.to_string()),
+        ),
+        MemberError::BadPhone
+        | MemberError::NoCode
+        | MemberError::BadMemberNumber
+        | MemberError::UnknownMember => (StatusCode::BAD_REQUEST, Retry::Login, None, text),
+        MemberError::Store(_) => {
+            tracing::error!("member sign-in: {err}");
+            return message(
+                portal,
+                StatusCode::SERVICE_UNAVAILABLE,
+                lang,
+                "error_title",
+                err.key(),
+            );
+        }
+    };
+    PortalStats::bump(&portal.stats.bad_requests);
+    let error = pages::text_box(&text);
+    let mut resp = match page {
+        Retry::Login => login_page(portal, lang, status, input, Some(&error)),
+        Retry::Code => code_page(portal, lang, status, input, Some(&error)),
+    };
+    if let Some(w) = wait {
+        let secs = w.as_secs_f64().ceil().max(1.0) as u64;
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
+}
+
+/// The page for a device HQ has blocked.
+pub(super) fn blocked(portal: &Portal, lang: Language) -> Resp {
+    PortalStats::bump(&portal.stats.bad_requests);
+    message(
+        portal,
+        StatusCode::FORBIDDEN,
+        lang,
+        "blocked_title",
+        "error_blocked",
+    )
+}
+
+/// The member form of the sign-in page: the two consents (unticked unless
+/// the shopper ticked them before an error), phone and code when HQ can
+/// send texts, member number. Empty without members.
+pub(super) fn member_section(portal: &Portal, lang: Language, input: &MemberInput) -> String {
+    let Some(members) = &portal.members else {
+        return String::new();
+    };
+    let phone = if portal.phone_sign_in() {
+        render(pages::PHONE, lang, &[("phone", &input.phone)], &[])
+    } else {
+        String::new()
+    };
+    let checked = |on: bool| if on { " checked" } else { "" };
+    // Enter in either field sends the form to its default action; a
+    // member number sent to /signin/code is signed in as one.
+    let action = if portal.phone_sign_in() {
+        "/signin/code"
+    } else {
+        "/signin/member"
+    };
+    render(
+        pages::MEMBER,
+        lang,
+        &[
+            ("action", action),
+            ("dst", input.dst.as_deref().unwrap_or("")),
+            ("staff", input.staff.as_deref().unwrap_or("")),
+            ("remember_checked", checked(input.consent.remember_device)),
+            ("marketing_checked", checked(input.consent.marketing)),
+            (
+                "consent_version",
+                &t(lang, "consent_version").replace("{v}", &members.config().consent_version),
+            ),
+            ("member_number", &input.member_number),
+            ("csrf", &input.csrf),
+        ],
+        &[("phone", &phone)],
+    )
+}
+
+/// Phone sign-in, step 2: the code page, carrying what step 1 was given.
+pub(super) fn code_page(
+    portal: &Portal,
+    lang: Language,
+    status: StatusCode,
+    input: &MemberInput,
+    error: Option<&str>,
+) -> Resp {
+    let yes = |on: bool| if on { "yes" } else { "" };
+    let dst = input.dst.as_deref().unwrap_or("");
+    let sent_to = t(lang, "code_sent").replace("{last4}", &last4_digits(&input.phone));
+    let html = render(
+        pages::CODE,
+        lang,
+        &[
+            ("store", &portal.site.store_name),
+            ("sent_to", &sent_to),
+            ("phone", &input.phone),
+            ("remember", yes(input.consent.remember_device)),
+            ("marketing", yes(input.consent.marketing)),
+            ("staff", input.staff.as_deref().unwrap_or("")),
+            ("dst", dst),
+            ("dst_q", &url_encode(dst)),
+            ("staff_q", &input.staff_q()),
+            ("csrf", &input.csrf),
+        ],
+        &[("error", error.unwrap_or(""))],
+    );
+    plain(status, "text/html; charset=utf-8", &html)
+}
+
+/// A signed-in member's page: greeting, HQ's campaign for them, time left.
+pub(super) fn welcome_page(
+    portal: &Portal,
+    asker: &Asker,
+    lang: Language,
+    dst: Option<&str>,
+) -> Resp {
+    let Some(client) = asker.client.as_ref() else {
+        return see_other(&format!("/login?lang={}", lang.tag()));
+    };
+    let Some(left) = client.remaining(Timestamp::now()) else {
+        return see_other(&format!("/login?lang={}", lang.tag()));
+    };
+    let Some(member_id) = client.member_id.as_deref() else {
+        return status_page(portal, asker, lang, dst);
+    };
+    let phone_hint = portal
+        .members
+        .as_ref()
+        .and_then(|m| m.phone_last4(member_id))
+        .map(|l| format!(" \u{2022}\u{2022}{l}"))
+        .unwrap_or_default();
+    let campaigns = portal.sync.campaigns();
+    let offer = campaign::for_member(&campaigns, member_id)
+        .map(|c| render(pages::CAMPAIGN, lang, &[("name", &c.name)], &[]))
+        .unwrap_or_default();
+    let html = render(
+        pages::WELCOME,
+        lang,
+        &[
+            ("store", &portal.site.store_name),
+            ("phone_hint", &phone_hint),
+            ("remaining", &pages::remaining_text(lang, left)),
+            ("csrf", &current_csrf(portal, asker.mac)),
+        ],
+        &[
+            ("campaign", &offer),
+            ("continue", &continue_link(lang, dst)),
+        ],
+    );
+    plain(StatusCode::OK, "text/html; charset=utf-8", &html)
+}
