@@ -7,13 +7,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use storegate::access::gate::LogSink;
 use storegate::access::nft::netlink::NftSocket;
 use storegate::access::nft::{NftFirewall, RulesetParams, ruleset};
 use storegate::access::session::SessionPolicy;
 use storegate::access::{AuthMethod, Firewall, Gate, Grant};
-use storegate::net::MacAddr;
+use storegate::mac::MacAddr;
 use storegate::store::{SledStore, Store};
+use storegate::uplink::sink::LogSink;
 
 fn mac(i: u32) -> MacAddr {
     let b = i.to_be_bytes();

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use storegate::net::MacAddr;
+use storegate::mac::MacAddr;
 use storegate::net::capture::{Capture, Filter};
 use storegate::net::wire;
 use storegate::presence::{Output, Presence, PresenceConfig};

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, LoadError};
 use crate::control::{Request, client};
-use crate::net::MacAddr;
+use crate::mac::MacAddr;
 
 #[derive(Debug, Parser)]
 #[command(

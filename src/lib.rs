@@ -8,13 +8,17 @@
 #![deny(unsafe_code)]
 
 pub mod access;
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod dashboard;
+pub mod fingerprint;
 pub mod listen;
+pub mod mac;
 pub mod members;
+pub mod memory;
 pub mod net;
 pub mod portal;
 pub mod presence;

@@ -15,7 +15,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::net::MacAddr;
+use crate::mac::MacAddr;
 use crate::store::{Store, StoreError, Tree};
 
 const META_KEY: &[u8] = b"device_key";

@@ -121,6 +121,17 @@ impl ClockWatch {
     }
 }
 
+/// Looks up an IANA time zone such as `"Asia/Shanghai"`: in the system's
+/// database first (it may be newer), else in the copy bundled into the
+/// binary, so a router without `/usr/share/zoneinfo` (or with a partial
+/// one, as on some OpenWrt images) still knows the store's zone.
+pub fn timezone_by_name(name: &str) -> Result<jiff::tz::TimeZone, String> {
+    jiff::tz::db()
+        .get(name)
+        .or_else(|_| jiff::tz::TimeZoneDatabase::bundled().get(name))
+        .map_err(|e| format!("unknown time zone {name:?}: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use storegate::access::gate::LogSink;
+use storegate::uplink::sink::LogSink;
 use storegate::access::session::SessionPolicy;
 use storegate::access::{Gate, MemoryFirewall};
 use storegate::config::Language;

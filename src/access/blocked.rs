@@ -1,12 +1,16 @@
-//! Devices the store manager blocked on the dashboard: a MAC set kept in
-//! the store's `Meta` tree, read by the portal before every sign-in.
-//! (HQ's own block list is by `device_id`, in the sync document.)
+//! The one rule for "is this device blocked": by the store manager on
+//! the dashboard (a MAC set kept in the store's `Meta` tree) or by HQ (by
+//! `device_id`, in the sync document). [`Blocklist`] answers it for the
+//! portal (every sign-in) and for presence (returning members are not let
+//! in automatically).
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
 
-use crate::net::MacAddr;
+use crate::mac::MacAddr;
+use crate::privacy::DeviceKey;
 use crate::store::{Store, StoreError, Tree};
+use crate::uplink::sync::SyncState;
 
 /// Where the set is kept (`Meta` tree).
 const KEY: &[u8] = b"dashboard.blocked_macs";
@@ -93,6 +97,30 @@ impl BlockedMacs {
     }
 }
 
+/// Blocked by the manager or by HQ.
+pub struct Blocklist {
+    manager: BlockedMacs,
+    hq: Arc<SyncState>,
+    /// HQ blocks by `device_id`: the keyed hash of the MAC.
+    key: DeviceKey,
+}
+
+impl Blocklist {
+    pub fn new(manager: BlockedMacs, hq: Arc<SyncState>, key: DeviceKey) -> Self {
+        Blocklist { manager, hq, key }
+    }
+
+    /// Has the store manager or HQ blocked this device?
+    pub fn is_blocked(&self, mac: MacAddr) -> bool {
+        self.manager.contains(mac) || self.hq.is_blocked(&self.key.device_id(mac))
+    }
+
+    /// The manager's own list (what the dashboard shows and changes).
+    pub fn manager(&self) -> &BlockedMacs {
+        &self.manager
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +136,16 @@ mod tests {
         assert!(BlockedMacs::load(store.clone()).contains(mac));
         assert!(b.set(mac, false).unwrap());
         assert!(!BlockedMacs::load(store).contains(mac));
+    }
+
+    #[test]
+    fn the_blocklist_joins_the_manager_and_hq() {
+        let key = DeviceKey::from_bytes([1; 32]);
+        let list = Blocklist::new(BlockedMacs::empty(), Arc::new(SyncState::empty()), key);
+        let mac = MacAddr([2, 0, 0, 0, 0, 9]);
+        assert!(!list.is_blocked(mac));
+        list.manager().set(mac, true).unwrap();
+        assert!(list.is_blocked(mac));
+        assert!(!list.is_blocked(MacAddr([2, 0, 0, 0, 0, 8])));
     }
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::net::MacAddr;
+use crate::mac::MacAddr;
 
 /// One authorised client as the firewall sees it: a MAC and how long it
 /// may pass without the daemon's help (the rest of its session).

@@ -12,27 +12,40 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use crate::access::session::{Action, Client, SessionEvent, SessionPolicy};
 use crate::access::{AuthMethod, EndReason, Firewall, FirewallError, Grant, Sessions};
-use crate::net::MacAddr;
+use crate::mac::MacAddr;
 use crate::store::{self, Store, StoreError, Tree};
 use crate::time::Timestamp;
+use crate::uplink::event::{Event, RecognisedBy};
+use crate::uplink::sink::EventSink;
 
-/// Where session events go (the outbox, once HQ delivery exists).
-pub trait EventSink: Send + Sync {
-    fn session_event(&self, event: &SessionEvent);
-}
-
-/// Logs events; the default until the outbox takes them.
-pub struct LogSink;
-
-impl EventSink for LogSink {
-    fn session_event(&self, event: &SessionEvent) {
-        match event {
-            SessionEvent::Authorized { mac, method, .. } => {
-                tracing::info!(%mac, ?method, "client authorised")
-            }
-            SessionEvent::Ended { mac, reason, .. } => {
-                tracing::info!(%mac, ?reason, "session ended")
-            }
+/// The event HQ gets for a session event (logged here too: a sign-in or
+/// sign-out is worth a line in the box's own log).
+fn to_event(event: &SessionEvent) -> (Event, Timestamp) {
+    match event {
+        SessionEvent::Authorized {
+            mac,
+            method,
+            member_id,
+            at,
+        } => {
+            tracing::info!(device = %mac, ?method, "client authorised");
+            let recognised_by =
+                matches!(method, AuthMethod::ReturningDevice).then_some(RecognisedBy::Mac);
+            let e = Event::SessionAuthorized {
+                mac: *mac,
+                method: method.as_str(),
+                member_id: member_id.clone(),
+                recognised_by,
+            };
+            (e, *at)
+        }
+        SessionEvent::Ended { mac, reason, at } => {
+            tracing::info!(device = %mac, ?reason, "session ended");
+            let e = Event::SessionEnded {
+                mac: *mac,
+                reason: reason.as_str(),
+            };
+            (e, *at)
         }
     }
 }
@@ -111,7 +124,7 @@ impl Gate {
         };
         for action in actions {
             if let Action::Event(e) = action {
-                gate.events.session_event(&e);
+                gate.emit(vec![e]);
             }
         }
         Ok((gate, report))
@@ -204,9 +217,16 @@ impl Gate {
         }
     }
 
+    /// Hands session events to the sink. The session is already stored
+    /// and enforced; a sink that cannot store the event loses HQ's copy of
+    /// it (logged), never the session.
     fn emit(&self, events: Vec<SessionEvent>) {
         for e in &events {
-            self.events.session_event(e);
+            let (event, at) = to_event(e);
+            let ty = event.ty();
+            if let Err(err) = self.events.emit(event, at) {
+                tracing::error!("could not store a {ty} event: {err}");
+            }
         }
     }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::net::MacAddr;
+use crate::mac::MacAddr;
 use crate::time::Timestamp;
 
 /// How long an unauthorised client is remembered after we last saw it.
@@ -35,6 +35,19 @@ pub enum AuthMethod {
     Operator,
 }
 
+impl AuthMethod {
+    /// The wire name (as serde writes it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ClickThrough => "click_through",
+            AuthMethod::Otp => "otp",
+            AuthMethod::MemberNumber => "member_number",
+            AuthMethod::ReturningDevice => "returning_device",
+            AuthMethod::Operator => "operator",
+        }
+    }
+}
+
 /// Why a session ended (the `reason` of `session.ended`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -45,6 +58,19 @@ pub enum EndReason {
     Operator,
     /// The firewall refused the grant, so the sign-in was undone.
     FirewallError,
+}
+
+impl EndReason {
+    /// The wire name (as serde writes it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Logout => "logout",
+            EndReason::SessionTimeout => "session_timeout",
+            EndReason::IdleTimeout => "idle_timeout",
+            EndReason::Operator => "operator",
+            EndReason::FirewallError => "firewall_error",
+        }
+    }
 }
 
 /// One client as the box knows it.

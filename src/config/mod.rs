@@ -16,7 +16,7 @@ use ipnet::IpNet;
 pub use duration::parse_duration;
 pub use raw::RawConfig;
 
-use crate::net::MacAddr;
+use crate::mac::MacAddr;
 
 /// A config problem, naming the key (`portal.session_timeout`) and what is
 /// wrong with it.
@@ -614,7 +614,7 @@ fn validate_store(raw: raw::RawStore) -> Result<StoreConfig, ConfigError> {
             ),
         ));
     }
-    if let Err(e) = crate::presence::timezone_by_name(&raw.timezone) {
+    if let Err(e) = crate::time::timezone_by_name(&raw.timezone) {
         return Err(ConfigError::new("store.timezone", e));
     }
     let name = raw.name.unwrap_or_else(|| raw.id.clone());

@@ -15,26 +15,27 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-mod presence;
-
-pub use presence::{FrameStats, PresenceShell};
-
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::access::blocked::BlockedMacs;
+use crate::access::blocked::{BlockedMacs, Blocklist};
 use crate::access::nft::{NftFirewall, RulesetParams};
 use crate::access::session::SessionPolicy;
 use crate::access::{Firewall, Gate, MemoryFirewall};
+use crate::app::{App, AppInfo, ManagerSessions, PortalStats};
 use crate::config::{Config, FirewallBackend, HqConfig, Secret};
-use crate::control::server::{self as control_server, Control, StatusFn};
+use crate::control::server as control_server;
 use crate::dashboard::Dashboard;
 use crate::members::Members;
 use crate::net::capture::{Capture, Filter};
+use crate::net::feed::{self, CaptureProber};
 use crate::net::neigh::NeighbourCache;
 use crate::portal::{self, ClientResolver, NeighbourResolver, Portal, Site, SyntheticResolver};
-use crate::presence::{Presence, PresenceConfig, parse_fingerprint_file, timezone_by_name};
+use crate::presence::shell::timer_loop;
+use crate::presence::{
+    Presence, PresenceConfig, PresenceShell, parse_fingerprint_file, timezone_by_name,
+};
 use crate::privacy::DeviceKey;
 use crate::store::{SledStore, Store};
 use crate::time::{ClockWatch, Timestamp};
@@ -42,7 +43,7 @@ use crate::uplink::Outbox;
 use crate::uplink::delivery::{self, DeliveryConfig, DeliveryStatus};
 use crate::uplink::messages::{MessageSender, MessagesConfig};
 use crate::uplink::signing::SigningKey;
-use crate::uplink::sink::OutboxSink;
+use crate::uplink::sink::{EventSink, OutboxSink};
 use crate::uplink::sync::{SyncConfig, SyncState, Syncer};
 
 /// Unauthorised clients remembered at once.
@@ -95,6 +96,8 @@ pub type OnReady = Box<
 /// The running daemon's parts, for [`Hooks::on_ready`].
 #[derive(Clone)]
 pub struct Handles {
+    /// The hub, with every shared handle.
+    pub app: Arc<App>,
     /// Feed sightings here (`PresenceShell::observe`, then `store_events`).
     pub presence: Arc<PresenceShell>,
     pub members: Arc<Members>,
@@ -103,19 +106,6 @@ pub struct Handles {
     pub portal_url: String,
     /// Cancelled on SIGTERM/SIGINT; cancelling it stops the daemon.
     pub shutdown: CancellationToken,
-}
-
-/// Asks glibc to return freed heap to the kernel (a no-op elsewhere:
-/// musl returns large frees by itself). Start-up allocates and frees a lot
-/// at once; without this the process keeps that peak as its resident size.
-#[allow(unsafe_code)]
-pub fn return_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks the allocator's own free lists; it
-    // takes the allocator's locks and is safe to call from any thread.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -171,11 +161,11 @@ pub async fn run_with(config: Config, hooks: Hooks) -> anyhow::Result<()> {
         )
         .context("opening the outbox")?,
     );
-    let sink = Arc::new(OutboxSink {
+    let sink: Arc<dyn EventSink> = Arc::new(OutboxSink {
         outbox: outbox.clone(),
         key: key.clone(),
     });
-    let (gate, restored) = Gate::open(policy, firewall, store.clone(), sink)
+    let (gate, restored) = Gate::open(policy, firewall, store.clone(), sink.clone())
         .context("restoring sessions into the firewall")?;
     let gate = Arc::new(gate);
     tracing::info!(
@@ -200,10 +190,6 @@ pub async fn run_with(config: Config, hooks: Hooks) -> anyhow::Result<()> {
         },
         FirewallBackend::None => None,
     };
-    let own_mac = capture
-        .as_ref()
-        .map(|c| c.interface_mac())
-        .unwrap_or(crate::net::MacAddr([0; 6]));
 
     let site = Site::new(
         config.portal.url.as_deref(),
@@ -223,7 +209,7 @@ pub async fn run_with(config: Config, hooks: Hooks) -> anyhow::Result<()> {
             store.clone(),
             key.clone(),
             config.members.clone(),
-            outbox.clone(),
+            sink.clone(),
         )
         .context("opening the member records")?,
     );
@@ -238,27 +224,38 @@ pub async fn run_with(config: Config, hooks: Hooks) -> anyhow::Result<()> {
     // Returning members are recognised (and signed in) from the capture.
     // Devices the manager blocked: neither the portal nor the returning-
     // member path lets them in.
-    let blocked_macs = Arc::new(BlockedMacs::load(store.clone()));
-    let presence_shell = Arc::new(
-        presence::PresenceShell::new(
-            Presence::new(presence_config(&config)?, rand::random()),
-            store.clone(),
-            outbox.clone(),
-            key.clone(),
-            (own_mac, lan_v4, lan_v6),
-        )
-        .with_members(members.clone(), gate.clone())
-        .with_sync(sync_state.clone())
-        .with_blocked(blocked_macs.clone())
-        .with_forget_unbound_after(Duration::from_secs(
-            u64::from(config.privacy.forget_unbound_after_days) * 86_400,
-        )),
-    );
+    let blocklist = Arc::new(Blocklist::new(
+        BlockedMacs::load(store.clone()),
+        sync_state.clone(),
+        key.clone(),
+    ));
+    let mut shell = PresenceShell::new(
+        Presence::new(presence_config(&config)?, rand::random()),
+        store.clone(),
+        sink.clone(),
+        key.clone(),
+    )
+    .with_members(members.clone(), gate.clone())
+    .with_sync(sync_state.clone())
+    .with_blocklist(blocklist.clone())
+    .with_forget_unbound_after(Duration::from_secs(
+        u64::from(config.privacy.forget_unbound_after_days) * 86_400,
+    ));
+    if let Some(c) = &capture {
+        shell = shell.with_prober(Arc::new(CaptureProber {
+            capture: c.clone(),
+            own_v4: lan_v4,
+            own_v6: lan_v6,
+        }));
+    }
+    let presence_shell = Arc::new(shell);
+    let portal_stats = Arc::new(PortalStats::default());
     let portal = Arc::new(Portal {
         members: Some(members.clone()),
         messages,
         sync: sync_state.clone(),
-        blocked_macs,
+        blocklist: blocklist.clone(),
+        stats: portal_stats.clone(),
         ..Portal::new(site, gate.clone(), resolver, key.clone())
     });
     let listener = portal::server::bind(config.portal.listen)
@@ -268,6 +265,30 @@ pub async fn run_with(config: Config, hooks: Hooks) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let delivery_status = Arc::new(std::sync::Mutex::new(DeliveryStatus::default()));
+    let app = Arc::new(App {
+        info: AppInfo {
+            store_id: config.store.id.clone(),
+            store_name: config.store.name.clone(),
+            lan_interface: config.lan.interface.clone(),
+            portal_url: portal.site.url.clone(),
+            hq_url: config.hq.as_ref().map(|hq| hq.url.clone()),
+            started_at,
+            started,
+            restored,
+            capturing: capture.is_some(),
+        },
+        store: store.clone(),
+        gate: gate.clone(),
+        members: Some(members.clone()),
+        presence: presence_shell.clone(),
+        outbox: outbox.clone(),
+        events: sink.clone(),
+        blocklist,
+        sync: sync_state.clone(),
+        portal_stats,
+        delivery: delivery_status.clone(),
+        manager_sessions: Arc::new(ManagerSessions::default()),
+    });
     match (&config.hq, hq_link) {
         (Some(hq), Some((key, client))) => {
             tracker.spawn(delivery::run(
@@ -301,6 +322,10 @@ pub async fn run_with(config: Config, hooks: Hooks) -> anyhow::Result<()> {
         delivery: delivery_status.clone(),
         metrics_public: config.dashboard.metrics_public,
         shutdown: shutdown.clone(),
+        auth: Arc::new(crate::dashboard::auth::Auth {
+            sessions: app.manager_sessions.clone(),
+            ..Default::default()
+        }),
         ..Dashboard::new(
             store.clone(),
             gate.clone(),
@@ -312,67 +337,18 @@ pub async fn run_with(config: Config, hooks: Hooks) -> anyhow::Result<()> {
     start_dashboard(&config, dashboard.clone(), &shutdown, &tracker).await?;
     tracker.spawn(session_timers(gate.clone(), window, shutdown.clone()));
     if let Some(c) = &capture {
-        tracker.spawn(presence::capture_loop(
+        tracker.spawn(feed::capture_loop(
             c.clone(),
             presence_shell.clone(),
             shutdown.clone(),
         ));
     }
-    tracker.spawn(presence::timer_loop(
-        capture.clone(),
+    tracker.spawn(timer_loop(
         presence_shell.clone(),
         config.presence.summary_interval,
         shutdown.clone(),
     ));
 
-    let status: StatusFn = {
-        let (gate, portal, config, outbox) =
-            (gate.clone(), portal.clone(), config.clone(), outbox.clone());
-        let (shell, capturing) = (presence_shell.clone(), capture.is_some());
-        let members = members.clone();
-        let delivery = delivery_status.clone();
-        let sync = sync_state.clone();
-        Arc::new(move || {
-            let (authorized, preauth) = gate.counts();
-            let (devices_known, present_now) = {
-                let m = shell.machine();
-                (
-                    m.devices().count(),
-                    m.footfall(Timestamp::now()).present_now,
-                )
-            };
-            serde_json::json!({
-                "version": env!("CARGO_PKG_VERSION"),
-                "store_id": config.store.id,
-                "store_name": config.store.name,
-                "started_at": started_at.rfc3339(),
-                "uptime_seconds": started.elapsed().as_secs(),
-                "portal_url": portal.site.url,
-                "lan_interface": config.lan.interface,
-                "firewall": gate.firewall_name(),
-                "clients": {"authorized": authorized, "preauth": preauth},
-                "restored": {"authorized": restored.authorized, "expired": restored.expired, "corrupt": restored.corrupt},
-                "portal": portal.stats.snapshot(),
-                "hq": match &config.hq {
-                    Some(hq) => {
-                        let mut v = serde_json::to_value(&*delivery.lock().unwrap_or_else(|e| e.into_inner())).unwrap_or_default();
-                        v["url"] = serde_json::json!(hq.url);
-                        v["sync"] = serde_json::to_value(sync.status()).unwrap_or_default();
-                        v
-                    }
-                    None => serde_json::json!({"state": "not configured"}),
-                },
-                "outbox": outbox.stats(Timestamp::now()),
-                "presence": {
-                    "capturing": capturing,
-                    "frames": shell.stats(),
-                    "devices_known": devices_known,
-                    "present_now": present_now,
-                },
-                "members": {"bound_devices": members.bound_devices()},
-            })
-        })
-    };
     let control_path = config.control.socket.clone();
     let control_listener = control_server::bind(&control_path)
         .await
@@ -380,14 +356,7 @@ pub async fn run_with(config: Config, hooks: Hooks) -> anyhow::Result<()> {
     tracker.spawn(control_server::serve(
         control_listener,
         control_path,
-        Arc::new(Control {
-            gate: gate.clone(),
-            outbox: outbox.clone(),
-            presence: presence_shell.clone(),
-            members: Some(members.clone()),
-            status,
-            dashboard: Some(dashboard.clone()),
-        }),
+        app.clone(),
         shutdown.clone(),
         tracker.clone(),
     ));
@@ -398,9 +367,10 @@ pub async fn run_with(config: Config, hooks: Hooks) -> anyhow::Result<()> {
     );
     // The start-up (restoring sessions, building the ruleset, scanning the
     // outbox) leaves freed memory the allocator keeps; give it back.
-    return_freed_memory();
+    crate::memory::return_freed_memory();
     if let Some(on_ready) = hooks.on_ready {
         tracker.spawn(on_ready(Handles {
+            app: app.clone(),
             presence: presence_shell.clone(),
             members: members.clone(),
             gate: gate.clone(),

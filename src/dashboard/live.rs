@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::daemon::PresenceShell;
+use crate::presence::PresenceShell;
 use crate::presence::local::{days_before, local_date};
 use crate::presence::{Classification, DwellBuckets, VisitFrequency};
 use crate::time::Timestamp;

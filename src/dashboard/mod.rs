@@ -53,9 +53,9 @@ use tokio_util::sync::CancellationToken;
 use crate::access::Gate;
 use crate::access::blocked::BlockedMacs;
 use crate::config::Language;
-use crate::daemon::PresenceShell;
 use crate::members::Members;
 use crate::portal::Portal;
+use crate::presence::PresenceShell;
 use crate::store::Store;
 use crate::uplink::Outbox;
 use crate::uplink::delivery::DeliveryStatus;
@@ -120,7 +120,7 @@ impl Dashboard {
     }
 
     pub fn blocked(&self) -> &BlockedMacs {
-        &self.portal.blocked_macs
+        self.portal.blocklist.manager()
     }
 
     /// Sets the manager password (hashed, stored) and signs every session

@@ -21,7 +21,7 @@ use super::views::{self, DeviceRow};
 use super::{Dashboard, metrics};
 use crate::access::EndReason;
 use crate::config::Language;
-use crate::net::MacAddr;
+use crate::mac::MacAddr;
 use crate::portal::form;
 use crate::portal::pages::{self, t};
 use crate::presence::local::local_date;
@@ -332,7 +332,8 @@ async fn device_action(d: &Dashboard, rest: &str, wants_html: bool) -> Resp {
                 .map_err(|e| e.to_string()),
             "block" => {
                 portal
-                    .blocked_macs
+                    .blocklist
+                    .manager()
                     .set(mac, true)
                     .map_err(|e| e.to_string())?;
                 // A blocked device loses its session at once too.
@@ -342,7 +343,8 @@ async fn device_action(d: &Dashboard, rest: &str, wants_html: bool) -> Resp {
                 Ok(serde_json::json!({"mac": mac, "blocked": true, "was_authorized": was}))
             }
             "unblock" => portal
-                .blocked_macs
+                .blocklist
+                .manager()
                 .set(mac, false)
                 .map(|_| serde_json::json!({"mac": mac, "blocked": false}))
                 .map_err(|e| e.to_string()),

@@ -12,15 +12,16 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::access::session::SessionPolicy;
-use crate::access::{AuthMethod, MemoryFirewall, gate::LogSink};
-use crate::daemon::PresenceShell;
-use crate::net::MacAddr;
+use crate::access::{AuthMethod, MemoryFirewall};
+use crate::mac::MacAddr;
 use crate::portal::{ClientResolver, Site, SyntheticResolver};
+use crate::presence::PresenceShell;
 use crate::presence::{
     DhcpInfo, DhcpMessageType, Presence, PresenceConfig, Sighting, SightingKind,
 };
 use crate::store::MemoryStore;
 use crate::uplink::Outbox;
+use crate::uplink::sink::LogSink;
 
 const PASSWORD: &str = "manager-pass-1";
 const PEER: &str = "192.0.2.50";
@@ -40,9 +41,11 @@ fn fixture() -> Dashboard {
     let shell = Arc::new(PresenceShell::new(
         Presence::new(PresenceConfig::default(), 1),
         store.clone(),
-        outbox.clone(),
+        Arc::new(crate::uplink::sink::OutboxSink {
+            outbox: outbox.clone(),
+            key: key.clone(),
+        }),
         key.clone(),
-        (MacAddr([0; 6]), None, None),
     ));
     let site = Site::new(
         None,
@@ -77,7 +80,7 @@ fn join(d: &Dashboard, n: u8, hostname: &str) {
             ..DhcpInfo::default()
         }),
     };
-    d.presence.observe(&s, None, &mut Vec::new());
+    d.presence.observe(&s, &mut Vec::new());
 }
 
 fn req(method: &str, path: &str, cookie: Option<&str>, body: &str) -> Request<Full<Bytes>> {

@@ -40,15 +40,14 @@ use std::time::Duration;
 use base64::Engine;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::config::MembersConfig;
-use crate::net::MacAddr;
+use crate::mac::MacAddr;
 use crate::privacy::DeviceKey;
 use crate::store::{self, Store, StoreError, Tree};
 use crate::time::Timestamp;
-use crate::uplink::Outbox;
-use crate::uplink::event::{MEMBER_ERASED, MEMBER_LINKED};
+use crate::uplink::event::Event;
+use crate::uplink::sink::EventSink;
 
 use otp::{OtpBook, OtpPolicy};
 use record::{MemberRecord, Method};
@@ -238,7 +237,8 @@ impl Inner {
 /// The members of this store: see the module docs.
 pub struct Members {
     store: Arc<dyn Store>,
-    outbox: Arc<Outbox>,
+    /// `member.linked` and `member.erased` go here (the outbox).
+    events: Arc<dyn EventSink>,
     key: DeviceKey,
     config: MembersConfig,
     remember: Duration,
@@ -277,7 +277,7 @@ impl Members {
         store: Arc<dyn Store>,
         key: DeviceKey,
         config: MembersConfig,
-        outbox: Arc<Outbox>,
+        events: Arc<dyn EventSink>,
     ) -> Result<Self, StoreError> {
         let now = Timestamp::now();
         let remember = Duration::from_secs(u64::from(config.remember_days.max(1)) * 86_400);
@@ -338,7 +338,7 @@ impl Members {
         };
         Ok(Members {
             store,
-            outbox,
+            events,
             key,
             remember,
             config,
@@ -590,14 +590,14 @@ impl Members {
         // Durable (fsync) and outside the lock, so recognition never
         // waits for the disk. The record is already stored: a failure
         // here loses HQ's copy of the link, not the sign-in.
-        let data = json!({
-            "member_id": member_id,
-            "device_id": self.key.device_id(mac),
-            "staff_code": credited,
-            "remember_device": consent.remember_device,
-            "marketing": consent.marketing,
-        });
-        if let Err(e) = self.outbox.append(MEMBER_LINKED, data, now) {
+        let event = Event::MemberLinked {
+            member_id: member_id.to_string(),
+            mac,
+            staff_code: credited,
+            remember_device: consent.remember_device,
+            marketing: consent.marketing,
+        };
+        if let Err(e) = self.events.emit(event, now) {
             tracing::error!("could not store a member.linked event: {e}");
         }
         Ok(linked)
@@ -690,8 +690,10 @@ impl Members {
         if !known {
             return Err(MemberError::UnknownMember);
         }
-        self.outbox
-            .append(MEMBER_ERASED, json!({ "member_id": member_id }), now)?;
+        let event = Event::MemberErased {
+            member_id: member_id.to_string(),
+        };
+        self.events.emit(event, now)?;
         let record = self.load(member_id).ok().flatten();
         let mut inner = self.lock();
         self.store.remove(Tree::Members, member_id.as_bytes())?;

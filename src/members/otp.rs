@@ -17,7 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use super::MemberError;
-use crate::net::MacAddr;
+use crate::mac::MacAddr;
 use crate::time::Timestamp;
 
 /// Phones (and, separately, devices) tracked at once.

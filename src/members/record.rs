@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::net::MacAddr;
+use crate::mac::MacAddr;
 use crate::time::Timestamp;
 
 /// How the member proved who they are.

@@ -1,7 +1,9 @@
 use super::*;
 use crate::config::MemberNumberCheck;
 use crate::store::{MemoryStore, SledStore};
-use crate::uplink::CloudEvent;
+use crate::uplink::sink::{LogSink, OutboxSink};
+use crate::uplink::{CloudEvent, Outbox};
+use serde_json::json;
 
 const PHONE: &str = "138 1234 5678";
 const DAY: Duration = Duration::from_secs(86_400);
@@ -16,7 +18,11 @@ fn key() -> DeviceKey {
 
 fn open_with(store: Arc<dyn Store>, config: MembersConfig) -> (Members, Arc<Outbox>) {
     let outbox = Arc::new(Outbox::open(store.clone(), "wulin-01").unwrap());
-    let m = Members::open(store, key(), config, outbox.clone()).unwrap();
+    let sink = Arc::new(OutboxSink {
+        outbox: outbox.clone(),
+        key: key(),
+    });
+    let m = Members::open(store, key(), config, sink).unwrap();
     (m, outbox)
 }
 
@@ -115,7 +121,7 @@ fn member_ids_are_keyed_and_separate_phones_from_numbers() {
         Arc::new(MemoryStore::new()),
         DeviceKey::from_bytes([8; 32]),
         MembersConfig::default(),
-        Arc::new(Outbox::open(Arc::new(MemoryStore::new()), "x").unwrap()),
+        Arc::new(LogSink),
     )
     .unwrap();
     assert_ne!(by_phone, other.id_for("phone", "8613812345678"));

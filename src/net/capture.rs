@@ -40,7 +40,7 @@ use std::sync::Mutex;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
-use crate::net::MacAddr;
+use crate::mac::MacAddr;
 use crate::net::wire::bpf;
 
 /// Which frames reach user space.

@@ -1,10 +1,12 @@
-//! LAN-side identities and lookups: MAC addresses and the kernel's
-//! neighbour table (which MAC is behind which IP).
+//! LAN packet I/O and lookups: the capture (`capture`) and its parsers
+//! (`wire`), and the kernel's neighbour table (`neigh`: which MAC is
+//! behind which IP). MAC addresses themselves are in [`crate::mac`].
 
 pub mod capture;
-pub mod mac;
+pub mod feed;
 pub mod neigh;
 pub mod nlwire;
 pub mod wire;
 
-pub use mac::MacAddr;
+// Kept while callers move to `crate::mac`.
+pub use crate::mac::MacAddr;

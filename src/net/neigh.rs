@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
-use crate::net::MacAddr;
+use crate::mac::MacAddr;
 
 /// Constants from the kernel's uapi headers.
 mod consts {

@@ -36,13 +36,13 @@ pub mod server;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::access::Gate;
-use crate::access::blocked::BlockedMacs;
+use crate::access::blocked::{BlockedMacs, Blocklist};
+pub use crate::app::PortalStats;
 use crate::config::Language;
+use crate::mac::MacAddr;
 use crate::members::Members;
-use crate::net::MacAddr;
 use crate::net::neigh::NeighbourCache;
 use crate::privacy::DeviceKey;
 use crate::uplink::messages::MessageSender;
@@ -143,41 +143,13 @@ impl Site {
     }
 }
 
-/// Counters for `ctl status` and `/metrics`.
-#[derive(Debug, Default)]
-pub struct PortalStats {
-    pub requests: AtomicU64,
-    pub redirects: AtomicU64,
-    pub sign_ins: AtomicU64,
-    pub bad_requests: AtomicU64,
-    pub unknown_clients: AtomicU64,
-    pub connections_refused: AtomicU64,
-}
-
-impl PortalStats {
-    pub(crate) fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn snapshot(&self) -> serde_json::Value {
-        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        serde_json::json!({
-            "requests": g(&self.requests),
-            "redirects": g(&self.redirects),
-            "sign_ins": g(&self.sign_ins),
-            "bad_requests": g(&self.bad_requests),
-            "unknown_clients": g(&self.unknown_clients),
-            "connections_refused": g(&self.connections_refused),
-        })
-    }
-}
-
 /// Everything a request handler needs.
 pub struct Portal {
     pub site: Site,
     pub gate: Arc<Gate>,
     pub resolver: Arc<dyn ClientResolver>,
-    pub stats: PortalStats,
+    /// Shared with the hub, which reports them (`ctl status`, `/metrics`).
+    pub stats: Arc<PortalStats>,
     /// Member sign-in; `None` only where it is not needed (some tests,
     /// fuzzing): the member forms are then not offered.
     pub members: Option<Arc<Members>>,
@@ -186,10 +158,10 @@ pub struct Portal {
     pub messages: Option<MessageSender>,
     /// HQ's sync document: blocked devices and campaigns.
     pub sync: Arc<SyncState>,
-    /// Turns a MAC into the `device_id` HQ blocks by.
+    /// Turns a MAC into the `device_id` HQ knows (campaign audiences).
     pub device_key: DeviceKey,
-    /// Devices blocked on the dashboard (by MAC).
-    pub blocked_macs: Arc<BlockedMacs>,
+    /// Devices blocked by the manager or HQ (`sync`'s block list).
+    pub blocklist: Arc<Blocklist>,
 }
 
 impl Portal {
@@ -201,22 +173,24 @@ impl Portal {
         resolver: Arc<dyn ClientResolver>,
         device_key: DeviceKey,
     ) -> Portal {
+        let sync = Arc::new(SyncState::empty());
+        let blocklist = Blocklist::new(BlockedMacs::empty(), sync.clone(), device_key.clone());
         Portal {
             site,
             gate,
             resolver,
-            stats: PortalStats::default(),
+            stats: Arc::new(PortalStats::default()),
             members: None,
             messages: None,
-            sync: Arc::new(SyncState::empty()),
+            sync,
             device_key,
-            blocked_macs: Arc::new(BlockedMacs::empty()),
+            blocklist: Arc::new(blocklist),
         }
     }
 
     /// Has the store manager or HQ blocked this device?
     pub fn is_blocked(&self, mac: MacAddr) -> bool {
-        self.blocked_macs.contains(mac) || self.sync.is_blocked(&self.device_key.device_id(mac))
+        self.blocklist.is_blocked(mac)
     }
 
     /// Can shoppers sign in with a phone number here?

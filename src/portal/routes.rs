@@ -16,8 +16,8 @@ use crate::access::gate::GateError;
 use crate::access::session::Client;
 use crate::access::{AuthMethod, EndReason};
 use crate::config::Language;
+use crate::mac::MacAddr;
 use crate::members::{Consent, MemberError};
-use crate::net::MacAddr;
 use crate::privacy::DeviceKey;
 use crate::time::Timestamp;
 

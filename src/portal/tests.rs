@@ -11,13 +11,14 @@ use http_body_util::{BodyExt, Full};
 
 use super::*;
 use crate::access::session::SessionPolicy;
-use crate::access::{AuthMethod, Gate, MemoryFirewall, gate::LogSink};
+use crate::access::{AuthMethod, Gate, MemoryFirewall};
 use crate::members::{MemberError, Members};
 use crate::store::{MemoryStore, Store, StoreError};
 use crate::time::Timestamp;
 use crate::uplink::Outbox;
 use crate::uplink::messages::{MessageSender, MessagesConfig};
 use crate::uplink::signing::SigningKey;
+use crate::uplink::sink::LogSink;
 use crate::uplink::sync::test_hq::{self, Reply, TestHq};
 use crate::uplink::sync::{SyncConfig, Syncer};
 
@@ -61,7 +62,10 @@ fn fixture() -> Fixture {
         store.clone(),
         key.clone(),
         crate::config::MembersConfig::default(),
-        outbox.clone(),
+        Arc::new(crate::uplink::sink::OutboxSink {
+            outbox: outbox.clone(),
+            key: key.clone(),
+        }),
     )
     .unwrap();
     let listen: SocketAddr = "0.0.0.0:2050".parse().unwrap();

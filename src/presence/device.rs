@@ -9,10 +9,10 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
-use super::fingerprint::{self, DhcpTraits, FingerprintRule};
 use super::local;
 use super::sighting::{DhcpMessageType, SightingKind};
-use crate::net::MacAddr;
+use crate::fingerprint::{self, DhcpTraits, FingerprintRule};
+use crate::mac::MacAddr;
 use crate::time::Timestamp;
 
 /// Days of per-day presence kept per device (resident detection looks at

@@ -26,13 +26,13 @@ use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
 use super::device::Device;
-use super::fingerprint::FingerprintRule;
 use super::footfall::{Footfall, FootfallView, VisitFrequency};
 use super::local::{local_date, local_hour};
 use super::sighting::Sighting;
 use super::tracker::{Fired, LeaveReason, Tracker, TrackerConfig};
 use super::visit::{Classification, NewVisit, OpenVisit, Sessionizer, Visit};
-use crate::net::MacAddr;
+use crate::fingerprint::FingerprintRule;
+use crate::mac::MacAddr;
 use crate::time::Timestamp;
 
 /// Resident detection looks at this many local days, today included.

@@ -9,20 +9,11 @@
 use std::time::Duration;
 
 use jiff::civil::Date;
-use jiff::tz::{TimeZone, TimeZoneDatabase};
+use jiff::tz::TimeZone;
 
 use crate::time::Timestamp;
-
-/// Looks up an IANA time zone such as `"Asia/Shanghai"`: in the system's
-/// database first (it may be newer), else in the copy bundled into the
-/// binary, so a router without `/usr/share/zoneinfo` (or with a partial
-/// one, as on some OpenWrt images) still knows the store's zone.
-pub fn timezone_by_name(name: &str) -> Result<TimeZone, String> {
-    jiff::tz::db()
-        .get(name)
-        .or_else(|_| TimeZoneDatabase::bundled().get(name))
-        .map_err(|e| format!("unknown time zone {name:?}: {e}"))
-}
+#[cfg(test)]
+use crate::time::timezone_by_name;
 
 fn to_jiff(t: Timestamp) -> jiff::Timestamp {
     jiff::Timestamp::from_millisecond(t.millis()).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
@@ -131,7 +122,9 @@ mod tests {
 
     #[test]
     fn bundled_zones_need_no_zoneinfo_on_disk() {
-        let tz = TimeZoneDatabase::bundled().get("Asia/Shanghai").unwrap();
+        let tz = jiff::tz::TimeZoneDatabase::bundled()
+            .get("Asia/Shanghai")
+            .unwrap();
         assert_eq!(local_hour(MIDNIGHT_UTC, &tz), 8);
         assert!(timezone_by_name("Asia/Shanghai").is_ok());
         assert!(timezone_by_name("Mars/Olympus_Mons").is_err());

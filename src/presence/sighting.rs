@@ -6,7 +6,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::net::MacAddr;
+use crate::mac::MacAddr;
 
 /// One observation of a device, without a time: the caller adds `now`.
 #[derive(Debug, Clone, PartialEq, Eq)]

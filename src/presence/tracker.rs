@@ -19,9 +19,9 @@ use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
 use super::device::{Device, DeviceState};
-use super::fingerprint::{self, FingerprintRule};
 use super::sighting::{DhcpMessageType, Sighting, SightingKind};
-use crate::net::MacAddr;
+use crate::fingerprint::{self, FingerprintRule};
+use crate::mac::MacAddr;
 use crate::time::Timestamp;
 
 /// Why a device left.

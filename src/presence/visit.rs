@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::net::MacAddr;
+use crate::mac::MacAddr;
 use crate::time::Timestamp;
 
 /// Ended visits kept for `ctl visits`.
@@ -27,6 +27,17 @@ pub enum Classification {
     /// In the store for long hours on several recent days (a neighbour's
     /// device, the café's till, a resident's phone).
     Resident,
+}
+
+impl Classification {
+    /// The wire name (as serde writes it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Classification::Visitor => "visitor",
+            Classification::Staff => "staff",
+            Classification::Resident => "resident",
+        }
+    }
 }
 
 /// One visit. Serialised for persistence, `ctl visits --json` and the

@@ -35,8 +35,8 @@ use super::{Action, DAY_SECS, SignIn, Sim, SimConfig};
 use crate::access::AuthMethod;
 use crate::config::Config;
 use crate::daemon::{self, Handles, Hooks};
+use crate::mac::MacAddr;
 use crate::members::Consent;
-use crate::net::MacAddr;
 use crate::portal::{ClientResolver, SyntheticResolver};
 use crate::time::Timestamp;
 use crate::uplink::receiver::{self, Receiver};
@@ -489,7 +489,7 @@ async fn simulate(h: Handles, mut sim: Sim, banner: Banner) {
         let mut sign_ins = Vec::new();
         for action in sim.step(elapsed) {
             match action {
-                Action::Sight(s) => h.presence.observe(&s, None, &mut events),
+                Action::Sight(s) => h.presence.observe(&s, &mut events),
                 Action::SignIn { mac, ip, how } => sign_ins.push((mac, ip, how)),
             }
         }

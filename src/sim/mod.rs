@@ -44,7 +44,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-use crate::net::MacAddr;
+use crate::mac::MacAddr;
 use crate::presence::{DhcpInfo, DhcpMessageType, Sighting, SightingKind};
 
 pub const OPEN_HOUR: u32 = 10;

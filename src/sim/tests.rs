@@ -1,7 +1,7 @@
 use std::collections::HashSet;
 
 use super::*;
-use crate::presence::fingerprint::{DhcpTraits, builtin_rules, os_family};
+use crate::fingerprint::{DhcpTraits, builtin_rules, os_family};
 
 fn sim(seed: u64) -> Sim {
     Sim::new(SimConfig {

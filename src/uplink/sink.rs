@@ -1,63 +1,79 @@
-//! Turns session events into outbox events: the only place where a MAC
-//! becomes a `device_id` on its way to HQ.
+//! The one path from the box's modules to HQ: producers (the gate,
+//! members, presence, erasure) hand typed [`Event`]s to an [`EventSink`];
+//! the [`OutboxSink`] stores them durably in the outbox, where the MAC of
+//! each becomes its keyed `device_id` ([`Event::data`]).
 
-use std::sync::Arc;
-
-use serde_json::json;
-
-use crate::access::gate::EventSink;
-use crate::access::session::SessionEvent;
-use crate::privacy::DeviceKey;
+use std::sync::{Arc, Mutex};
 
 use super::Outbox;
-use super::event::{SESSION_AUTHORIZED, SESSION_ENDED};
+use super::event::Event;
+use crate::privacy::DeviceKey;
+use crate::store::StoreError;
+use crate::time::Timestamp;
 
+/// Where events go. Implementations store them durably before they
+/// return `Ok` (group commit: one flush for the whole slice).
+pub trait EventSink: Send + Sync {
+    fn emit_all(&self, events: &[Event], at: Timestamp) -> Result<(), StoreError>;
+
+    fn emit(&self, event: Event, at: Timestamp) -> Result<(), StoreError> {
+        self.emit_all(std::slice::from_ref(&event), at)
+    }
+}
+
+/// The box's sink: the outbox, and the key that turns MACs into
+/// `device_id`s.
 pub struct OutboxSink {
     pub outbox: Arc<Outbox>,
     pub key: DeviceKey,
 }
 
-impl OutboxSink {
-    /// The event type and `data` for a session event (no raw MAC in it).
-    pub fn describe(&self, event: &SessionEvent) -> (&'static str, serde_json::Value) {
-        match event {
-            SessionEvent::Authorized {
-                mac,
-                method,
-                member_id,
-                ..
-            } => (
-                SESSION_AUTHORIZED,
-                json!({"device_id": self.key.device_id(*mac), "method": method, "member_id": member_id}),
-            ),
-            SessionEvent::Ended { mac, reason, .. } => (
-                SESSION_ENDED,
-                json!({"device_id": self.key.device_id(*mac), "reason": reason}),
-            ),
-        }
+impl EventSink for OutboxSink {
+    fn emit_all(&self, events: &[Event], at: Timestamp) -> Result<(), StoreError> {
+        let items = events.iter().map(|e| (e.ty(), e.data(&self.key))).collect();
+        self.outbox.append_all(items, at).map(|_| ())
     }
 }
 
-impl EventSink for OutboxSink {
-    fn session_event(&self, event: &SessionEvent) {
-        let at = match event {
-            SessionEvent::Authorized { at, .. } | SessionEvent::Ended { at, .. } => *at,
-        };
-        crate::access::gate::LogSink.session_event(event);
-        let (ty, data) = self.describe(event);
-        if let Err(e) = self.outbox.append(ty, data, at) {
-            tracing::error!("could not store a {ty} event: {e}");
+/// Drops events (logged at debug): for tools and tests that run a gate
+/// without an outbox.
+pub struct LogSink;
+
+impl EventSink for LogSink {
+    fn emit_all(&self, events: &[Event], _: Timestamp) -> Result<(), StoreError> {
+        for e in events {
+            tracing::debug!(ty = e.ty(), "event not kept (no outbox)");
         }
+        Ok(())
+    }
+}
+
+/// Keeps events in memory, for tests that look at what was emitted.
+#[derive(Default)]
+pub struct MemorySink(pub Mutex<Vec<Event>>);
+
+impl MemorySink {
+    pub fn events(&self) -> Vec<Event> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl EventSink for MemorySink {
+    fn emit_all(&self, events: &[Event], _: Timestamp) -> Result<(), StoreError> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(events);
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::access::{AuthMethod, EndReason};
-    use crate::net::MacAddr;
+    use crate::mac::MacAddr;
     use crate::store::MemoryStore;
-    use crate::time::Timestamp;
+    use crate::uplink::event::{SESSION_AUTHORIZED, SESSION_ENDED};
 
     #[test]
     fn session_events_carry_a_device_id_and_never_the_mac() {
@@ -69,22 +85,30 @@ mod tests {
         };
         let mac = MacAddr([0x3c, 0x22, 0xfb, 0xaa, 0xbb, 0xcc]);
         let at = Timestamp(1_800_000_000_000);
-        sink.session_event(&SessionEvent::Authorized {
-            mac,
-            method: AuthMethod::ClickThrough,
-            member_id: None,
+        sink.emit(
+            Event::SessionAuthorized {
+                mac,
+                method: "click_through",
+                member_id: None,
+                recognised_by: None,
+            },
             at,
-        });
-        sink.session_event(&SessionEvent::Ended {
-            mac,
-            reason: EndReason::IdleTimeout,
+        )
+        .unwrap();
+        sink.emit(
+            Event::SessionEnded {
+                mac,
+                reason: "idle_timeout",
+            },
             at,
-        });
+        )
+        .unwrap();
         let events = outbox.recent(10).unwrap();
         assert_eq!(events.len(), 2);
         assert_eq!(events[0].ty, SESSION_AUTHORIZED);
         assert_eq!(events[0].data["method"], "click_through");
         assert_eq!(events[0].data["device_id"], key.device_id(mac));
+        assert_eq!(events[1].ty, SESSION_ENDED);
         assert_eq!(events[1].data["reason"], "idle_timeout");
         let text = serde_json::to_string(&events).unwrap();
         assert!(

@@ -240,12 +240,10 @@ impl SyncState {
         Self::default()
     }
 
-    /// A state holding `doc`, as if just fetched (tests of its users).
+    /// Puts `doc` in force, as if just fetched (tests of its users).
     #[cfg(test)]
-    pub(crate) fn with_document(doc: SyncDocument) -> Self {
-        let state = Self::empty();
-        state.install(Current::new(doc, None, [0; 32], Timestamp::now()));
-        state
+    pub(crate) fn put_document(&self, doc: SyncDocument) {
+        self.install(Current::new(doc, None, [0; 32], Timestamp::now()));
     }
 
     /// The last good document from the store, or none. A stored document

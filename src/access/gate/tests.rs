@@ -3,6 +3,7 @@ use std::time::Duration;
 use super::*;
 use crate::access::MemoryFirewall;
 use crate::store::MemoryStore;
+use crate::uplink::sink::LogSink;
 
 fn policy() -> SessionPolicy {
     SessionPolicy {
@@ -16,14 +17,7 @@ fn mac(n: u8) -> MacAddr {
     MacAddr([0x02, 0, 0, 0, 0, n])
 }
 
-#[derive(Default)]
-struct Recorder(Mutex<Vec<SessionEvent>>);
-
-impl EventSink for Recorder {
-    fn session_event(&self, e: &SessionEvent) {
-        self.0.lock().unwrap().push(e.clone());
-    }
-}
+type Recorder = crate::uplink::sink::MemorySink;
 
 /// A firewall that refuses every grant.
 struct Refusing;
@@ -167,9 +161,9 @@ fn a_failed_revoke_is_retried_and_does_not_stop_the_others() {
     assert!(!gate.client(mac(1)).unwrap().is_authorized());
     assert_eq!(store.scan(Tree::Clients).unwrap().len(), 1);
     assert!(fw.inner.is_allowed(mac(1)));
-    let ended = |evs: &[SessionEvent]| {
+    let ended = |evs: &[Event]| {
         evs.iter()
-            .filter(|e| matches!(e, SessionEvent::Ended { .. }))
+            .filter(|e| matches!(e, Event::SessionEnded { .. }))
             .count()
     };
     assert_eq!(ended(&events.0.lock().unwrap()), 1);
@@ -209,7 +203,7 @@ fn forgetting_a_member_ends_its_sessions() {
             .lock()
             .unwrap()
             .iter()
-            .filter(|e| matches!(e, SessionEvent::Ended { .. }))
+            .filter(|e| matches!(e, Event::SessionEnded { .. }))
             .count(),
         2
     );

@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
 use crate::access::{Firewall, FirewallError, Grant};
-use crate::net::MacAddr;
+use crate::mac::MacAddr;
 
 use netlink::{NftSocket, NlError};
 pub use ruleset::RulesetParams;

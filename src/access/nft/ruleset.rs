@@ -235,7 +235,7 @@ fn rule(chain: &str, expr: Vec<Value>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::MacAddr;
+    use crate::mac::MacAddr;
 
     fn params() -> RulesetParams {
         RulesetParams {

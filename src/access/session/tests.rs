@@ -230,3 +230,25 @@ fn a_clock_step_moves_only_the_sessions_stamped_by_the_old_clock() {
     let over = ended(&s.tick(at(152)));
     assert_eq!(over, [(mac(1), EndReason::SessionTimeout)]);
 }
+
+#[test]
+fn wire_names_match_serde() {
+    for m in [
+        AuthMethod::ClickThrough,
+        AuthMethod::Otp,
+        AuthMethod::MemberNumber,
+        AuthMethod::ReturningDevice,
+        AuthMethod::Operator,
+    ] {
+        assert_eq!(serde_json::to_value(m).unwrap(), m.as_str());
+    }
+    for r in [
+        EndReason::Logout,
+        EndReason::SessionTimeout,
+        EndReason::IdleTimeout,
+        EndReason::Operator,
+        EndReason::FirewallError,
+    ] {
+        assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+    }
+}

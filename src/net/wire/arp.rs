@@ -8,7 +8,7 @@ use pnet_packet::MutablePacket;
 use pnet_packet::arp::{ArpHardwareTypes, ArpOperations, ArpPacket, MutableArpPacket};
 use pnet_packet::ethernet::{EtherTypes, MutableEthernetPacket};
 
-use crate::net::MacAddr;
+use crate::mac::MacAddr;
 use crate::presence::{Sighting, SightingKind};
 
 use super::{WireError, sighting as device};

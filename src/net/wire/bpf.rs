@@ -142,7 +142,7 @@ mod tests {
     use super::super::samples::{self, *};
     use super::super::{arp_probe, nd_solicit, parse_frame};
     use super::*;
-    use crate::net::MacAddr;
+    use crate::mac::MacAddr;
 
     /// A classic BPF interpreter for the instructions this module uses,
     /// with the kernel's semantics: a load past the end of the packet ends

@@ -13,7 +13,7 @@
 
 use std::net::Ipv4Addr;
 
-use crate::net::MacAddr;
+use crate::mac::MacAddr;
 use crate::presence::{DhcpInfo, DhcpMessageType};
 
 use super::WireError;

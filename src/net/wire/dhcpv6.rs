@@ -3,7 +3,7 @@
 //! must end exactly at the end of the message) but not read further: the
 //! DUID does not reliably name the device's current MAC.
 
-use crate::net::MacAddr;
+use crate::mac::MacAddr;
 use crate::presence::{Sighting, SightingKind};
 
 use super::{WireError, sighting as device};

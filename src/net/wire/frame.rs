@@ -12,7 +12,7 @@ use pnet_packet::ipv6::Ipv6Packet;
 use pnet_packet::udp::UdpPacket;
 use pnet_packet::vlan::VlanPacket;
 
-use crate::net::MacAddr;
+use crate::mac::MacAddr;
 use crate::presence::{DhcpMessageType, Sighting, SightingKind};
 
 use super::dhcp::{self, DhcpPacket};

@@ -42,7 +42,7 @@ pub use arp::arp_probe;
 pub use frame::parse_frame;
 pub use nd::nd_solicit;
 
-use crate::net::MacAddr;
+use crate::mac::MacAddr;
 use crate::presence::{Sighting, SightingKind};
 
 /// Why a frame was rejected. Each variant has a stable [`WireError::kind`]

@@ -20,7 +20,7 @@ use pnet_packet::icmpv6::{self, Icmpv6Code, Icmpv6Packet, Icmpv6Types};
 use pnet_packet::ip::IpNextHeaderProtocols;
 use pnet_packet::ipv6::{Ipv6Packet, MutableIpv6Packet};
 
-use crate::net::MacAddr;
+use crate::mac::MacAddr;
 use crate::presence::{Sighting, SightingKind};
 
 use super::{WireError, sighting as device};

@@ -113,7 +113,7 @@ fn parse_refuses_what_is_not_a_good_document() {
 #[test]
 fn device_ids_are_recognised() {
     let key = crate::privacy::DeviceKey::from_bytes([7; 32]);
-    let id = key.device_id(crate::net::MacAddr([0x3c, 0x22, 0xfb, 1, 2, 3]));
+    let id = key.device_id(crate::mac::MacAddr([0x3c, 0x22, 0xfb, 1, 2, 3]));
     assert!(is_device_id(&id), "{id}");
     assert!(!is_device_id("3c:22:fb:01:02:03"));
     assert!(!is_device_id("3c22fb010203"));

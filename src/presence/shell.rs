@@ -1,11 +1,11 @@
-//! The presence shell: feeds LAN frames and timer ticks to the pure
-//! `Presence` machine and carries out what it asks: events into the
-//! outbox (at once: that is what makes "a member just walked in" fast),
-//! probes onto the wire, device records into the store.
+//! The presence shell: feeds sightings and timer ticks to the pure
+//! `Presence` machine and carries out what it asks: events to the
+//! [`EventSink`] (at once: that is what makes "a member just walked in"
+//! fast), probes through a [`Prober`], device records into the store.
 //!
-//! Frames come from one AF_PACKET socket whose kernel filter lets only
-//! DHCP, ARP and neighbour discovery through; a malformed frame is dropped
-//! and counted by kind, never fatal.
+//! Sightings come from the LAN capture (`net::feed` parses the frames and
+//! counts the malformed ones here), from `ctl observe` and from the demo's
+//! simulator; the shell does not know which.
 //!
 //! Returning members: every sighting asks `members` who the device belongs
 //! to (in memory, O(1)). A DHCP client message from a remembered device
@@ -18,27 +18,24 @@
 //! for `privacy.forget_unbound_after_days` (checked hourly).
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::access::blocked::BlockedMacs;
+use crate::access::blocked::Blocklist;
 use crate::access::{AuthMethod, Gate};
+use crate::mac::MacAddr;
 use crate::members::Members;
-use crate::net::MacAddr;
-use crate::net::capture::Capture;
-use crate::net::wire;
 use crate::presence::{
     Device, DhcpInfo, DhcpMessageType, Output, Presence, Saved, Sighting, SightingKind, Visit,
 };
 use crate::privacy::DeviceKey;
 use crate::store::{self, Store, Tree};
 use crate::time::Timestamp;
-use crate::uplink::Outbox;
-use crate::uplink::event::{FOOTFALL_SUMMARY, VISIT_ENDED, VISIT_STARTED};
+use crate::uplink::event::{Event, RecognisedBy};
+use crate::uplink::sink::EventSink;
 use crate::uplink::sync::SyncState;
 
 /// How often changed device records are written.
@@ -57,11 +54,14 @@ const FORGET_UNBOUND_AFTER: Duration = Duration::from_secs(30 * 86_400);
 /// How often `Members::tick` runs (binding expiry, `last_seen` writes).
 const MEMBERS_TICK_EVERY: Duration = Duration::from_secs(60);
 
-/// An event for the outbox: its type and `data`.
-pub type Event = (&'static str, serde_json::Value);
+/// Sends the probe that asks a silent device whether it is still there
+/// (ARP for IPv4, neighbour solicitation for IPv6). The capture socket is
+/// the real one; tests count calls.
+pub trait Prober: Send + Sync {
+    /// Returns whether a probe went out.
+    fn probe(&self, mac: MacAddr, ip: IpAddr) -> bool;
+}
 
-/// Most frames handled before their events are flushed together.
-const MAX_BATCH: usize = 256;
 /// Events kept for a retry while the outbox cannot store them.
 const MAX_PENDING_EVENTS: usize = 10_000;
 
@@ -85,12 +85,11 @@ pub struct PresenceShell {
     dirty: Mutex<HashSet<MacAddr>>,
     stats: Mutex<FrameStats>,
     store: Arc<dyn Store>,
-    outbox: Arc<Outbox>,
+    events: Arc<dyn EventSink>,
+    /// Maps MACs to the `device_id`s HQ's sync document names.
     key: DeviceKey,
-    /// The box's own LAN MAC: its frames are not a device.
-    own_mac: MacAddr,
-    own_v4: Option<Ipv4Addr>,
-    own_v6: Option<Ipv6Addr>,
+    /// Probes silent devices; `None` (no capture): they leave unasked.
+    prober: Option<Arc<dyn Prober>>,
     /// Who devices belong to, and the gate that signs members in.
     members: Option<(Arc<Members>, Arc<Gate>)>,
     /// `privacy.forget_unbound_after_days`.
@@ -98,17 +97,16 @@ pub struct PresenceShell {
     /// HQ's sync document: its staff devices leave footfall, its blocked
     /// ones are not let in as returning members.
     sync: Option<Arc<SyncState>>,
-    /// Devices the manager blocked on the dashboard.
-    blocked: Option<Arc<BlockedMacs>>,
+    /// Devices the manager or HQ blocked.
+    blocklist: Option<Arc<Blocklist>>,
 }
 
 impl PresenceShell {
     pub fn new(
         mut machine: Presence,
         store: Arc<dyn Store>,
-        outbox: Arc<Outbox>,
+        events: Arc<dyn EventSink>,
         key: DeviceKey,
-        own: (MacAddr, Option<Ipv4Addr>, Option<Ipv6Addr>),
     ) -> Self {
         if let Some(saved) = load_saved(store.as_ref()) {
             machine.restore(saved, Timestamp::now());
@@ -118,31 +116,32 @@ impl PresenceShell {
             dirty: Mutex::new(HashSet::new()),
             stats: Mutex::new(FrameStats::default()),
             store,
-            outbox,
+            events,
             key,
-            own_mac: own.0,
-            own_v4: own.1,
-            own_v6: own.2,
+            prober: None,
             members: None,
             forget_unbound_after: FORGET_UNBOUND_AFTER,
             sync: None,
-            blocked: None,
+            blocklist: None,
         }
     }
 
-    /// Devices the manager blocked are not signed in as returning members.
-    pub fn with_blocked(mut self, blocked: Arc<BlockedMacs>) -> Self {
-        self.blocked = Some(blocked);
+    /// Blocked devices (manager or HQ) are not signed in as returning
+    /// members.
+    pub fn with_blocklist(mut self, blocklist: Arc<Blocklist>) -> Self {
+        self.blocklist = Some(blocklist);
+        self
+    }
+
+    /// Probes silent devices before declaring them gone.
+    pub fn with_prober(mut self, prober: Arc<dyn Prober>) -> Self {
+        self.prober = Some(prober);
         self
     }
 
     /// Blocked by the manager or by HQ: never let in automatically.
     fn is_blocked(&self, mac: MacAddr) -> bool {
-        self.blocked.as_ref().is_some_and(|b| b.contains(mac))
-            || self
-                .sync
-                .as_ref()
-                .is_some_and(|s| s.is_blocked(&self.key.device_id(mac)))
+        self.blocklist.as_ref().is_some_and(|b| b.is_blocked(mac))
     }
 
     /// Classifies the devices HQ's sync document lists as staff (checked
@@ -163,7 +162,7 @@ impl PresenceShell {
             .collect();
         let outputs = self.machine().set_hq_staff(staff, Timestamp::now());
         if !outputs.is_empty() {
-            self.carry_out(outputs, None, &mut Vec::new());
+            self.carry_out(outputs, &mut Vec::new());
         }
     }
 
@@ -188,30 +187,18 @@ impl PresenceShell {
         self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn count(&self, f: impl FnOnce(&mut FrameStats)) {
+    /// Updates the counters (the capture counts frames here).
+    pub fn count(&self, f: impl FnOnce(&mut FrameStats)) {
         f(&mut self.stats.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
-    /// One frame from the LAN; its events are added to `events`.
-    pub fn frame(&self, bytes: &[u8], capture: &Capture, events: &mut Vec<Event>) {
-        self.count(|s| s.frames += 1);
-        let sighting = match wire::parse_frame(bytes) {
-            Ok(Some(s)) if s.mac != self.own_mac && s.mac.is_unicast_client() => s,
-            Ok(_) => return self.count(|s| s.ignored += 1),
-            Err(e) => {
-                let kind = e.kind();
-                return self.count(|s| *s.malformed.entry(kind).or_default() += 1);
-            }
-        };
-        self.count(|s| s.sightings += 1);
-        self.observe(&sighting, Some(capture), events);
-    }
-
-    pub fn observe(&self, sighting: &Sighting, capture: Option<&Capture>, events: &mut Vec<Event>) {
+    /// One sighting; its events are added to `events` (stored by
+    /// [`store_events`](Self::store_events), so a burst shares one flush).
+    pub fn observe(&self, sighting: &Sighting, events: &mut Vec<Event>) {
         let now = Timestamp::now();
         let Some((members, gate)) = &self.members else {
             let outputs = self.machine().observe(sighting, now);
-            return self.carry_out(outputs, capture, events);
+            return self.carry_out(outputs, events);
         };
         let seen = std::time::Instant::now();
         let member = members.recognise(sighting.mac, now);
@@ -221,7 +208,7 @@ impl PresenceShell {
         let outputs = self
             .machine()
             .observe_member(sighting, member.as_deref(), now);
-        self.carry_out(outputs, capture, events);
+        self.carry_out(outputs, events);
     }
 
     /// Signs in a returning member's device from its DHCP message, unless
@@ -280,7 +267,7 @@ impl PresenceShell {
     pub fn forget_member(&self, member_id: &str) -> usize {
         let outputs = self.machine().forget_member(member_id);
         let n = outputs.len();
-        self.carry_out(outputs, None, &mut Vec::new());
+        self.carry_out(outputs, &mut Vec::new());
         self.persist_all();
         n
     }
@@ -290,7 +277,7 @@ impl PresenceShell {
     /// snapshot, which is written at once.
     pub fn set_staff(&self, mac: MacAddr, staff: bool) {
         let outputs = self.machine().set_staff(mac, staff, Timestamp::now());
-        self.carry_out(outputs, None, &mut Vec::new());
+        self.carry_out(outputs, &mut Vec::new());
         self.persist_core();
     }
 
@@ -302,7 +289,7 @@ impl PresenceShell {
                 .flat_map(|mac| m.set_member(*mac, None))
                 .collect()
         };
-        self.carry_out(outputs, None, &mut Vec::new());
+        self.carry_out(outputs, &mut Vec::new());
     }
 
     /// Forgets devices of no member unseen for the privacy period; their
@@ -315,7 +302,7 @@ impl PresenceShell {
         if n > 0 {
             tracing::info!(devices = n, "forgot devices unseen for the privacy period");
         }
-        self.carry_out(outputs, None, &mut Vec::new());
+        self.carry_out(outputs, &mut Vec::new());
         n
     }
 
@@ -335,12 +322,12 @@ impl PresenceShell {
     }
 
     /// Runs the machine's timers; returns its next deadline.
-    pub fn tick(&self, capture: Option<&Capture>, events: &mut Vec<Event>) -> Option<Timestamp> {
+    pub fn tick(&self, events: &mut Vec<Event>) -> Option<Timestamp> {
         let mut m = self.machine();
         let outputs = m.tick(Timestamp::now());
         let next = m.next_wakeup();
         drop(m);
-        self.carry_out(outputs, capture, events);
+        self.carry_out(outputs, events);
         next
     }
 
@@ -349,15 +336,12 @@ impl PresenceShell {
     pub fn footfall_summary(&self, interval: Duration) -> Event {
         let view = self.machine().footfall(Timestamp::now());
         let today = view.days.last();
-        (
-            FOOTFALL_SUMMARY,
-            serde_json::json!({
-                "date": view.today.to_string(),
-                "present_now": view.present_now,
-                "interval_seconds": interval.as_secs(),
-                "today": today,
-            }),
-        )
+        Event::FootfallSummary(serde_json::json!({
+            "date": view.today.to_string(),
+            "present_now": view.present_now,
+            "interval_seconds": interval.as_secs(),
+            "today": today,
+        }))
     }
 
     /// Stores events durably, all in one flush.
@@ -368,7 +352,7 @@ impl PresenceShell {
         let n = events.len();
         let now = Timestamp::now();
         // The fsync blocks; let the runtime move other tasks elsewhere.
-        let result = tokio::task::block_in_place(|| self.outbox.append_all(events.clone(), now));
+        let result = tokio::task::block_in_place(|| self.events.emit_all(events, now));
         match result {
             Ok(_) => events.clear(),
             // Kept for the next call (the next frame or tick): the machine
@@ -384,14 +368,16 @@ impl PresenceShell {
         }
     }
 
-    fn carry_out(&self, outputs: Vec<Output>, capture: Option<&Capture>, events: &mut Vec<Event>) {
+    fn carry_out(&self, outputs: Vec<Output>, events: &mut Vec<Event>) {
         for out in outputs {
             match out {
-                Output::VisitStarted(v) => events.push((VISIT_STARTED, self.visit_started(&v))),
-                Output::VisitEnded(v) => events.push((VISIT_ENDED, self.visit_ended(&v))),
+                Output::VisitStarted(v) => events.push(visit_started(v)),
+                Output::VisitEnded(v) => events.push(visit_ended(v)),
                 Output::Probe { mac, ip } => {
-                    if let Some(c) = capture {
-                        self.probe(c, mac, ip);
+                    if let Some(p) = &self.prober
+                        && p.probe(mac, ip)
+                    {
+                        self.count(|s| s.probes_sent += 1);
                     }
                 }
                 Output::DeviceChanged(mac)
@@ -404,39 +390,6 @@ impl PresenceShell {
                         .insert(mac);
                 }
             }
-        }
-    }
-
-    fn visit_started(&self, v: &Visit) -> serde_json::Value {
-        json!({
-            "visit_id": v.visit_id,
-            "device_id": self.key.device_id(v.mac),
-            "member_id": v.member_id,
-            "returning": v.returning,
-            "mac_randomized": v.mac_randomized,
-            "os_family": v.os_family,
-        })
-    }
-
-    fn visit_ended(&self, v: &Visit) -> serde_json::Value {
-        json!({
-            "visit_id": v.visit_id,
-            "device_id": self.key.device_id(v.mac),
-            "member_id": v.member_id,
-            "dwell_seconds": v.dwell_seconds,
-            "classification": v.classification,
-        })
-    }
-
-    fn probe(&self, capture: &Capture, mac: MacAddr, ip: IpAddr) {
-        let frame = match (ip, self.own_v4, self.own_v6) {
-            (IpAddr::V4(target), Some(src), _) => wire::arp_probe(self.own_mac, src, mac, target),
-            (IpAddr::V6(target), _, Some(src)) => wire::nd_solicit(self.own_mac, src, mac, target),
-            _ => return,
-        };
-        match capture.send(&frame) {
-            Ok(()) => self.count(|s| s.probes_sent += 1),
-            Err(e) => tracing::debug!(%mac, "probe not sent: {e}"),
         }
     }
 
@@ -491,6 +444,30 @@ impl PresenceShell {
     }
 }
 
+/// `visit.started` for HQ. A member known at the start was recognised by
+/// the device's MAC (the only way presence learns one).
+fn visit_started(v: Visit) -> Event {
+    Event::VisitStarted {
+        recognised_by: v.member_id.as_ref().map(|_| RecognisedBy::Mac),
+        visit_id: v.visit_id,
+        mac: v.mac,
+        member_id: v.member_id,
+        returning: v.returning,
+        mac_randomized: v.mac_randomized,
+        os_family: v.os_family,
+    }
+}
+
+fn visit_ended(v: Visit) -> Event {
+    Event::VisitEnded {
+        visit_id: v.visit_id,
+        mac: v.mac,
+        member_id: v.member_id,
+        dwell_seconds: v.dwell_seconds,
+        classification: v.classification.as_str(),
+    }
+}
+
 /// The core snapshot plus every saved device record.
 fn load_saved(store: &dyn Store) -> Option<Saved> {
     let mut saved: Saved = match store.get(Tree::Presence, SAVED_KEY) {
@@ -518,50 +495,8 @@ fn load_saved(store: &dyn Store) -> Option<Saved> {
     Some(saved)
 }
 
-/// Reads frames until shutdown. Frames already queued are handled
-/// together and their events flushed once (group commit): one fsync for a
-/// burst of arrivals instead of one each, with no added wait for a lone
-/// frame.
-pub async fn capture_loop(
-    capture: Arc<Capture>,
-    shell: Arc<PresenceShell>,
-    shutdown: CancellationToken,
-) {
-    let mut buf = vec![0u8; 2048];
-    let mut events = Vec::new();
-    loop {
-        let first = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            f = capture.recv(&mut buf) => f,
-        };
-        match first {
-            // `recv` never reports more than the buffer holds.
-            Ok(f) => shell.frame(&buf[..f.len.min(buf.len())], &capture, &mut events),
-            Err(e) => {
-                tracing::warn!("capture: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        }
-        for _ in 1..MAX_BATCH {
-            // Take what is already there, without waiting for more.
-            let more = tokio::select! {
-                biased;
-                f = capture.recv(&mut buf) => f,
-                _ = std::future::ready(()) => break,
-            };
-            match more {
-                Ok(f) => shell.frame(&buf[..f.len.min(buf.len())], &capture, &mut events),
-                Err(_) => break,
-            }
-        }
-        shell.store_events(&mut events);
-    }
-}
-
 /// Ticks the machine at its deadlines and persists now and then.
 pub async fn timer_loop(
-    capture: Option<Arc<Capture>>,
     shell: Arc<PresenceShell>,
     summary_interval: Duration,
     shutdown: CancellationToken,
@@ -577,17 +512,12 @@ pub async fn timer_loop(
         let _ = tokio::task::spawn_blocking(move || s.refresh_hq_staff()).await;
     }
     loop {
-        let next = shell.tick(capture.as_deref(), &mut events);
+        let next = shell.tick(&mut events);
         if last_summary.elapsed() >= summary_interval {
             last_summary = tokio::time::Instant::now();
             events.push(shell.footfall_summary(summary_interval));
         }
         shell.store_events(&mut events);
-        if let Some(c) = &capture
-            && let Ok(st) = c.stats()
-        {
-            shell.count(|s| s.kernel_drops = st.drops);
-        }
         let (devices_due, core_due) = (
             last_devices.elapsed() >= PERSIST_DEVICES_EVERY,
             last_core.elapsed() >= PERSIST_CORE_EVERY,
@@ -622,7 +552,7 @@ pub async fn timer_loop(
                     s.persist_core();
                     // Saving serialises everything at once; return what
                     // it freed (every 30 s, a few ms at most).
-                    super::return_freed_memory();
+                    crate::memory::return_freed_memory();
                 }
             })
             .await;

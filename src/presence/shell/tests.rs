@@ -4,64 +4,32 @@
 use std::net::Ipv4Addr;
 
 use super::*;
-use crate::access::MemoryFirewall;
-use crate::access::session::SessionPolicy;
-use crate::config::MembersConfig;
+use crate::app::rig::{self, KEY};
 use crate::members::Consent;
-use crate::presence::PresenceConfig;
-use crate::store::MemoryStore;
+use crate::uplink::Outbox;
 use crate::uplink::event::SESSION_AUTHORIZED;
-use crate::uplink::sink::OutboxSink;
 
 const PHONE: &str = "13812345678";
 
+/// The shared rig, seen from the shell: its parts by name.
 struct Rig {
-    shell: PresenceShell,
+    shell: Arc<PresenceShell>,
     members: Arc<Members>,
     gate: Arc<Gate>,
-    firewall: Arc<MemoryFirewall>,
+    firewall: Arc<crate::access::MemoryFirewall>,
     outbox: Arc<Outbox>,
+    app: Arc<crate::app::App>,
 }
 
 fn rig() -> Rig {
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let key = DeviceKey::from_bytes([3; 32]);
-    let outbox = Arc::new(Outbox::open(store.clone(), "wulin-01").unwrap());
-    let firewall = Arc::new(MemoryFirewall::new());
-    let sink = Arc::new(OutboxSink {
-        outbox: outbox.clone(),
-        key: key.clone(),
-    });
-    let policy = SessionPolicy {
-        session_timeout: Duration::from_secs(8 * 3600),
-        idle_timeout: Duration::from_secs(1800),
-        max_preauth: 100,
-    };
-    let (gate, _) = Gate::open(policy, firewall.clone(), store.clone(), sink).unwrap();
-    let gate = Arc::new(gate);
-    let members = Arc::new(
-        Members::open(
-            store.clone(),
-            key.clone(),
-            MembersConfig::default(),
-            outbox.clone(),
-        )
-        .unwrap(),
-    );
-    let shell = PresenceShell::new(
-        Presence::new(PresenceConfig::default(), 1),
-        store,
-        outbox.clone(),
-        key,
-        (MacAddr([2, 0, 0, 0, 0, 0xfe]), None, None),
-    )
-    .with_members(members.clone(), gate.clone());
+    let r = rig::rig();
     Rig {
-        shell,
-        members,
-        gate,
-        firewall,
-        outbox,
+        shell: r.app.presence.clone(),
+        members: r.app.members.clone().unwrap(),
+        gate: r.app.gate.clone(),
+        firewall: r.firewall,
+        outbox: r.outbox,
+        app: r.app,
     }
 }
 
@@ -112,7 +80,7 @@ fn a_remembered_device_is_signed_in_by_its_dhcp_packet() {
     let mut events = Vec::new();
 
     r.shell
-        .observe(&dhcp(1, DhcpMessageType::Discover), None, &mut events);
+        .observe(&dhcp(1, DhcpMessageType::Discover), &mut events);
     let client = r.gate.client(mac(1)).expect("the gate knows it");
     assert!(client.is_authorized());
     assert_eq!(client.method, Some(AuthMethod::ReturningDevice));
@@ -129,17 +97,18 @@ fn a_remembered_device_is_signed_in_by_its_dhcp_packet() {
             .as_deref(),
         Some(id.as_str())
     );
-    let started: Vec<&serde_json::Value> = events
+    let started: Vec<serde_json::Value> = events
         .iter()
-        .filter(|(ty, _)| *ty == VISIT_STARTED)
-        .map(|(_, d)| d)
+        .filter(|e| e.ty() == crate::uplink::event::VISIT_STARTED)
+        .map(|e| e.data(&DeviceKey::from_bytes(KEY)))
         .collect();
     assert_eq!(started.len(), 1);
     assert_eq!(started[0]["member_id"], id.as_str());
+    assert_eq!(started[0]["recognised_by"], "mac");
 
     // Already signed in: the next packets change nothing.
     r.shell
-        .observe(&dhcp(1, DhcpMessageType::Request), None, &mut events);
+        .observe(&dhcp(1, DhcpMessageType::Request), &mut events);
     assert_eq!(authorized_events(&r.outbox), 1);
     assert_eq!(r.shell.stats().members_authorized, 1);
 }
@@ -151,18 +120,18 @@ fn only_a_remembered_device_asking_for_a_lease_is_signed_in() {
     let mut events = Vec::new();
     // A stranger's DHCP packet: nothing.
     r.shell
-        .observe(&dhcp(2, DhcpMessageType::Discover), None, &mut events);
+        .observe(&dhcp(2, DhcpMessageType::Discover), &mut events);
     assert!(r.gate.client(mac(2)).is_none());
     // The member's device giving its lease back, or only ARPing: nothing.
     r.shell
-        .observe(&dhcp(1, DhcpMessageType::Release), None, &mut events);
+        .observe(&dhcp(1, DhcpMessageType::Release), &mut events);
     let arp = Sighting {
         mac: mac(1),
         kind: SightingKind::Arp {
             ip: Some(Ipv4Addr::new(192, 0, 2, 1)),
         },
     };
-    r.shell.observe(&arp, None, &mut events);
+    r.shell.observe(&arp, &mut events);
     assert!(r.gate.client(mac(1)).is_none());
     assert!(!r.firewall.is_allowed(mac(1)));
     assert_eq!(authorized_events(&r.outbox), 0);
@@ -183,7 +152,7 @@ fn erasure_leaves_nothing_of_the_member_in_sessions_or_presence() {
     let id = remembered_member(&r, mac(1));
     let mut events = Vec::new();
     r.shell
-        .observe(&dhcp(1, DhcpMessageType::Request), None, &mut events);
+        .observe(&dhcp(1, DhcpMessageType::Request), &mut events);
     assert!(r.gate.client(mac(1)).unwrap().is_authorized());
 
     // What `ctl member-erase` does.
@@ -203,7 +172,7 @@ fn erasure_leaves_nothing_of_the_member_in_sessions_or_presence() {
     assert!(r.members.list().is_empty());
     // The next packet is just a device now: not signed in, no member.
     r.shell
-        .observe(&dhcp(1, DhcpMessageType::Request), None, &mut events);
+        .observe(&dhcp(1, DhcpMessageType::Request), &mut events);
     assert_eq!(r.shell.machine().device(mac(1)).unwrap().member_id, None);
     assert!(!r.gate.client(mac(1)).unwrap().is_authorized());
 }
@@ -211,7 +180,7 @@ fn erasure_leaves_nothing_of_the_member_in_sessions_or_presence() {
 #[test]
 fn devices_hq_lists_as_staff_leave_footfall() {
     let r = rig();
-    let key = DeviceKey::from_bytes([3; 32]);
+    let key = DeviceKey::from_bytes(KEY);
     let staff_mac = MacAddr([0x02, 0, 0, 0, 0x5a, 1]);
     let doc = crate::uplink::sync::SyncDocument::parse(
         serde_json::json!({
@@ -224,7 +193,8 @@ fn devices_hq_lists_as_staff_leave_footfall() {
         .as_bytes(),
     )
     .unwrap();
-    let shell = r.shell.with_sync(Arc::new(SyncState::with_document(doc)));
+    r.app.sync.put_document(doc);
+    let shell = &r.shell;
     let arp = |mac: MacAddr, ip: u8| Sighting {
         mac,
         kind: crate::presence::SightingKind::Arp {
@@ -232,12 +202,8 @@ fn devices_hq_lists_as_staff_leave_footfall() {
         },
     };
     let mut events = Vec::new();
-    shell.observe(&arp(staff_mac, 10), None, &mut events);
-    shell.observe(
-        &arp(MacAddr([0x02, 0, 0, 0, 0x5a, 2]), 11),
-        None,
-        &mut events,
-    );
+    shell.observe(&arp(staff_mac, 10), &mut events);
+    shell.observe(&arp(MacAddr([0x02, 0, 0, 0, 0x5a, 2]), 11), &mut events);
     let now = Timestamp::now();
     assert_eq!(shell.machine().footfall(now).present_now, 2);
     shell.refresh_hq_staff();
@@ -249,15 +215,15 @@ fn devices_hq_lists_as_staff_leave_footfall() {
 fn a_blocked_member_device_is_not_let_back_in() {
     let r = rig();
     remembered_member(&r, mac(1));
-    let blocked = Arc::new(BlockedMacs::load(Arc::new(MemoryStore::new())));
+    let blocked = r.app.blocklist.manager();
     blocked.set(mac(1), true).unwrap();
-    let shell = r.shell.with_blocked(blocked.clone());
+    let shell = &r.shell;
     let mut events = Vec::new();
-    shell.observe(&dhcp(1, DhcpMessageType::Discover), None, &mut events);
+    shell.observe(&dhcp(1, DhcpMessageType::Discover), &mut events);
     assert!(!r.firewall.is_allowed(mac(1)), "blocked, yet let in");
     assert_eq!(shell.stats().members_authorized, 0);
     // Unblocked: the next DHCP packet lets it in.
     blocked.set(mac(1), false).unwrap();
-    shell.observe(&dhcp(1, DhcpMessageType::Request), None, &mut events);
+    shell.observe(&dhcp(1, DhcpMessageType::Request), &mut events);
     assert!(r.firewall.is_allowed(mac(1)));
 }
