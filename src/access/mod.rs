@@ -7,13 +7,15 @@
 //!   hot path).
 //! - `blocked`: devices the manager blocked on the dashboard.
 //! - `gate`: the I/O shell that joins the machine, the store and the
-//!   firewall, and is what the portal and the control socket call.
+//!   firewall, and is what the portal and the hub call;
+//! - `timers`: the task that ends sessions on time and feeds idle timers.
 
 pub mod blocked;
 pub mod firewall;
 pub mod gate;
 pub mod nft;
 pub mod session;
+pub mod timers;
 
 pub use firewall::{Firewall, FirewallError, Grant, MemoryFirewall};
 pub use gate::Gate;

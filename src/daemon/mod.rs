@@ -11,7 +11,7 @@
 //! timeout (the kernel ends it), and everyone else stays captured, so a
 //! restart or upgrade is invisible to shoppers and never opens the LAN.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,7 +38,7 @@ use crate::presence::{
 };
 use crate::privacy::DeviceKey;
 use crate::store::{SledStore, Store};
-use crate::time::{ClockWatch, Timestamp};
+use crate::time::Timestamp;
 use crate::uplink::Outbox;
 use crate::uplink::delivery::{self, DeliveryConfig, DeliveryStatus};
 use crate::uplink::messages::{MessageSender, MessagesConfig};
@@ -48,17 +48,7 @@ use crate::uplink::sync::{SyncConfig, SyncState, Syncer};
 
 /// Unauthorised clients remembered at once.
 const MAX_PREAUTH: usize = 8192;
-const TICK: Duration = Duration::from_secs(1);
 const GRACE: Duration = Duration::from_secs(5);
-
-/// How long one forwarded packet counts as activity (whole seconds, as
-/// nftables keeps set timeouts): fine enough for the idle timeout, cheap at
-/// scale. The daemon reads the set twice per window, so a late read (a
-/// loaded box) still sees a packet before its entry expires.
-fn activity_window(idle: Duration) -> Duration {
-    let half = idle.as_secs().div_ceil(2);
-    Duration::from_secs(half.clamp(2, 60))
-}
 
 /// The signing key and HTTPS client for `[hq]`; errors name the key.
 fn hq_link(hq: &HqConfig) -> anyhow::Result<(SigningKey, delivery::HttpsClient)> {
@@ -123,7 +113,7 @@ pub async fn run_with(config: Config, hooks: Hooks) -> anyhow::Result<()> {
     // HQ's key and HTTPS client first: a bad secret or certificate file
     // stops the daemon before it touches the firewall.
     let hq_link = config.hq.as_ref().map(hq_link).transpose()?;
-    let window = activity_window(config.portal.idle_timeout);
+    let window = crate::access::timers::activity_window(config.portal.idle_timeout);
     let (firewall, resolver): (Arc<dyn Firewall>, Arc<dyn ClientResolver>) = match config.firewall {
         FirewallBackend::Nftables => (
             Arc::new(
@@ -176,7 +166,7 @@ pub async fn run_with(config: Config, hooks: Hooks) -> anyhow::Result<()> {
         "firewall installed, sessions restored"
     );
 
-    let (lan_v4, lan_v6) = lan_addresses(&config.lan.interface);
+    let (lan_v4, lan_v6) = crate::net::iface::lan_addresses(&config.lan.interface);
     let capture = match config.firewall {
         FirewallBackend::Nftables => match Capture::open(&config.lan.interface, Filter::Presence) {
             Ok(c) => Some(Arc::new(c)),
@@ -334,8 +324,12 @@ pub async fn run_with(config: Config, hooks: Hooks) -> anyhow::Result<()> {
             portal.clone(),
         )
     });
-    start_dashboard(&config, dashboard.clone(), &shutdown, &tracker).await?;
-    tracker.spawn(session_timers(gate.clone(), window, shutdown.clone()));
+    crate::dashboard::start::start(&config, dashboard.clone(), &shutdown, &tracker).await?;
+    tracker.spawn(crate::access::timers::session_timers(
+        gate.clone(),
+        window,
+        shutdown.clone(),
+    ));
     if let Some(c) = &capture {
         tracker.spawn(feed::capture_loop(
             c.clone(),
@@ -394,102 +388,6 @@ pub async fn run_with(config: Config, hooks: Hooks) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The manager's dashboard: the first password, the certificate, the
-/// listener. A bad password file or certificate stops the daemon; a port
-/// that cannot be bound only turns the dashboard off (logged), since the
-/// portal must not go down for it.
-async fn start_dashboard(
-    config: &Config,
-    dashboard: Arc<Dashboard>,
-    shutdown: &CancellationToken,
-    tracker: &TaskTracker,
-) -> anyhow::Result<()> {
-    let cfg = &config.dashboard;
-    if let Some(made) = crate::dashboard::auth::ensure_password(
-        dashboard.store.as_ref(),
-        cfg.password_file.as_deref(),
-    )? {
-        // Not in the log: that ends up in syslog or journald.
-        match crate::dashboard::auth::write_generated_password(&config.storage.path, &made) {
-            Ok(path) => tracing::warn!(
-                path = %path.display(),
-                "dashboard password made up and written to this file (owner only); \
-                 change it with `storegate ctl dashboard-password`"
-            ),
-            // The password is stored already: say how to set a known one.
-            Err(e) => tracing::error!(
-                "dashboard password made up but not written to {}: {e}; \
-                 set one with `storegate ctl dashboard-password`",
-                config
-                    .storage
-                    .path
-                    .join(crate::dashboard::auth::GENERATED_PASSWORD_FILE)
-                    .display()
-            ),
-        }
-    }
-    let tls = crate::dashboard::tls::acceptor(cfg.tls.as_ref(), &config.storage.path)
-        .map_err(|e| anyhow::anyhow!(e))?;
-    match crate::dashboard::server::bind(cfg.listen).await {
-        Ok(listener) => {
-            tracing::info!(listen = %cfg.listen, "dashboard listening (https)");
-            tracker.spawn(crate::dashboard::server::serve(
-                listener,
-                tls,
-                dashboard,
-                cfg.max_connections,
-                shutdown.clone(),
-                tracker.clone(),
-            ));
-        }
-        Err(e) => tracing::error!("dashboard is off: dashboard.listen {}: {e}", cfg.listen),
-    }
-    Ok(())
-}
-
-/// Ends sessions on time and feeds traffic activity to the idle timers.
-async fn session_timers(gate: Arc<Gate>, window: Duration, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Read the activity set every `polls_per` ticks: twice per window. A
-    // tick counter, not elapsed time, so timer jitter cannot skip a read.
-    let polls_per = ((window / 2).as_millis() / TICK.as_millis()).max(1);
-    let mut ticks: u128 = 0;
-    let mut clock = ClockWatch::new(Timestamp::now(), Instant::now());
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let g = gate.clone();
-        let poll = ticks % polls_per == 0;
-        ticks += 1;
-        let step = clock.check(Timestamp::now(), Instant::now());
-        let result = tokio::task::spawn_blocking(move || {
-            // Before the tick: sessions granted under the old clock must
-            // not end early (or late) because the clock stepped.
-            if let Some(st) = step {
-                let moved = g.clock_stepped(st.from, st.to, st.delta_ms)?;
-                tracing::warn!(
-                    delta_ms = st.delta_ms,
-                    sessions_moved = moved,
-                    "the wall clock stepped; sessions granted before the step keep their time"
-                );
-            }
-            if poll {
-                g.refresh_activity()?;
-            }
-            g.tick()
-        })
-        .await;
-        match result {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::error!("session timers: {e}"),
-            Err(e) => tracing::error!("session timers task: {e}"),
-        }
-    }
-}
-
 async fn wait_for_signal() -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
@@ -525,32 +423,4 @@ fn presence_config(config: &Config) -> anyhow::Result<PresenceConfig> {
         fingerprints,
         ..PresenceConfig::default()
     })
-}
-
-/// The LAN interface's first IPv4 address (the portal's default URL and
-/// the source of ARP probes) and its IPv6 link-local address (the source
-/// of neighbour solicitations).
-fn lan_addresses(interface: &str) -> (Option<Ipv4Addr>, Option<Ipv6Addr>) {
-    let (mut v4, mut v6) = (None, None);
-    if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
-        for a in addrs.filter(|a| a.interface_name == interface) {
-            let Some(addr) = a.address.as_ref() else {
-                continue;
-            };
-            if let Some(sin) = addr.as_sockaddr_in() {
-                v4 = v4.or(Some(sin.ip()));
-            } else if let Some(sin6) = addr.as_sockaddr_in6()
-                && sin6.ip().is_unicast_link_local()
-            {
-                v6 = v6.or(Some(sin6.ip()));
-            }
-        }
-    }
-    if v4.is_none() {
-        tracing::warn!(
-            interface,
-            "no IPv4 address on the LAN interface; set portal.url"
-        );
-    }
-    (v4, v6)
 }

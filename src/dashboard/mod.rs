@@ -43,6 +43,7 @@ pub mod live;
 pub mod metrics;
 mod routes;
 pub mod server;
+pub mod start;
 pub mod tls;
 mod views;
 

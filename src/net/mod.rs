@@ -4,6 +4,7 @@
 
 pub mod capture;
 pub mod feed;
+pub mod iface;
 pub mod neigh;
 pub mod nlwire;
 pub mod wire;
