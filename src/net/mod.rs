@@ -6,7 +6,6 @@ pub mod capture;
 pub mod feed;
 pub mod iface;
 pub mod neigh;
-pub mod nlwire;
 pub mod wire;
 
 // Kept while callers move to `crate::mac`.

@@ -21,7 +21,7 @@ use crate::mac::MacAddr;
 
 /// Constants from the kernel's uapi headers.
 mod consts {
-    pub use crate::net::nlwire::*;
+    pub use crate::nlwire::*;
 
     // <linux/rtnetlink.h>
     pub const RTM_NEWNEIGH: u16 = 28;

@@ -30,7 +30,7 @@ use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
 
 /// Constants from the kernel's uapi headers.
 mod consts {
-    pub use crate::net::nlwire::*;
+    pub use crate::nlwire::*;
 
     // <linux/netlink.h>, beyond the shared ones
     pub const NLM_F_ACK: u16 = 0x04;
