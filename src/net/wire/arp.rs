@@ -20,8 +20,10 @@ const ARP_LEN: usize = 28;
 /// The sender of an ARP request or reply: its hardware address is the
 /// device, its protocol address the device's IPv4 address (unless 0.0.0.0,
 /// as in an RFC 5227 probe). ARP for other hardware or protocol types, and
-/// other operations (RARP, InARP), are of no interest.
-pub(super) fn sighting(data: &[u8]) -> Result<Option<Sighting>, WireError> {
+/// other operations (RARP, InARP), are of no interest. A sender hardware
+/// address other than the frame's Ethernet source (`src`) is refused: a
+/// station answering for another device.
+pub(super) fn sighting(src: MacAddr, data: &[u8]) -> Result<Option<Sighting>, WireError> {
     let arp = ArpPacket::new(data).ok_or(WireError::truncated("ARP"))?;
     if arp.get_hardware_type() != ArpHardwareTypes::Ethernet
         || arp.get_protocol_type() != EtherTypes::Ipv4
@@ -36,9 +38,13 @@ pub(super) fn sighting(data: &[u8]) -> Result<Option<Sighting>, WireError> {
     if op != ArpOperations::Request && op != ArpOperations::Reply {
         return Ok(None);
     }
+    let sender = MacAddr(arp.get_sender_hw_addr().into());
+    if sender != src {
+        return Err(WireError::Spoofed);
+    }
     let ip = arp.get_sender_proto_addr();
     device(
-        MacAddr(arp.get_sender_hw_addr().into()),
+        sender,
         SightingKind::Arp {
             ip: (!ip.is_unspecified()).then_some(ip),
         },
@@ -124,7 +130,7 @@ mod tests {
     fn request_reply_and_probe_from_a_device() {
         for frame in [ARP_REQUEST, ARP_REPLY] {
             assert_eq!(
-                sighting(&frame[14..]),
+                sighting(PHONE_MAC, &frame[14..]),
                 Ok(Some(Sighting {
                     mac: PHONE_MAC,
                     kind: SightingKind::Arp { ip: Some(PHONE_IP) }
@@ -135,25 +141,31 @@ mod tests {
         let mut probe = ARP_REQUEST[14..].to_vec();
         probe[14..18].fill(0);
         assert_eq!(
-            sighting(&probe).unwrap().unwrap().kind,
+            sighting(PHONE_MAC, &probe).unwrap().unwrap().kind,
             SightingKind::Arp { ip: None }
         );
         // Gratuitous ARP: sender IP = target IP, broadcast.
         let mut gratuitous = ARP_REQUEST[14..].to_vec();
         gratuitous[24..28].copy_from_slice(&[192, 0, 2, 101]);
         assert_eq!(
-            sighting(&gratuitous).unwrap().unwrap().kind,
+            sighting(PHONE_MAC, &gratuitous).unwrap().unwrap().kind,
             SightingKind::Arp { ip: Some(PHONE_IP) }
         );
     }
 
     #[test]
-    fn the_sender_hardware_address_is_the_device() {
-        // A proxy could forward the frame: the Ethernet source differs.
+    fn a_station_cannot_speak_for_another_device() {
+        // Another station sends the phone's ARP reply: the Ethernet
+        // source is not the sender hardware address. Not believed.
         let mut f = ARP_REPLY.to_vec();
-        f[6..12].copy_from_slice(&BOX_MAC.0);
         assert_eq!(parse_frame(&f).unwrap().unwrap().mac, PHONE_MAC);
-        f[22] = 0xff;
+        f[6..12].copy_from_slice(&BOX_MAC.0);
+        assert_eq!(parse_frame(&f), Err(WireError::Spoofed));
+        assert_eq!(WireError::Spoofed.kind(), "spoofed");
+        // Sender and source agree but name a group address: no device.
+        f[6] = 0xff;
+        let group: Vec<u8> = f[6..12].to_vec();
+        f[22..28].copy_from_slice(&group);
         assert_eq!(parse_frame(&f), Err(WireError::BadAddress));
     }
 
@@ -163,7 +175,7 @@ mod tests {
         let with = |at: usize, bytes: &[u8]| {
             let mut a = arp.to_vec();
             a[at..at + bytes.len()].copy_from_slice(bytes);
-            sighting(&a)
+            sighting(PHONE_MAC, &a)
         };
         assert_eq!(with(0, &[0, 6]), Ok(None)); // IEEE 802 hardware
         assert_eq!(with(2, &[0x86, 0xdd]), Ok(None)); // not IPv4
@@ -171,7 +183,10 @@ mod tests {
         assert_eq!(with(4, &[8, 4]), Err(WireError::BadArp));
         assert_eq!(with(4, &[6, 16]), Err(WireError::BadArp));
         for end in 0..ARP_LEN {
-            assert_eq!(sighting(&arp[..end]), Err(WireError::truncated("ARP")));
+            assert_eq!(
+                sighting(PHONE_MAC, &arp[..end]),
+                Err(WireError::truncated("ARP"))
+            );
         }
     }
 }

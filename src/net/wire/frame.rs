@@ -52,7 +52,7 @@ fn network(
     match ethertype {
         EtherTypes::Ipv4 => ipv4(src, payload),
         EtherTypes::Ipv6 => ipv6(src, payload),
-        EtherTypes::Arp => arp::sighting(payload),
+        EtherTypes::Arp => arp::sighting(src, payload),
         _ => Ok(None),
     }
 }
@@ -116,7 +116,12 @@ fn dhcp_from_client(src: MacAddr, payload: &[u8]) -> Result<Option<Sighting>, Wi
     if msg.op() != dhcp::BOOTREQUEST {
         return Err(WireError::BadDhcpHeader);
     }
+    // A client speaks for itself: `chaddr` is its own Ethernet address.
+    // (Relayed messages come from port 67 and are not parsed here.)
     let mac = msg.client_mac().unwrap_or(src);
+    if mac != src {
+        return Err(WireError::Spoofed);
+    }
     let info = dhcp::client_info(&msg)?;
     let kind = if info.message_type == DhcpMessageType::Release {
         let ciaddr = msg.ciaddr();
@@ -231,19 +236,27 @@ mod tests {
     }
 
     #[test]
-    fn dhcp_device_is_chaddr_unless_not_ethernet() {
-        let mut relayed = DHCP_DISCOVER_DHCLIENT.to_vec();
-        relayed[6..12].copy_from_slice(&[0x02, 0, 0x5e, 0, 0x53, 0x99]);
-        assert_eq!(parse_frame(&relayed).unwrap().unwrap().mac, DEVICE);
-        // htype 6 (IEEE 802): fall back to the Ethernet source.
-        relayed[43] = 6;
+    fn a_dhcp_client_speaks_only_for_itself() {
         assert_eq!(
-            parse_frame(&relayed).unwrap().unwrap().mac,
+            parse_frame(DHCP_DISCOVER_DHCLIENT).unwrap().unwrap().mac,
+            DEVICE
+        );
+        // Another station sends a DISCOVER naming the device in chaddr:
+        // refused, so one guest cannot invent devices or pass itself off
+        // as a remembered member's phone.
+        let mut forged = DHCP_DISCOVER_DHCLIENT.to_vec();
+        forged[6..12].copy_from_slice(&[0x02, 0, 0x5e, 0, 0x53, 0x99]);
+        assert_eq!(parse_frame(&forged), Err(WireError::Spoofed));
+        // htype 6 (IEEE 802): chaddr is not a MAC; the Ethernet source is
+        // the device.
+        forged[43] = 6;
+        assert_eq!(
+            parse_frame(&forged).unwrap().unwrap().mac,
             MacAddr([0x02, 0, 0x5e, 0, 0x53, 0x99])
         );
         let mut zero = DHCP_DISCOVER_DHCLIENT.to_vec();
         zero[70..76].fill(0);
-        assert_eq!(parse_frame(&zero), Err(WireError::BadAddress));
+        assert_eq!(parse_frame(&zero), Err(WireError::Spoofed));
     }
 
     #[test]

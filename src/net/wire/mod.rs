@@ -85,6 +85,12 @@ pub enum WireError {
     /// no client can have it.
     #[error("device address is not a unicast MAC")]
     BadAddress,
+    /// The device address written inside the packet (DHCP `chaddr`, the
+    /// ARP sender) is not the frame's Ethernet source: a station speaking
+    /// for another device. Believing it would let one guest invent
+    /// devices, or pass itself off as a remembered member's phone.
+    #[error("device address in the packet is not the frame's sender")]
+    Spoofed,
 }
 
 impl WireError {
@@ -101,6 +107,7 @@ impl WireError {
             WireError::BadNd => "bad_nd",
             WireError::BadDhcpv6 => "bad_dhcpv6",
             WireError::BadAddress => "bad_address",
+            WireError::Spoofed => "spoofed",
         }
     }
 
