@@ -11,14 +11,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::hq::{ctl, free_port, start};
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
+use crate::harness::daemon::{ctl, log_path, loopback_config, start};
+use crate::harness::is_root;
+use crate::harness::loopback::free_port;
+use crate::harness::process::bin;
 
 fn have_chromium() -> bool {
     ["chromium", "chromium-browser"].iter().any(|b| {
@@ -51,15 +47,13 @@ fn dashboard_in_a_browser() {
     let cfg = dir.path().join("storegate.toml");
     std::fs::write(
         &cfg,
-        format!(
-            "[store]\nid = \"dash-01\"\nname = \"Wulin <Store>\"\n[lan]\ninterface = \"lo\"\n\
-             [portal]\nlisten = \"127.0.0.1:{}\"\n[firewall]\nbackend = \"none\"\n\
-             [storage]\npath = \"{}\"\n[control]\nsocket = \"{}\"\n\
-             [dashboard]\nlisten = \"127.0.0.1:{port}\"\npassword_file = \"{}\"\n",
-            free_port(),
-            dir.path().join("state").display(),
-            dir.path().join("control.sock").display(),
-            dir.path().join("dashboard.password").display(),
+        loopback_config(
+            dir.path(),
+            "id = \"dash-01\"\nname = \"Wulin <Store>\"\n",
+            &format!(
+                "[dashboard]\nlisten = \"127.0.0.1:{port}\"\npassword_file = \"{}\"\n",
+                dir.path().join("dashboard.password").display(),
+            ),
         ),
     )
     .unwrap();
@@ -75,7 +69,7 @@ fn dashboard_in_a_browser() {
         .arg(script)
         .arg(format!("https://127.0.0.1:{port}"))
         .arg(password)
-        .arg(env!("CARGO_BIN_EXE_storegate"))
+        .arg(bin())
         .arg(&daemon.socket)
         .arg(&out_dir)
         .output()
@@ -85,7 +79,7 @@ fn dashboard_in_a_browser() {
     assert!(
         out.status.success() && stdout.contains("DONE"),
         "browser run failed; daemon log: {}",
-        std::fs::read_to_string(dir.path().join("storegate.log")).unwrap_or_default()
+        std::fs::read_to_string(log_path(dir.path())).unwrap_or_default()
     );
     for step in [
         "REDIRECTED",

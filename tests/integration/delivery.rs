@@ -10,10 +10,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::hq::{self, Daemon, collect, ctl, free_port, sequences};
+use crate::harness::daemon::{Daemon, ctl};
+use crate::harness::hq::{self, collect, make_events, sequences};
+use crate::harness::loopback::free_port;
+use crate::harness::process::Proc;
+use crate::harness::wait::poll;
 
 const SECRET: &str = "whsec_c3RvcmVnYXRlLWRlbGl2ZXJ5LXRlc3Qta2V5";
 const WRONG: &str = "whsec_bm90LXRoZS1yaWdodC1rZXktYXQtYWxsLTEyMw==";
+/// The made-up clients' MACs, less the last octet.
+const MACS: &str = "02:00:00:00:00";
 
 fn daemon(dir: &Path, hq_port: u16) -> Daemon {
     hq::daemon(
@@ -25,16 +31,8 @@ fn daemon(dir: &Path, hq_port: u16) -> Daemon {
     )
 }
 
-fn receiver(port: u16, secret: &str) -> (hq::Proc, Receiver<Value>) {
+fn receiver(port: u16, secret: &str) -> (Proc, Receiver<Value>) {
     hq::receiver(port, secret, None)
-}
-
-/// Authorises `n` made-up clients: each a `session.authorized` event.
-fn make_events(d: &Daemon, from: u8, n: u8) {
-    for i in from..from + n {
-        let mac = format!("02:00:00:00:00:{i:02x}");
-        assert!(ctl(d, &["auth", &mac]).is_some(), "ctl auth {mac}");
-    }
 }
 
 #[test]
@@ -44,7 +42,7 @@ fn events_reach_hq_signed_and_in_order() {
     let (_r, rx) = receiver(port, SECRET);
     let d = daemon(dir.path(), port);
     let t = Instant::now();
-    make_events(&d, 1, 3);
+    make_events(&d, MACS, 1, 3);
     let got = collect(&rx, 3, Duration::from_secs(5));
     assert_eq!(got.len(), 3, "events at HQ within 5 s: {got:?}");
     assert!(t.elapsed() < Duration::from_secs(5));
@@ -67,7 +65,7 @@ fn events_wait_while_hq_is_down_and_refused_ones_are_parked() {
     let port = free_port();
     let d = daemon(dir.path(), port);
     // HQ down: events queue.
-    make_events(&d, 1, 3);
+    make_events(&d, MACS, 1, 3);
     std::thread::sleep(Duration::from_millis(700));
     let status = ctl(&d, &["status"]).unwrap();
     assert_eq!(status["outbox"]["queued"], 3, "{status}");
@@ -79,21 +77,14 @@ fn events_wait_while_hq_is_down_and_refused_ones_are_parked() {
     // HQ up but with another key: it refuses (401), which retrying cannot
     // fix, so the batches are parked, not lost.
     let (wrong, wrong_rx) = receiver(port, WRONG);
-    make_events(&d, 4, 2);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let parked = loop {
+    make_events(&d, MACS, 4, 2);
+    let parked = poll(Duration::from_secs(15), Duration::from_millis(100), || {
         let parked = ctl(&d, &["dead-letters"])
             .and_then(|v| v.as_array().map(Vec::len))
             .unwrap_or(0);
-        if parked == 5 {
-            break parked;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "refused events not parked: {parked} of 5"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        if parked == 5 { Ok(parked) } else { Err(parked) }
+    })
+    .unwrap_or_else(|parked| panic!("refused events not parked: {parked} of 5"));
     assert!(
         collect(&wrong_rx, 1, Duration::from_millis(200)).is_empty(),
         "a refused batch printed events"
@@ -123,10 +114,9 @@ fn events_stored_before_a_sigkill_all_arrive_after_the_restart() {
     let port = free_port();
     let mut d = daemon(dir.path(), port);
     // HQ down; each `ctl auth` that returned had its event stored.
-    make_events(&d, 1, 5);
+    make_events(&d, MACS, 1, 5);
     // SIGKILL: no shutdown, no final flush.
-    d.proc.0.kill().unwrap();
-    let _ = d.proc.0.wait();
+    d.proc.kill();
     let (_r, rx) = receiver(port, SECRET);
     let _d2 = daemon(dir.path(), port);
     let got = collect(&rx, 5, Duration::from_secs(15));

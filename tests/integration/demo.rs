@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::hq::{Proc, bin, ctl_at as ctl};
-use crate::lab::csrf_field;
+use crate::harness::ctl::{ctl_at as ctl, ctl_command};
+use crate::harness::loopback::status_code;
+use crate::harness::portal::csrf_field;
+use crate::harness::process::{Proc, bin, stop_with};
 
 /// The demo's own phone (`sim::demo::BROWSER_MAC`).
 const BROWSER_MAC: &str = "02:de:40:00:00:01";
@@ -33,12 +35,7 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
     s.write_all(head.as_bytes()).unwrap();
     let mut reply = String::new();
     let _ = s.read_to_string(&mut reply);
-    let status = reply
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, reply)
+    (status_code(&reply).unwrap_or(0), reply)
 }
 
 /// One request over TLS to 127.0.0.1:`port`, trusting only the
@@ -68,12 +65,16 @@ fn https(port: u16, cert: &Path, request: &str) -> (u16, String) {
     // after the whole reply.
     let _ = tls.read_to_end(&mut reply);
     let reply = String::from_utf8_lossy(&reply).into_owned();
-    let status = reply
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, reply)
+    (status_code(&reply).unwrap_or(0), reply)
+}
+
+/// The port of a URL the banner printed (`http://127.0.0.1:PORT/`).
+fn port_of(url: &str) -> u16 {
+    url.trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap()
 }
 
 #[test]
@@ -134,12 +135,7 @@ fn demo_runs_a_simulated_store_without_root() {
         "{lines:?}"
     );
     let socket = state.join("control.sock");
-    let portal_port: u16 = portal
-        .trim_end_matches('/')
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap();
+    let portal_port = port_of(portal);
 
     // The store fills up and HQ gets verified events.
     let events_file = state.join("hq-events.jsonl");
@@ -229,23 +225,31 @@ fn demo_runs_a_simulated_store_without_root() {
         .get("dashboard")
         .filter(|u| u.starts_with("https://"))
     {
-        let port: u16 = url
-            .trim_end_matches('/')
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap();
+        let port = port_of(url);
         let cert = state.join("db").join("dashboard-cert.pem");
         let password = &banner["password"];
-        let (code, reply) = https(
-            port,
-            &cert,
-            &format!(
-                "POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
-                 Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\npassword={password}",
-                "password=".len() + password.len()
-            ),
-        );
+        // Sign in with a password; read the live view with a session.
+        let login = |pw: &str| {
+            https(
+                port,
+                &cert,
+                &format!(
+                    "POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+                     Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\npassword={pw}",
+                    "password=".len() + pw.len()
+                ),
+            )
+        };
+        let live_with = |cookie: &str| {
+            https(
+                port,
+                &cert,
+                &format!(
+                    "GET /api/live HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nCookie: {cookie}\r\n\r\n"
+                ),
+            )
+        };
+        let (code, reply) = login(password);
         assert_eq!(code, 303, "{reply}");
         let cookie = reply
             .lines()
@@ -255,13 +259,7 @@ fn demo_runs_a_simulated_store_without_root() {
                     .then(|| value.trim().split(';').next().unwrap_or("").to_string())
             })
             .unwrap_or_else(|| panic!("no session cookie: {reply}"));
-        let (code, reply) = https(
-            port,
-            &cert,
-            &format!(
-                "GET /api/live HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nCookie: {cookie}\r\n\r\n"
-            ),
-        );
+        let (code, reply) = live_with(&cookie);
         assert_eq!(code, 200, "{reply}");
         let body = reply.split("\r\n\r\n").nth(1).unwrap_or("");
         let live: Value = serde_json::from_str(body.trim())
@@ -270,11 +268,7 @@ fn demo_runs_a_simulated_store_without_root() {
 
         // `ctl dashboard-password`: the new password on stdin replaces the
         // old one and signs every session out.
-        let mut set = Command::new(bin())
-            .arg("ctl")
-            .arg("-s")
-            .arg(&socket)
-            .arg("dashboard-password")
+        let mut set = ctl_command(bin(), &socket, &["dashboard-password"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -291,45 +285,19 @@ fn demo_runs_a_simulated_store_without_root() {
             "ctl dashboard-password: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let live_with = |cookie: &str| {
-            https(
-                port,
-                &cert,
-                &format!(
-                    "GET /api/live HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nCookie: {cookie}\r\n\r\n"
-                ),
-            )
-            .0
-        };
-        assert_eq!(live_with(&cookie), 401, "the old session survived");
-        let login = |pw: &str| {
-            https(
-                port,
-                &cert,
-                &format!(
-                    "POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
-                     Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\npassword={pw}",
-                    "password=".len() + pw.len()
-                ),
-            )
-            .0
-        };
-        assert_ne!(login(password), 303, "the old password still works");
-        assert_eq!(login("a-new-manager-pass-2026"), 303);
+        assert_eq!(live_with(&cookie).0, 401, "the old session survived");
+        assert_ne!(login(password).0, 303, "the old password still works");
+        assert_eq!(login("a-new-manager-pass-2026").0, 303);
     }
 
     // Ctrl-C: a clean stop, exit 0.
-    let pid = proc.0.id().to_string();
-    let killed = Command::new("kill").args(["-INT", &pid]).status().unwrap();
-    assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let exit = loop {
-        if let Some(s) = proc.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "the demo did not stop on SIGINT");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let exit = stop_with(
+        &mut proc.0,
+        "-INT",
+        Duration::from_secs(15),
+        Duration::from_millis(50),
+    )
+    .unwrap_or_else(|| panic!("the demo did not stop on SIGINT"));
     let log = log.join().unwrap_or_default();
     assert_eq!(exit.code(), Some(0), "stderr:\n{log}");
     let rest: Vec<String> = rx.try_iter().collect();

@@ -18,9 +18,14 @@ use rcgen::{
 };
 use serde_json::Value;
 
-use crate::hq::{self, Daemon, bin, collect, ctl, free_port, sequences};
+use crate::harness::daemon::{self, Daemon, ctl};
+use crate::harness::hq::{self, collect, make_events, sequences};
+use crate::harness::loopback::free_port;
+use crate::harness::process::{Proc, bin, output_within};
 
 const SECRET: &str = "whsec_c3RvcmVnYXRlLXRscy10ZXN0LWtleS0xMjM0NTY=";
+/// The made-up clients' MACs, less the last octet.
+const MACS: &str = "02:00:00:00:01";
 
 struct Pki {
     /// The CA that signed the server certificate.
@@ -103,7 +108,40 @@ fn pki(dir: &Path) -> Pki {
     pki
 }
 
-fn receiver(port: u16, pki: &Pki) -> (hq::Proc, Receiver<Value>) {
+impl Pki {
+    /// A box's certificate and key from the CA HQ trusts for clients.
+    fn trusted_client(&self) -> (&Path, &Path) {
+        (&self.client_cert, &self.client_key)
+    }
+
+    /// The receiver's arguments for TLS with the server certificate,
+    /// requiring client certificates from `client_ca`.
+    fn mtls_args<'a>(&'a self, client_ca: &'a Path) -> [&'a OsStr; 6] {
+        [
+            OsStr::new("--tls-cert"),
+            self.cert.as_os_str(),
+            OsStr::new("--tls-key"),
+            self.key.as_os_str(),
+            OsStr::new("--client-ca"),
+            client_ca.as_os_str(),
+        ]
+    }
+
+    /// A box's certificate and key from a CA HQ does not trust for clients.
+    fn rogue_client(&self) -> (&Path, &Path) {
+        (&self.rogue_cert, &self.rogue_key)
+    }
+}
+
+/// A temp dir with the test PKI in it, and a free port for HQ.
+fn setup() -> (tempfile::TempDir, Pki, u16) {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let port = free_port();
+    (dir, pki, port)
+}
+
+fn receiver(port: u16, pki: &Pki) -> (Proc, Receiver<Value>) {
     hq::receiver(port, SECRET, Some((&pki.cert, &pki.key)))
 }
 
@@ -113,19 +151,8 @@ fn daemon(dir: &Path, hq_port: u16, ca_file: &Path) -> Daemon {
 }
 
 /// The receiver over TLS, requiring client certificates from the client CA.
-fn mtls_receiver(port: u16, pki: &Pki) -> (hq::Proc, Receiver<Value>) {
-    hq::receiver_with(
-        port,
-        SECRET,
-        &[
-            OsStr::new("--tls-cert"),
-            pki.cert.as_os_str(),
-            OsStr::new("--tls-key"),
-            pki.key.as_os_str(),
-            OsStr::new("--client-ca"),
-            pki.client_ca.as_os_str(),
-        ],
-    )
+fn mtls_receiver(port: u16, pki: &Pki) -> (Proc, Receiver<Value>) {
+    hq::receiver_with(port, SECRET, &pki.mtls_args(&pki.client_ca))
 }
 
 /// The `[hq]` lines pinning HQ's CA, with a client certificate if given.
@@ -145,14 +172,6 @@ fn mtls_lines(pki: &Pki, client: Option<(&Path, &Path)>) -> String {
 fn mtls_daemon(dir: &Path, hq_port: u16, pki: &Pki, client: Option<(&Path, &Path)>) -> Daemon {
     let url = format!("https://127.0.0.1:{hq_port}/storegate");
     hq::daemon_with(dir, "hq-tls-test", &url, SECRET, &mtls_lines(pki, client))
-}
-
-/// Authorises clients `from..from + n`: one event each.
-fn make_events(d: &Daemon, from: u8, n: u8) {
-    for i in from..from + n {
-        let mac = format!("02:00:00:00:01:{i:02x}");
-        assert!(ctl(d, &["auth", &mac]).is_some(), "ctl auth {mac}");
-    }
 }
 
 /// Waits until `ctl status` shows an `hq.last_error` with all of `words`
@@ -175,56 +194,52 @@ fn wait_for_error(d: &Daemon, within: Duration, words: &[&str]) -> Value {
     }
 }
 
-/// Stops the daemon at once (SIGKILL, no flush): the next one in the same
-/// directory must find the queued events on disk.
-fn kill(mut d: Daemon) {
-    d.proc.0.kill().unwrap();
-    let _ = d.proc.0.wait();
+const MAC: &str = "02:00:00:00:00:01";
+
+/// HQ over TLS, a daemon whose `ca_file` is the one `ca` picks from the
+/// test PKI, and one event made (`ctl auth MAC`). Dropped in field order:
+/// the daemon first, HQ, then the directory.
+struct Pinned {
+    d: Daemon,
+    rx: Receiver<Value>,
+    _hq: Proc,
+    _dir: tempfile::TempDir,
 }
 
-const MAC: &str = "02:00:00:00:00:01";
+fn one_event_pinning(ca: fn(&Pki) -> &Path) -> Pinned {
+    let (dir, pki, port) = setup();
+    let (hq_proc, rx) = receiver(port, &pki);
+    let d = daemon(dir.path(), port, ca(&pki));
+    assert!(ctl(&d, &["auth", MAC]).is_some(), "ctl auth {MAC}");
+    Pinned {
+        d,
+        rx,
+        _hq: hq_proc,
+        _dir: dir,
+    }
+}
 
 #[test]
 fn events_reach_hq_over_https_with_the_pinned_ca() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = pki(dir.path());
-    let port = free_port();
-    let (_r, rx) = receiver(port, &pki);
-    let d = daemon(dir.path(), port, &pki.ca);
-    assert!(ctl(&d, &["auth", MAC]).is_some(), "ctl auth {MAC}");
+    let Pinned { d, rx, .. } = &one_event_pinning(|pki| &pki.ca);
     let event = rx
         .recv_timeout(Duration::from_secs(5))
         .expect("the event reaches HQ over HTTPS within 5 s");
     assert_eq!(event["type"], "com.storegate.session.authorized", "{event}");
     assert_eq!(event["source"], "/stores/hq-tls-test", "{event}");
     // Delivered events leave the outbox.
-    hq::wait_drained(&d, Duration::from_secs(3));
+    hq::wait_drained(d, Duration::from_secs(3));
 }
 
 #[test]
 fn events_wait_when_hq_presents_a_certificate_from_another_ca() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = pki(dir.path());
-    let port = free_port();
-    let (_r, rx) = receiver(port, &pki);
-    let d = daemon(dir.path(), port, &pki.other_ca);
-    assert!(ctl(&d, &["auth", MAC]).is_some(), "ctl auth {MAC}");
+    let Pinned { d, rx, .. } = &one_event_pinning(|pki| &pki.other_ca);
     assert!(
         rx.recv_timeout(Duration::from_secs(3)).is_err(),
         "an event reached an HQ whose certificate the box does not trust"
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let status = loop {
-        let status = ctl(&d, &["status"]).expect("ctl status");
-        if status["hq"]["last_error"].is_string() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the failure is not visible: {status}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    // Any error: the failure is visible.
+    let status = wait_for_error(d, Duration::from_secs(5), &[]);
     assert!(
         status["outbox"]["queued"].as_u64().unwrap_or(0) >= 1,
         "the event stays queued: {status}"
@@ -237,25 +252,27 @@ fn events_wait_when_hq_presents_a_certificate_from_another_ca() {
     );
 }
 
+/// Runs the receiver on port 0 with `extra` arguments, to see it refuse
+/// them: its exit code and stderr.
+fn receiver_usage(extra: &[&OsStr]) -> (Option<i32>, String) {
+    let out = Command::new(bin())
+        .args(["hq-receiver", "--listen", "127.0.0.1:0", "--secret", SECRET])
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn one_tls_file_without_the_other_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki(dir.path());
     for (flag, file) in [("--tls-cert", &pki.cert), ("--tls-key", &pki.key)] {
-        let out = Command::new(bin())
-            .args([
-                "hq-receiver",
-                "--listen",
-                "127.0.0.1:0",
-                "--secret",
-                SECRET,
-                flag,
-            ])
-            .arg(file)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{flag} alone");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let (code, stderr) = receiver_usage(&[OsStr::new(flag), file.as_os_str()]);
+        assert_eq!(code, Some(2), "{flag} alone");
         assert!(
             stderr.contains("--tls-cert") && stderr.contains("--tls-key"),
             "{flag} alone: {stderr}"
@@ -267,46 +284,21 @@ fn one_tls_file_without_the_other_is_a_usage_error() {
 fn client_ca_without_the_tls_files_or_unreadable_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki(dir.path());
-    let run = |extra: &[&OsStr]| {
-        let out = Command::new(bin())
-            .args(["hq-receiver", "--listen", "127.0.0.1:0", "--secret", SECRET])
-            .args(extra)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
-    let (code, stderr) = run(&[OsStr::new("--client-ca"), pki.client_ca.as_os_str()]);
+    let (code, stderr) = receiver_usage(&[OsStr::new("--client-ca"), pki.client_ca.as_os_str()]);
     assert_eq!(code, Some(2), "--client-ca alone: {stderr}");
     assert!(
         stderr.contains("--client-ca") && stderr.contains("--tls-cert"),
         "--client-ca alone: {stderr}"
     );
     let missing = dir.path().join("no-such-ca.pem");
-    let (code, stderr) = run(&[
-        OsStr::new("--tls-cert"),
-        pki.cert.as_os_str(),
-        OsStr::new("--tls-key"),
-        pki.key.as_os_str(),
-        OsStr::new("--client-ca"),
-        missing.as_os_str(),
-    ]);
+    let (code, stderr) = receiver_usage(&pki.mtls_args(&missing));
     assert_eq!(code, Some(2), "unreadable --client-ca: {stderr}");
     assert!(
         stderr.contains("--client-ca") && stderr.contains("no-such-ca.pem"),
         "unreadable --client-ca: {stderr}"
     );
     // A key is not a CA certificate.
-    let (code, stderr) = run(&[
-        OsStr::new("--tls-cert"),
-        pki.cert.as_os_str(),
-        OsStr::new("--tls-key"),
-        pki.key.as_os_str(),
-        OsStr::new("--client-ca"),
-        pki.client_key.as_os_str(),
-    ]);
+    let (code, stderr) = receiver_usage(&pki.mtls_args(&pki.client_key));
     assert_eq!(code, Some(2), "a key as --client-ca: {stderr}");
     assert!(
         stderr.contains("--client-ca"),
@@ -316,17 +308,10 @@ fn client_ca_without_the_tls_files_or_unreadable_is_a_usage_error() {
 
 #[test]
 fn events_reach_an_hq_that_requires_client_certificates() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = pki(dir.path());
-    let port = free_port();
+    let (dir, pki, port) = setup();
     let (_r, rx) = mtls_receiver(port, &pki);
-    let d = mtls_daemon(
-        dir.path(),
-        port,
-        &pki,
-        Some((&pki.client_cert, &pki.client_key)),
-    );
-    make_events(&d, 1, 3);
+    let d = mtls_daemon(dir.path(), port, &pki, Some(pki.trusted_client()));
+    make_events(&d, MACS, 1, 3);
     let got = collect(&rx, 3, Duration::from_secs(10));
     assert_eq!(
         sequences(&got),
@@ -343,11 +328,9 @@ fn events_reach_an_hq_that_requires_client_certificates() {
 
 #[test]
 fn without_a_client_certificate_events_wait_until_one_is_configured() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = pki(dir.path());
-    let port = free_port();
+    let (dir, pki, port) = setup();
     let (_r, rx) = mtls_receiver(port, &pki);
-    let d = mtls_daemon(dir.path(), port, &pki, None);
+    let mut d = mtls_daemon(dir.path(), port, &pki, None);
     // The TLS alert, and what to do about it.
     refused_and_queued(
         &d,
@@ -355,22 +338,19 @@ fn without_a_client_certificate_events_wait_until_one_is_configured() {
         &["alert: CertificateRequired", "hq.client_cert"],
         "without a client certificate",
     );
-    let log = std::fs::read_to_string(hq::log_path(dir.path())).unwrap();
+    let log = std::fs::read_to_string(daemon::log_path(dir.path())).unwrap();
     assert!(
         log.contains("delivery to HQ failed") && log.contains("CertificateRequired"),
         "the TLS failure in the log: {log}"
     );
-    kill(d);
+    // Stopped at once (SIGKILL, no flush): the next daemon in the same
+    // directory must find the queued events on disk.
+    d.proc.kill();
 
     // The operator adds the certificate and restarts: the queued events,
     // and new ones, arrive in order, once.
-    let d = mtls_daemon(
-        dir.path(),
-        port,
-        &pki,
-        Some((&pki.client_cert, &pki.client_key)),
-    );
-    make_events(&d, 3, 1);
+    let d = mtls_daemon(dir.path(), port, &pki, Some(pki.trusted_client()));
+    make_events(&d, MACS, 3, 1);
     let got = collect(&rx, 3, Duration::from_secs(10));
     assert_eq!(sequences(&got), [1, 2, 3], "{got:?}");
     assert!(
@@ -382,16 +362,9 @@ fn without_a_client_certificate_events_wait_until_one_is_configured() {
 
 #[test]
 fn a_client_certificate_from_another_ca_is_refused_and_events_stay_queued() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = pki(dir.path());
-    let port = free_port();
+    let (dir, pki, port) = setup();
     let (_r, rx) = mtls_receiver(port, &pki);
-    let d = mtls_daemon(
-        dir.path(),
-        port,
-        &pki,
-        Some((&pki.rogue_cert, &pki.rogue_key)),
-    );
+    let d = mtls_daemon(dir.path(), port, &pki, Some(pki.rogue_client()));
     let status = refused_and_queued(
         &d,
         &rx,
@@ -408,7 +381,7 @@ fn a_client_certificate_from_another_ca_is_refused_and_events_stay_queued() {
 /// show an error with every part of `expect`, and checks both events are
 /// still queued. Returns that status.
 fn refused_and_queued(d: &Daemon, rx: &Receiver<Value>, expect: &[&str], case: &str) -> Value {
-    make_events(d, 1, 2);
+    make_events(d, MACS, 1, 2);
     assert!(
         rx.recv_timeout(Duration::from_secs(2)).is_err(),
         "an event reached HQ {case}"
@@ -467,26 +440,19 @@ fn unusable_client_certificate_files_stop_the_daemon_naming_the_key() {
             SECRET,
             &mtls_lines(&pki, Some((cert, key))),
         );
-        let mut child = Command::new(bin())
+        let child = Command::new(bin())
             .args(["run", "-c"])
             .arg(&cfg)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let code = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status.code();
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("storegate kept running with cert {cert:?} and key {key:?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let out = child.wait_with_output().unwrap();
+        let (out, exited) = output_within(child, Duration::from_secs(10));
+        assert!(
+            exited,
+            "storegate kept running with cert {cert:?} and key {key:?}"
+        );
+        let code = out.status.code();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(code, Some(1), "cert {cert:?}, key {key:?}: {stderr}");
         for name in names {

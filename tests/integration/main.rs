@@ -1,19 +1,45 @@
 //! storegate's integration tests: one test binary (so the crate links once),
 //! with a module per area.
 //!
-//! * [`lab`]: the network-namespace lab harness (needs root; skipped
-//!   otherwise, always run in CI).
+//! * [`harness`]: what the tests share: the network-namespace lab (root;
+//!   skipped otherwise, always run in CI), the daemon in it and on
+//!   loopback, the reference HQ receiver, and helpers to drive and wait on
+//!   them.
+//!
+//! In the lab (need root):
+//!
 //! * [`smoke`]: proves the lab itself (DHCP, DNS, HTTP, UDP) without storegate.
 //! * [`captive`]: the captive portal as a shopper's phone sees it, against a
-//!   real storegate daemon, dnsmasq and nftables in the lab.
+//!   real storegate daemon, dnsmasq and nftables: capture before sign-in,
+//!   sign-in and out, session and idle timeouts, sessions across restarts,
+//!   bad input (and, without root, bad config).
+//! * [`presence`]: real DHCP clients join, stay and leave; devices, visits
+//!   and their events, a rejoin within the gap, presence across a restart.
+//! * [`members`]: phone + code and member-number sign-in with HQ's messages
+//!   endpoint; remembered devices let in on their DHCP request, lockout,
+//!   erasure, the binding moving to a new MAC, consent.
+//!
+//! On loopback (no root):
+//!
+//! * [`delivery`]: events reach HQ signed and in order; they wait while HQ
+//!   is down, are parked when HQ refuses them, and survive a SIGKILL.
+//! * [`hq_faults`]: an HQ that never answers or closes without answering is
+//!   timed out and retried without loss.
+//! * [`hq_tls`]: delivery over HTTPS with a pinned CA, mutual TLS with
+//!   client certificates, and the usage errors of the TLS options.
+//! * [`outbox`]: the outbox cap drops footfall summaries first and HQ hears
+//!   of the gap; the sync document is fetched and kept while HQ is away.
+//! * [`receiver`]: `storegate hq-receiver` as an integrator uses it, and the
+//!   documented Python verifier against the crate's signer.
+//! * [`dashboard`]: the manager's dashboard in headless Chromium.
+//! * [`demo`]: `storegate demo`, the simulated store, end to end.
 
-mod lab;
+mod harness;
 
 mod captive;
 mod dashboard;
 mod delivery;
 mod demo;
-mod hq;
 mod hq_faults;
 mod hq_tls;
 mod members;

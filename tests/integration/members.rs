@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::lab::{self, Client, GateConfig, INET_V4, Lab, PORTAL, Storegate};
+use crate::harness::ctl::client_entry;
+use crate::harness::internet::inet_url;
+use crate::harness::{self, Client, GateConfig, Lab, PORTAL, Storegate};
 use crate::{check, check_eq};
 
 const C1: Client = Client::C1;
@@ -32,7 +34,7 @@ fn member_lab(tag: &str) -> Option<(Lab, Storegate)> {
     let lab = Lab::new(tag)?;
     lab.start_in(
         lab.gw_ns(),
-        &lab::storegate_bin(),
+        &harness::storegate_bin(),
         &[
             "hq-receiver",
             "--listen",
@@ -58,23 +60,28 @@ fn member_lab(tag: &str) -> Option<(Lab, Storegate)> {
         extra: format!("[hq]\nurl = \"http://127.0.0.1:{HQ_PORT}/hq\"\nsecret = \"{SECRET}\"\n"),
         ..GateConfig::default()
     };
-    let mut gate = lab.start_storegate_with(&cfg);
-    gate.wait_ready();
+    let gate = lab.start_storegate_ready(&cfg);
     Some((lab, gate))
 }
 
 fn inet() -> String {
-    format!("http://{INET_V4}/")
+    inet_url("/")
+}
+
+/// What HQ printed: one JSON value a line of `hq.log`.
+fn hq_lines(lab: &Lab) -> Vec<Value> {
+    let log = std::fs::read_to_string(lab.file("hq.log")).unwrap_or_default();
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect()
 }
 
 /// The newest OTP text HQ got for a phone ending in `last_digits`.
 fn otp_sent(lab: &Lab, last_digits: &str, after: usize) -> (String, usize) {
     let started = Instant::now();
     loop {
-        let log = std::fs::read_to_string(lab.file("hq.log")).unwrap_or_default();
-        let codes: Vec<String> = log
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        let codes: Vec<String> = hq_lines(lab)
+            .into_iter()
             .filter(|v| {
                 v["message"]["kind"] == "otp"
                     && v["message"]["phone"]
@@ -124,9 +131,8 @@ fn phone_sign_in(lab: &Lab, gate: &Storegate, c: Client, phone: &str, remember: 
 }
 
 fn otp_count(lab: &Lab, last4: &str) -> usize {
-    let log = std::fs::read_to_string(lab.file("hq.log")).unwrap_or_default();
-    log.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    hq_lines(lab)
+        .iter()
         .filter(|v| {
             v["message"]["phone"]
                 .as_str()
@@ -155,18 +161,9 @@ fn member_of(lab: &Lab, gate: &Storegate, c: Client) -> String {
     }
 }
 
+/// The client's `ctl clients` entry, or `null`.
 fn entry(gate: &Storegate, mac: &str) -> Value {
-    gate.ctl_json(&["clients"])
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|e| {
-            e["mac"]
-                .as_str()
-                .is_some_and(|m| m.eq_ignore_ascii_case(mac))
-        })
-        .cloned()
-        .unwrap_or(Value::Null)
+    client_entry(gate, mac).unwrap_or(Value::Null)
 }
 
 /// The phone leaves (its session is over: a day later, say) and comes
@@ -174,9 +171,14 @@ fn entry(gate: &Storegate, mac: &str) -> Value {
 /// request once it has an address.
 fn leave_and_rejoin(lab: &Lab, gate: &Storegate, c: Client) -> Option<u16> {
     let mac = lab.client_mac(c);
-    let out = gate.ctl(&["deauth", &mac]);
-    check!(lab, out.status.success(), "ctl deauth {mac}");
+    gate.ctl_ok(&["deauth", &mac]);
     lab.dhcp_release(c);
+    join(lab, c)
+}
+
+/// The phone gets a lease; returns the status of its very first HTTP
+/// request once it has an address.
+fn join(lab: &Lab, c: Client) -> Option<u16> {
     lab.dhcp(c);
     lab.http_timeout(c, &inet(), 2.0).status()
 }
@@ -227,10 +229,8 @@ fn a_remembered_member_comes_back_without_the_portal_until_erased() {
     // HQ heard of both: the link (with the staff code) and the return.
     let started = Instant::now();
     loop {
-        let hq = std::fs::read_to_string(lab.file("hq.log")).unwrap_or_default();
-        let events: Vec<Value> = hq
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        let events: Vec<Value> = hq_lines(&lab)
+            .into_iter()
             .filter(|v| v["data"]["member_id"] == member.as_str())
             .collect();
         let linked = events.iter().any(|e| {
@@ -285,13 +285,7 @@ fn a_remembered_member_comes_back_without_the_portal_until_erased() {
     );
 
     // Erased: a stranger again, and gone from every listing.
-    let out = gate.ctl(&["member-erase", &member]);
-    check!(
-        lab,
-        out.status.success(),
-        "member-erase: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    gate.ctl_ok(&["member-erase", &member]);
     for what in ["members", "clients", "devices", "visits"] {
         let listing = gate.ctl_json(&[what]).to_string();
         check!(
@@ -302,7 +296,7 @@ fn a_remembered_member_comes_back_without_the_portal_until_erased() {
     }
     let first = leave_and_rejoin(&lab, &gate, C1);
     check_eq!(lab, first, Some(302), "an erased member is captured again");
-    lab::say("members: remembered phone let in on rejoin; lockout; erasure");
+    harness::say("members: remembered phone let in on rejoin; lockout; erasure");
 }
 
 #[test]
@@ -317,10 +311,10 @@ fn the_binding_moves_with_a_new_mac_and_needs_consent() {
     // signs in again.
     let new_mac = "02:00:5e:00:53:77";
     lab.set_mac(C1, new_mac);
-    lab.dhcp(C1);
+    let first = join(&lab, C1);
     check_eq!(
         lab,
-        lab.http_timeout(C1, &inet(), 2.0).status(),
+        first,
         Some(302),
         "a new private address is not recognised"
     );
@@ -333,10 +327,10 @@ fn the_binding_moves_with_a_new_mac_and_needs_consent() {
     gate.ctl(&["deauth", new_mac]);
     gate.ctl(&["deauth", &old_mac]);
     lab.set_mac(C1, &old_mac);
-    lab.dhcp(C1);
+    let first = join(&lab, C1);
     check_eq!(
         lab,
-        lab.http_timeout(C1, &inet(), 2.0).status(),
+        first,
         Some(302),
         "the binding moved away from the old address"
     );
@@ -346,5 +340,5 @@ fn the_binding_moves_with_a_new_mac_and_needs_consent() {
     check!(lab, other != member);
     let first = leave_and_rejoin(&lab, &gate, C2);
     check_eq!(lab, first, Some(302), "no consent, no remembering");
-    lab::say("members: binding moved to the new MAC; no consent, not remembered");
+    harness::say("members: binding moved to the new MAC; no consent, not remembered");
 }

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::hq::{self, ctl, free_port};
+use crate::harness::daemon::{self, Daemon, ctl};
+use crate::harness::hq::{self, make_events};
+use crate::harness::loopback::free_port;
 
 const SECRET: &str = "whsec_c3RvcmVnYXRlLW91dGJveC1jYXAtdGVzdC1rZXk=";
 const SUMMARY: &str = "com.storegate.footfall.summary";
@@ -27,7 +29,7 @@ fn a_full_outbox_drops_summaries_first_and_hq_hears_of_the_gap() {
     let text = text.replace("[storage]\n", "[storage]\noutbox_max_events = 10\n")
         + "[presence]\nsummary_interval = \"1s\"\n";
     std::fs::write(&cfg, text).unwrap();
-    let d = hq::start(dir.path(), &cfg);
+    let d = daemon::start(dir.path(), &cfg);
 
     // HQ away: summaries pile up.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -40,10 +42,7 @@ fn a_full_outbox_drops_summaries_first_and_hq_hears_of_the_gap() {
         std::thread::sleep(Duration::from_millis(100));
     }
     // Eight sign-ins: more than the cap holds with the summaries.
-    for i in 1..=8 {
-        let mac = format!("02:00:00:00:0c:{i:02x}");
-        assert!(ctl(&d, &["auth", &mac]).is_some(), "ctl auth {mac}");
-    }
+    make_events(&d, "02:00:00:00:0c", 1, 8);
     // A few more summaries while HQ is still away: each pushes out an
     // older summary, never a sign-in.
     std::thread::sleep(Duration::from_millis(2500));
@@ -134,7 +133,7 @@ fn the_sync_document_is_fetched_and_kept_while_hq_is_away() {
     );
     let url = format!("http://127.0.0.1:{port}/storegate");
     let d = hq::daemon(dir.path(), "sync-test", &url, SECRET, None);
-    let synced = |d: &hq::Daemon| ctl(d, &["status"]).map(|s| s["hq"]["sync"].clone());
+    let synced = |d: &Daemon| ctl(d, &["status"]).map(|s| s["hq"]["sync"].clone());
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let sync = synced(&d);

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::lab::{self, Client, DhcpClient, DhcpOptions, GateConfig, Lab, Storegate, poll_until};
-use crate::{check, check_eq, fail};
+use crate::harness::{self, Client, DhcpClient, DhcpOptions, GateConfig, Lab, Storegate, wait_for};
+use crate::{check, check_eq};
 
 const C1: Client = Client::C1;
 const C2: Client = Client::C2;
@@ -19,14 +19,18 @@ const C2: Client = Client::C2;
 /// Fast presence timers so a leave and a visit end fit in a few seconds.
 const FAST: &str = "[presence]\nprobe_after = \"1s\"\nleave_after = \"3s\"\nrejoin_gap = \"4s\"\n";
 
+/// The lab's storegate config with the [`FAST`] presence timers.
+fn fast() -> GateConfig {
+    GateConfig {
+        extra: FAST.into(),
+        ..GateConfig::default()
+    }
+}
+
 /// A lab whose clients have no address yet, and storegate watching it.
 fn presence_lab(tag: &str) -> Option<(Lab, Storegate)> {
     let lab = Lab::without_dhcp(tag)?;
-    let mut gate = lab.start_storegate_with(&GateConfig {
-        extra: FAST.into(),
-        ..GateConfig::default()
-    });
-    gate.wait_ready();
+    let gate = lab.start_storegate_ready(&fast());
     Some((lab, gate))
 }
 
@@ -36,6 +40,21 @@ fn device(gate: &Storegate, mac: &str) -> Option<Value> {
         .iter()
         .find(|d| d["mac"].as_str() == Some(mac))
         .cloned()
+}
+
+/// The device's record if its `present` is `yes`.
+fn present(gate: &Storegate, mac: &str, yes: bool) -> Option<Value> {
+    device(gate, mac).filter(|d| d["present"] == yes)
+}
+
+/// Waits until c1 (`mac`), which sent a DHCPRELEASE, is no longer present.
+fn gone_after_release(lab: &Lab, gate: &Storegate, mac: &str) {
+    wait_for(
+        lab,
+        Duration::from_secs(3),
+        "c1 gone after its release",
+        || present(gate, mac, false),
+    );
 }
 
 fn visits_of(gate: &Storegate, mac: &str) -> Vec<Value> {
@@ -57,14 +76,6 @@ fn events_of(gate: &Storegate, ty: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-/// Waits until `f` gives a value, or fails with `what` and the lab's logs.
-fn wait_for<T>(lab: &Lab, within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    match poll_until(within, Duration::from_millis(100), &mut f) {
-        Some(v) => v,
-        None => fail!(lab, "{what} did not happen within {within:?}"),
-    }
-}
-
 #[test]
 fn three_dhcp_clients_join_stay_and_leave() {
     let Some((lab, gate)) = presence_lab("pres") else {
@@ -79,25 +90,19 @@ fn three_dhcp_clients_join_stay_and_leave() {
     lab.dhcp_with(
         C1,
         DhcpClient::Dhclient,
-        &DhcpOptions {
-            hostname: Some("pixel-7".into()),
-            ..Default::default()
-        },
+        &DhcpOptions::with_hostname("pixel-7"),
     );
     lab.dhcp_with(
         C2,
         DhcpClient::Udhcpc,
-        &DhcpOptions {
-            hostname: Some("iPhone".into()),
-            ..Default::default()
-        },
+        &DhcpOptions::with_hostname("iPhone"),
     );
 
     let d1 = wait_for(&lab, Duration::from_secs(5), "c1 seen as present", || {
-        device(&gate, &c1_mac).filter(|d| d["present"] == true)
+        present(&gate, &c1_mac, true)
     });
     let d2 = wait_for(&lab, Duration::from_secs(5), "c2 seen as present", || {
-        device(&gate, &c2_mac).filter(|d| d["present"] == true)
+        present(&gate, &c2_mac, true)
     });
     check_eq!(lab, d1["hostname"].as_str(), Some("pixel-7"), "{d1}");
     check_eq!(
@@ -203,21 +208,12 @@ fn three_dhcp_clients_join_stay_and_leave() {
     let left_at = Instant::now();
     lab.dhcp_release(C1);
     lab.link_down(C2);
-    wait_for(
-        &lab,
-        Duration::from_secs(3),
-        "c1 gone after its release",
-        || device(&gate, &c1_mac).filter(|d| d["present"] == false),
-    );
+    gone_after_release(&lab, &gate, &c1_mac);
     let gone = wait_for(
         &lab,
         Duration::from_secs(8),
         "c2 gone after going silent",
-        || {
-            device(&gate, &c2_mac)
-                .filter(|d| d["present"] == false)
-                .map(|_| left_at.elapsed())
-        },
+        || present(&gate, &c2_mac, false).map(|_| left_at.elapsed()),
     );
     check!(
         lab,
@@ -265,7 +261,7 @@ fn three_dhcp_clients_join_stay_and_leave() {
         v1[0]["ended_at"].is_string(),
         "c1's visit has ended: {v1:?}"
     );
-    lab::say(&format!(
+    harness::say(&format!(
         "presence: c2 declared gone {gone:?} after going silent; dwell {stayed} s"
     ));
 }
@@ -281,16 +277,11 @@ fn a_rejoin_within_the_gap_continues_the_visit() {
         visits_of(&gate, &mac).first().cloned()
     });
     lab.dhcp_release(C1);
-    wait_for(
-        &lab,
-        Duration::from_secs(3),
-        "c1 gone after its release",
-        || device(&gate, &mac).filter(|d| d["present"] == false),
-    );
+    gone_after_release(&lab, &gate, &mac);
     // Back within the 4 s gap.
     lab.dhcp(C1);
     wait_for(&lab, Duration::from_secs(3), "c1 present again", || {
-        device(&gate, &mac).filter(|d| d["present"] == true)
+        present(&gate, &mac, true)
     });
     std::thread::sleep(Duration::from_secs(5));
     let visits = visits_of(&gate, &mac);
@@ -336,7 +327,7 @@ fn dhcpcd_is_recognised_by_its_fingerprint() {
         &lab,
         Duration::from_secs(5),
         "the dhcpcd client present",
-        || device(&gate, &mac).filter(|d| d["present"] == true),
+        || present(&gate, &mac, true),
     );
     check!(
         lab,
@@ -370,11 +361,7 @@ fn presence_survives_a_restart() {
     let before = gate.ctl_json(&["footfall"]);
     gate.sigterm_and_wait();
 
-    let mut gate = lab.start_storegate_with(&GateConfig {
-        extra: FAST.into(),
-        ..GateConfig::default()
-    });
-    gate.wait_ready();
+    let gate = lab.start_storegate_ready(&fast());
     let d = device(&gate, &mac);
     check!(
         lab,

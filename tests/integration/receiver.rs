@@ -8,12 +8,15 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use storegate::uplink::signing::SigningKey;
+
+use crate::harness::loopback::status_code;
+use crate::harness::process::{Proc, bin, stop_with};
 
 const SECRET: &str = "whsec_c3RvcmVnYXRlIHJlY2VpdmVyIHRlc3Qga2V5IDAx";
 const OTHER_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -28,22 +31,15 @@ fn now() -> i64 {
 /// The receiver process; killed when dropped. Its stdout lines and stderr
 /// are collected by threads.
 struct HqReceiver {
-    child: Child,
+    child: Proc,
     addr: String,
     lines: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<String>>,
 }
 
-impl Drop for HqReceiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl HqReceiver {
     fn start(secret: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_storegate"))
+        let mut child = Command::new(bin())
             .args(["hq-receiver", "--listen", "127.0.0.1:0", "--secret", secret])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -69,7 +65,7 @@ impl HqReceiver {
             }
         });
         let mut r = HqReceiver {
-            child,
+            child: Proc(child),
             addr: String::new(),
             lines,
             stderr,
@@ -81,7 +77,7 @@ impl HqReceiver {
                 r.addr = rest.lines().next().unwrap().trim().to_string();
                 break;
             }
-            if let Ok(Some(status)) = r.child.try_wait() {
+            if let Ok(Some(status)) = r.child.0.try_wait() {
                 panic!("hq-receiver exited ({status}):\n{text}");
             }
             assert!(
@@ -145,11 +141,7 @@ fn http(
     let mut resp = Vec::new();
     s.read_to_end(&mut resp).unwrap();
     let resp = String::from_utf8_lossy(&resp).into_owned();
-    let status = resp
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {resp:?}"));
+    let status = status_code(&resp).unwrap_or_else(|| panic!("no status in {resp:?}"));
     let body = resp
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
@@ -223,21 +215,21 @@ fn hq_receiver_verifies_dedupes_and_prints() {
     // A signed batch: every event printed once, in order.
     let first = [event("e-1", 1), event("e-2", 2), event("e-3", 3)];
     let body = batch(&first);
-    let (s, resp) = r.post(
-        "/events",
-        &signed(SECRET, "batch_1_3", now(), &body, BATCH),
-        &body,
-    );
+    // Signed afresh at each send, as a retry is.
+    let send = || {
+        r.post(
+            "/events",
+            &signed(SECRET, "batch_1_3", now(), &body, BATCH),
+            &body,
+        )
+    };
+    let (s, resp) = send();
     assert_eq!(s, 200, "{resp}");
     assert_eq!(counts(&resp), json!({"accepted": 3, "duplicates": 0}));
     assert_eq!(r.wait_lines(3), first.to_vec());
 
     // The same batch again (a retry): all duplicates, nothing printed.
-    let (s, resp) = r.post(
-        "/events",
-        &signed(SECRET, "batch_1_3", now(), &body, BATCH),
-        &body,
-    );
+    let (s, resp) = send();
     assert_eq!(s, 200, "{resp}");
     assert_eq!(counts(&resp), json!({"accepted": 0, "duplicates": 3}));
 
@@ -319,29 +311,20 @@ fn hq_receiver_verifies_dedupes_and_prints() {
 
     // SIGTERM: a clean exit 0.
     let mut r = r;
-    let pid = r.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = r.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "no exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = stop_with(
+        &mut r.child.0,
+        "-TERM",
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+    )
+    .unwrap_or_else(|| panic!("no exit after SIGTERM"));
     assert_eq!(status.code(), Some(0), "{}", r.stderr.lock().unwrap());
 }
 
 #[test]
 fn hq_receiver_names_bad_arguments() {
     let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_storegate"))
+        let out = Command::new(bin())
             .arg("hq-receiver")
             .args(args)
             .env_remove("STOREGATE_HQ_SECRET")

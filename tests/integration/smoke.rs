@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use crate::lab::{self, Client, DhcpClient, DhcpOptions, Lab};
+use crate::harness::{self, Client, DhcpClient, DhcpOptions, Lab};
 use crate::{check, check_eq};
 
 #[test]
@@ -20,50 +20,46 @@ fn lab_smoke() {
     for ip in [&ip1, &ip2] {
         check!(
             lab,
-            ip.starts_with("192.0.2.") && ip.as_str() != lab::GW_V4,
+            ip.starts_with("192.0.2.") && ip.as_str() != harness::GW_V4,
             "leased address {ip}"
         );
     }
     check!(lab, ip1 != ip2, "both clients leased {ip1}");
     check_eq!(lab, lab.client_mac(Client::C1), Client::C1.default_mac());
     let lease = lab.client_lease(Client::C1);
-    let option_114 = format!("default-url \"{}\";", lab::CAPTIVE_API_URL);
+    let option_114 = format!("default-url \"{}\";", harness::CAPTIVE_API_URL);
     check!(
         lab,
         lease.contains(&option_114),
         "no option 114 in the lease:\n{lease}"
     );
 
-    let http = lab.http(Client::C1, &format!("http://{}/", lab::INET_V4));
+    let http = lab.http(Client::C1, &format!("http://{}/", harness::INET_V4));
     check_eq!(lab, http.status(), Some(200), "{http}");
-    check!(lab, http.body().contains(lab::INET_BODY), "{http}");
-    let http = lab.http(Client::C2, &format!("http://{}:8080/", lab::INET_V4));
+    check!(lab, http.body().contains(harness::INET_BODY), "{http}");
+    let http = lab.http(Client::C2, &format!("http://{}:8080/", harness::INET_V4));
     check_eq!(lab, http.status(), Some(200), "{http}");
-    let http6 = lab.http(Client::C1, &format!("http://[{}]/", lab::INET_V6));
+    let http6 = lab.http(Client::C1, &format!("http://[{}]/", harness::INET_V6));
     check_eq!(lab, http6.status(), Some(200), "{http6}");
-    let tcp6 = lab.tcp(Client::C2, lab::INET_V6, 8080, 1.0);
+    let tcp6 = lab.tcp(Client::C2, harness::INET_V6, 8080, 1.0);
     check_eq!(lab, tcp6.result(), "connected", "{tcp6}");
-    let tls = lab.tcp(Client::C1, lab::INET_V4, 443, 1.0);
+    let tls = lab.tcp(Client::C1, harness::INET_V4, 443, 1.0);
     check_eq!(lab, tls.result(), "connected", "{tls}");
 
-    let dns = lab.dns(Client::C1, lab::INET_NAME, lab::GW_V4);
-    check_eq!(
-        lab,
-        dns.a_records(),
-        vec![lab::INET_V4.to_string()],
-        "{dns}"
-    );
-    let dns6 = lab.dns(Client::C2, lab::INET_NAME, lab::GW_V6);
-    check_eq!(
-        lab,
-        dns6.a_records(),
-        vec![lab::INET_V4.to_string()],
-        "{dns6}"
-    );
+    // The gateway's DNS, asked over IPv4 and over IPv6.
+    for (c, server) in [(Client::C1, harness::GW_V4), (Client::C2, harness::GW_V6)] {
+        let dns = lab.dns(c, harness::INET_NAME, server);
+        check_eq!(
+            lab,
+            dns.a_records(),
+            vec![harness::INET_V4.to_string()],
+            "{dns}"
+        );
+    }
 
-    let udp = lab.udp(Client::C1, lab::INET_V4, 9999, 1.0);
+    let udp = lab.udp(Client::C1, harness::INET_V4, 9999, 1.0);
     check_eq!(lab, udp.result(), "reply", "{udp}");
-    let udp6 = lab.udp(Client::C2, lab::INET_V6, 9999, 1.0);
+    let udp6 = lab.udp(Client::C2, harness::INET_V6, 9999, 1.0);
     check_eq!(lab, udp6.result(), "reply", "{udp6}");
 
     // The gateway has no firewall yet.
@@ -95,7 +91,7 @@ fn lab_smoke() {
     let probes = t0.elapsed() - setup;
     let t1 = Instant::now();
     drop(lab);
-    lab::say(&format!(
+    harness::say(&format!(
         "lab_smoke: setup {setup:?}, probes {probes:?}, teardown {:?}",
         t1.elapsed()
     ));

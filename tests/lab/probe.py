@@ -150,23 +150,30 @@ def cmd_tcp(args):
     return {"result": "connected"}
 
 
+def udp_exchange(host, port, payload, timeout, accept):
+    """Sends one datagram to HOST:PORT and returns the first datagram back
+    that ACCEPT takes, all within TIMEOUT; raises on a failure."""
+    family, addr = resolve(host, port, socket.SOCK_DGRAM)
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(addr)
+        sock.send(payload)
+        deadline = time.monotonic() + timeout
+        while True:
+            sock.settimeout(max(0.001, deadline - time.monotonic()))
+            data = sock.recv(65535)
+            if accept(data):
+                return data
+    finally:
+        sock.close()
+
+
 def cmd_udp(args):
     payload = ("lab-probe-%d" % random.getrandbits(48)).encode()
     try:
-        family, addr = resolve(args.host, args.port, socket.SOCK_DGRAM)
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        sock.settimeout(args.timeout)
-        try:
-            sock.connect(addr)
-            sock.send(payload)
-            deadline = time.monotonic() + args.timeout
-            while True:
-                sock.settimeout(max(0.001, deadline - time.monotonic()))
-                data = sock.recv(65535)
-                if data == payload:
-                    break
-        finally:
-            sock.close()
+        udp_exchange(args.host, args.port, payload, args.timeout,
+                     lambda data: data == payload)
     except Exception as exc:  # noqa: BLE001
         return failure(exc)
     return {"result": "reply"}
@@ -197,20 +204,9 @@ def cmd_dns(args):
     qtype = {"A": 1, "AAAA": 28}[args.type.upper()]
     qid, query = dns_query(args.name, qtype)
     try:
-        family, addr = resolve(args.server, 53, socket.SOCK_DGRAM)
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        sock.settimeout(args.timeout)
-        try:
-            sock.connect(addr)
-            sock.send(query)
-            deadline = time.monotonic() + args.timeout
-            while True:
-                sock.settimeout(max(0.001, deadline - time.monotonic()))
-                msg = sock.recv(65535)
-                if len(msg) >= 12 and struct.unpack("!H", msg[:2])[0] == qid:
-                    break
-        finally:
-            sock.close()
+        msg = udp_exchange(
+            args.server, 53, query, args.timeout,
+            lambda m: len(m) >= 12 and struct.unpack("!H", m[:2])[0] == qid)
     except Exception as exc:  # noqa: BLE001
         return failure(exc)
     _, flags, qdcount, ancount, _, _ = struct.unpack("!HHHHHH", msg[:12])

@@ -1,51 +1,20 @@
-//! Shared harness for the HQ tests that need no root: the reference
-//! receiver (`storegate hq-receiver`, plain or TLS) and a daemon with no
-//! enforcement on loopback whose `[hq]` points at it (its stderr in
-//! `storegate.log` in its directory). Processes are killed when dropped.
+//! HQ for the tests that need no root: the reference receiver
+//! (`storegate hq-receiver`, plain or TLS) on a loopback port, whose
+//! printed events arrive on a channel, and loopback daemons whose `[hq]`
+//! points at it; events made by `ctl auth` and watched until delivered.
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_storegate")
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A process killed when dropped.
-pub struct Proc(pub Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Waits until `ready()`, failing if the process exits first.
-fn wait_until(proc: &mut Proc, what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !ready() {
-        if let Ok(Some(status)) = proc.0.try_wait() {
-            panic!("{what} exited: {status}");
-        }
-        assert!(Instant::now() < deadline, "{what} did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use super::daemon::{Daemon, ctl, loopback_config, start};
+use super::process::{Proc, bin};
+use super::wait::wait_started;
 
 /// The reference receiver, over TLS when `tls` gives (cert, key) PEM files;
 /// its stdout lines arrive on the channel as JSON.
@@ -88,15 +57,10 @@ pub fn receiver_with(port: u16, secret: &str, args: &[&OsStr]) -> (Proc, Receive
         }
     });
     let mut proc = Proc(child);
-    wait_until(&mut proc, "hq-receiver", || {
+    wait_started(&mut proc, "hq-receiver", || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
     (proc, rx)
-}
-
-pub struct Daemon {
-    pub proc: Proc,
-    pub socket: PathBuf,
 }
 
 /// A daemon with state in `dir`, delivering to `hq_url`.
@@ -122,30 +86,20 @@ pub fn write_config(
     secret: &str,
     hq_extra: &str,
 ) -> PathBuf {
-    let socket = dir.join("control.sock");
     let cfg = dir.join("storegate.toml");
     std::fs::write(
         &cfg,
-        format!(
-            "[store]\nid = \"{store_id}\"\n[lan]\ninterface = \"lo\"\n[portal]\nlisten = \"127.0.0.1:{}\"\n\
-             [firewall]\nbackend = \"none\"\n[storage]\npath = \"{}\"\n[control]\nsocket = \"{}\"\n\
-             [hq]\nurl = \"{hq_url}\"\nsecret = \"{secret}\"\n{hq_extra}",
-            free_port(),
-            dir.join("state").display(),
-            socket.display()
+        loopback_config(
+            dir,
+            &format!("id = \"{store_id}\"\n"),
+            &format!("[hq]\nurl = \"{hq_url}\"\nsecret = \"{secret}\"\n{hq_extra}"),
         ),
     )
     .unwrap();
     cfg
 }
 
-/// The daemon's log (its stderr, appended across restarts).
-pub fn log_path(dir: &Path) -> PathBuf {
-    dir.join("storegate.log")
-}
-
-/// A daemon whose `[hq]` has `hq_extra` as well (see [`write_config`]);
-/// its stderr goes to [`log_path`].
+/// A daemon whose `[hq]` has `hq_extra` as well (see [`write_config`]).
 pub fn daemon_with(
     dir: &Path,
     store_id: &str,
@@ -157,47 +111,13 @@ pub fn daemon_with(
     start(dir, &cfg)
 }
 
-/// Starts a daemon on a config written by [`write_config`] (perhaps
-/// edited since) and waits until it answers `ctl status`.
-pub fn start(dir: &Path, cfg: &Path) -> Daemon {
-    let socket = dir.join("control.sock");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log_path(dir))
-        .unwrap();
-    let child = Command::new(bin())
-        .args(["run", "-c"])
-        .arg(cfg)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start storegate");
-    let mut proc = Proc(child);
-    wait_until(&mut proc, "storegate", || {
-        ctl_at(&socket, &["status"]).is_some()
-    });
-    Daemon { proc, socket }
-}
-
-/// `storegate ctl -s SOCKET ARGS --json`, parsed; `None` if it failed.
-pub fn ctl_at(socket: &Path, args: &[&str]) -> Option<Value> {
-    let out = Command::new(bin())
-        .arg("ctl")
-        .arg("-s")
-        .arg(socket)
-        .args(args)
-        .arg("--json")
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| serde_json::from_slice(&out.stdout).ok())
-        .flatten()
-}
-
-pub fn ctl(d: &Daemon, args: &[&str]) -> Option<Value> {
-    ctl_at(&d.socket, args)
+/// Authorises the made-up clients `MACS:from` .. `MACS:from + n - 1`
+/// (`macs` is the first five octets): one `session.authorized` event each.
+pub fn make_events(d: &Daemon, macs: &str, from: u8, n: u8) {
+    for i in from..from + n {
+        let mac = format!("{macs}:{i:02x}");
+        assert!(ctl(d, &["auth", &mac]).is_some(), "ctl auth {mac}");
+    }
 }
 
 /// Waits until the outbox is empty (everything delivered).
