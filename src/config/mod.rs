@@ -183,6 +183,12 @@ pub struct PrivacyConfig {
     pub forget_unbound_after_days: u32,
 }
 
+/// The default cap on queued events (`storage.outbox_max_events`): days
+/// of a busy store's events with HQ away, and a few hundred MB of flash at
+/// most. Defined here, with the key, so the config needs nothing from the
+/// outbox; the outbox uses it for its own default.
+pub const DEFAULT_OUTBOX_MAX_EVENTS: usize = 200_000;
+
 #[derive(Debug, Clone)]
 pub struct StorageConfig {
     pub path: PathBuf,

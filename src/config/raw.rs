@@ -220,7 +220,7 @@ pub struct RawStorage {
 }
 
 fn default_outbox_max_events() -> u64 {
-    crate::uplink::outbox::DEFAULT_MAX_EVENTS as u64
+    super::DEFAULT_OUTBOX_MAX_EVENTS as u64
 }
 
 #[derive(Debug, Deserialize)]
