@@ -1,6 +1,7 @@
 //! The config file as written: serde structs that mirror the TOML, with
 //! unknown keys rejected, defaults applied, and nothing validated yet.
-//! `super::Config::try_from` turns them into checked runtime types.
+//! `super::Config::try_from` hands each section to its own file to be
+//! checked and resolved.
 
 use serde::Deserialize;
 
