@@ -2,9 +2,10 @@
 //! first password, and whether `/metrics` needs a session.
 //!
 //! The certificate and password files are read by the dashboard itself:
-//! the pair is parsed where it is used (`crate::dashboard::tls`), and the
-//! password file only while no password is stored yet. This section checks
-//! that the keys make sense together.
+//! the pair is parsed where it is used (`crate::dashboard::tls`, which the
+//! command line also calls before the daemon starts), and the password
+//! file only while no password is stored yet. This section checks that the
+//! keys make sense together.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

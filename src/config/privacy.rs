@@ -2,7 +2,8 @@
 //! no member are kept.
 //!
 //! The key file is read by `crate::privacy::DeviceKey` (which owns the rule
-//! for what makes a usable key); this section only checks the path.
+//! for what makes a usable key), which the command line also calls before
+//! the daemon starts; this section only checks the path.
 
 use std::path::PathBuf;
 
