@@ -138,8 +138,11 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run { config } => run(config),
-        Command::CheckConfig { file } => match Config::load(&file) {
-            Ok(_) => {
+        Command::CheckConfig { file } => match Config::load(&file)
+            .map_err(|e| e.to_string())
+            .and_then(|config| check_files(&config))
+        {
+            Ok(()) => {
                 println!("{}: ok", file.display());
                 ExitCode::SUCCESS
             }
@@ -199,18 +202,50 @@ fn uci_to_toml(file: &std::path::Path) -> ExitCode {
     }
 }
 
+/// The files a config names that other parts read at start, checked with
+/// those parts' own code (the parsers live there, and `config` depends on
+/// none of them), so that `check-config` refuses what would stop `run`
+/// and `run` refuses it before it touches the firewall: HQ's CA and client
+/// certificate, the dashboard's certificate and key, the device key.
+/// Nothing is made or stored. Not checked: `dashboard.password_file`,
+/// which is read only while no password is stored, so it may be gone
+/// after the first start.
+fn check_files(config: &Config) -> Result<(), String> {
+    if let Some(hq) = &config.hq
+        && (hq.ca_file.is_some() || hq.client_cert.is_some())
+    {
+        // Errors name `hq.ca_file`, `hq.client_cert` or `hq.client_key`.
+        // (Without either there is no file to read: the system's roots
+        // are taken as found.)
+        crate::uplink::delivery::client_for(hq)?;
+    }
+    if let Some(pair) = &config.dashboard.tls {
+        crate::dashboard::tls::acceptor(Some(pair), &config.storage.path)
+            .map_err(|e| format!("dashboard.cert_file, dashboard.key_file: {e}"))?;
+    }
+    if let Some(path) = &config.privacy.device_key_file {
+        // With a file the store is not touched; this one only fills the slot.
+        let unused = crate::store::MemoryStore::new();
+        crate::privacy::DeviceKey::load(Some(path), &unused).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 fn run(path: PathBuf) -> ExitCode {
+    let refused = |reason: String| {
+        eprintln!("storegate: {}", reason.replace('\n', " "));
+        ExitCode::from(2)
+    };
     let config = match Config::load(&path) {
         Ok(c) => c,
-        Err(e) => {
-            let reason = match e {
-                LoadError::Invalid(e) => format!("bad config {}: {e}", path.display()),
-                other => other.to_string(),
-            };
-            eprintln!("storegate: {}", reason.replace('\n', " "));
-            return ExitCode::from(2);
+        Err(LoadError::Invalid(e)) => {
+            return refused(format!("bad config {}: {e}", path.display()));
         }
+        Err(e) => return refused(e.to_string()),
     };
+    if let Err(e) = check_files(&config) {
+        return refused(format!("bad config {}: {e}", path.display()));
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

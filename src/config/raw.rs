@@ -1,6 +1,7 @@
 //! The config file as written: serde structs that mirror the TOML, with
 //! unknown keys rejected, defaults applied, and nothing validated yet.
-//! `super::Config::try_from` turns them into checked runtime types.
+//! `super::Config::try_from` hands each section to its own file to be
+//! checked and resolved.
 
 use serde::Deserialize;
 
@@ -220,7 +221,7 @@ pub struct RawStorage {
 }
 
 fn default_outbox_max_events() -> u64 {
-    crate::uplink::outbox::DEFAULT_MAX_EVENTS as u64
+    super::DEFAULT_OUTBOX_MAX_EVENTS as u64
 }
 
 #[derive(Debug, Deserialize)]

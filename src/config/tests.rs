@@ -1,4 +1,14 @@
+//! Whole-file behaviour (defaults, unknown keys, the shipped examples) and
+//! the smaller sections; the larger ones have their own files here.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
 use super::*;
+
+mod hq;
+mod members;
+mod presence;
 
 const MINIMAL: &str = r#"
 [store]
@@ -181,18 +191,6 @@ fn walled_garden_accepts_addresses_and_networks() {
 }
 
 #[test]
-fn secrets_are_masked_in_debug() {
-    let c = Config::parse(&format!(
-        "{MINIMAL}\n[hq]\nurl = \"https://hq.example.com/sg/\"\nsecret = \"whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ=\"\n"
-    ))
-    .unwrap();
-    let hq = c.hq.unwrap();
-    assert_eq!(hq.url, "https://hq.example.com/sg");
-    let shown = format!("{hq:?}");
-    assert!(!shown.contains("c2VjcmV0"), "{shown}");
-}
-
-#[test]
 fn unknown_time_zones_are_refused() {
     let e = err(
         "[store]\nid = \"a\"\ntimezone = \"Mars/Olympus\"\n[lan]\ninterface = \"x\"\n[storage]\npath = \"/x\"\n",
@@ -205,222 +203,6 @@ fn language_tags() {
     assert_eq!(Language::from_tag("zh-TW"), Some(Language::ZhCn));
     assert_eq!(Language::from_tag("EN-us"), Some(Language::En));
     assert_eq!(Language::from_tag("fr"), None);
-}
-
-#[test]
-fn presence_resident_thresholds_are_checked() {
-    let c = Config::parse(MINIMAL).unwrap();
-    assert_eq!(c.presence.resident_min_daily, Duration::from_secs(6 * 3600));
-    assert_eq!(c.presence.resident_min_days, 3);
-    assert_eq!(
-        err(&format!("{MINIMAL}\n[presence]\nresident_min_days = 8\n")).key,
-        "presence.resident_min_days"
-    );
-    assert_eq!(
-        err(&format!(
-            "{MINIMAL}\n[presence]\nresident_min_daily = \"x\"\n"
-        ))
-        .key,
-        "presence.resident_min_daily"
-    );
-}
-
-const HQ: &str =
-    "[hq]\nurl = \"https://hq.example.com/sg\"\nsecret = \"whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ=\"\n";
-
-#[test]
-fn hq_defaults_have_no_client_certificate_and_5s_10s_timeouts() {
-    let hq = Config::parse(&format!("{MINIMAL}\n{HQ}"))
-        .unwrap()
-        .hq
-        .unwrap();
-    assert!(hq.client_cert.is_none());
-    assert_eq!(hq.connect_timeout, Duration::from_secs(5));
-    assert_eq!(hq.timeout, Duration::from_secs(10));
-}
-
-#[test]
-fn hq_client_cert_and_key_go_together() {
-    let hq = Config::parse(&format!(
-        "{MINIMAL}\n{HQ}client_cert = \"/etc/sg/client.pem\"\nclient_key = \"/etc/sg/client-key.pem\"\n"
-    ))
-    .unwrap()
-    .hq
-    .unwrap();
-    let cc = hq.client_cert.as_ref().expect("client_cert set");
-    assert_eq!(cc.cert, PathBuf::from("/etc/sg/client.pem"));
-    assert_eq!(cc.key, PathBuf::from("/etc/sg/client-key.pem"));
-    let shown = format!("{hq:?}");
-    assert!(shown.contains("client.pem"), "{shown}");
-
-    // One without the other names the missing key and mentions both.
-    let e = err(&format!(
-        "{MINIMAL}\n{HQ}client_cert = \"/etc/sg/client.pem\"\n"
-    ));
-    assert_eq!(e.key, "hq.client_key", "{e}");
-    assert!(e.problem.contains("hq.client_cert"), "{e}");
-    let e = err(&format!(
-        "{MINIMAL}\n{HQ}client_key = \"/etc/sg/client-key.pem\"\n"
-    ));
-    assert_eq!(e.key, "hq.client_cert", "{e}");
-    assert!(e.problem.contains("hq.client_key"), "{e}");
-
-    // Empty paths are refused, naming the key.
-    let e = err(&format!(
-        "{MINIMAL}\n{HQ}client_cert = \" \"\nclient_key = \"/k.pem\"\n"
-    ));
-    assert_eq!(e.key, "hq.client_cert", "{e}");
-    let e = err(&format!(
-        "{MINIMAL}\n{HQ}client_cert = \"/c.pem\"\nclient_key = \"\"\n"
-    ));
-    assert_eq!(e.key, "hq.client_key", "{e}");
-}
-
-#[test]
-fn hq_timeouts_are_durations_within_bounds() {
-    let hq = Config::parse(&format!(
-        "{MINIMAL}\n{HQ}connect_timeout = \"250ms\"\ntimeout = \"1m30s\"\n"
-    ))
-    .unwrap()
-    .hq
-    .unwrap();
-    assert_eq!(hq.connect_timeout, Duration::from_millis(250));
-    assert_eq!(hq.timeout, Duration::from_secs(90));
-
-    for (key, value) in [
-        ("connect_timeout", "5"),
-        ("connect_timeout", "0s"),
-        ("connect_timeout", "50ms"),
-        ("timeout", "soon"),
-        ("timeout", "0ms"),
-        ("timeout", "11m"),
-    ] {
-        let e = err(&format!("{MINIMAL}\n{HQ}{key} = \"{value}\"\n"));
-        assert_eq!(e.key, format!("hq.{key}"), "{key} = {value:?}: {e}");
-    }
-    // The whole-request limit covers connecting, so it cannot be shorter.
-    let e = err(&format!(
-        "{MINIMAL}\n{HQ}connect_timeout = \"20s\"\ntimeout = \"10s\"\n"
-    ));
-    assert_eq!(e.key, "hq.connect_timeout", "{e}");
-    assert!(e.problem.contains("hq.timeout"), "{e}");
-    // A number is not a duration string.
-    let e = err(&format!("{MINIMAL}\n{HQ}timeout = 10\n"));
-    assert_eq!(e.key, "hq.timeout", "{e}");
-}
-
-#[test]
-fn hq_sync_interval_defaults_to_5m_and_is_bounded() {
-    let hq = Config::parse(&format!("{MINIMAL}\n{HQ}"))
-        .unwrap()
-        .hq
-        .unwrap();
-    assert_eq!(hq.sync_interval, Duration::from_secs(300));
-    let hq = Config::parse(&format!("{MINIMAL}\n{HQ}sync_interval = \"90s\"\n"))
-        .unwrap()
-        .hq
-        .unwrap();
-    assert_eq!(hq.sync_interval, Duration::from_secs(90));
-    assert!(format!("{hq:?}").contains("sync_interval"));
-    for value in ["\"5s\"", "\"2d\"", "\"often\"", "300"] {
-        let e = err(&format!("{MINIMAL}\n{HQ}sync_interval = {value}\n"));
-        assert_eq!(e.key, "hq.sync_interval", "{value}: {e}");
-    }
-}
-
-#[test]
-fn members_keys_are_read_and_checked() {
-    let c = Config::parse(&format!(
-        "{MINIMAL}\n[members]\nmax_devices = 3\ndefault_country_code = \"44\"\notp_ttl = \"2m\"\n\
-         otp_max_attempts = 3\notp_lockout = \"1h\"\nmember_number_digits = \"10\"\n\
-         member_number_check = \"luhn\"\nconsent_version = \"2024-06.b\"\n\
-         [privacy]\nforget_unbound_after_days = 7\n"
-    ))
-    .unwrap();
-    assert_eq!(c.members.max_devices, 3);
-    assert_eq!(c.members.default_country_code, "44");
-    assert_eq!(c.members.otp_ttl, Duration::from_secs(120));
-    assert_eq!(c.members.otp_max_attempts, 3);
-    assert_eq!(c.members.otp_lockout, Duration::from_secs(3600));
-    assert_eq!(c.members.member_number_digits, (10, 10));
-    assert_eq!(c.members.member_number_check, MemberNumberCheck::Luhn);
-    assert_eq!(c.members.consent_version, "2024-06.b");
-    assert_eq!(c.privacy.forget_unbound_after_days, 7);
-    let ok = |members: &str| Config::parse(&format!("{MINIMAL}\n[members]\n{members}\n"));
-    assert_eq!(
-        ok("member_number_digits = \" 8 - 12 \"")
-            .unwrap()
-            .members
-            .member_number_digits,
-        (8, 12)
-    );
-    for (bad, key) in [
-        ("max_devices = 0", "members.max_devices"),
-        ("max_devices = 17", "members.max_devices"),
-        (
-            "default_country_code = \"+86\"",
-            "members.default_country_code",
-        ),
-        (
-            "default_country_code = \"0\"",
-            "members.default_country_code",
-        ),
-        (
-            "default_country_code = \"1234\"",
-            "members.default_country_code",
-        ),
-        (
-            "default_country_code = \"\"",
-            "members.default_country_code",
-        ),
-        ("otp_ttl = \"10s\"", "members.otp_ttl"),
-        ("otp_ttl = \"2h\"", "members.otp_ttl"),
-        ("otp_ttl = \"soon\"", "members.otp_ttl"),
-        ("otp_max_attempts = 0", "members.otp_max_attempts"),
-        ("otp_max_attempts = 21", "members.otp_max_attempts"),
-        ("otp_lockout = \"0s\"", "members.otp_lockout"),
-        ("otp_lockout = \"25h\"", "members.otp_lockout"),
-        (
-            "member_number_digits = \"12-8\"",
-            "members.member_number_digits",
-        ),
-        (
-            "member_number_digits = \"0-8\"",
-            "members.member_number_digits",
-        ),
-        (
-            "member_number_digits = \"8-33\"",
-            "members.member_number_digits",
-        ),
-        (
-            "member_number_digits = \"eight\"",
-            "members.member_number_digits",
-        ),
-        (
-            "member_number_digits = \"-\"",
-            "members.member_number_digits",
-        ),
-        (
-            "member_number_digits = \"1\"\nmember_number_check = \"luhn\"",
-            "members.member_number_digits",
-        ),
-        (
-            "member_number_check = \"mod97\"",
-            "members.member_number_check",
-        ),
-        ("consent_version = \"\"", "members.consent_version"),
-        ("consent_version = \"v 1\"", "members.consent_version"),
-        ("bogus = 1", "members.bogus"),
-    ] {
-        let e = ok(bad).expect_err(bad);
-        assert_eq!(e.key, key, "{bad}: {e}");
-    }
-    for days in ["0", "3651"] {
-        let e = err(&format!(
-            "{MINIMAL}\n[privacy]\nforget_unbound_after_days = {days}\n"
-        ));
-        assert_eq!(e.key, "privacy.forget_unbound_after_days");
-    }
 }
 
 #[test]
@@ -465,4 +247,44 @@ fn dashboard_defaults_and_checks() {
         err(&with("password_file = \"\"")).key,
         "dashboard.password_file"
     );
+}
+
+#[test]
+fn the_time_zone_is_looked_up_once_and_kept() {
+    let c = Config::parse(MINIMAL).unwrap();
+    assert_eq!(c.store.timezone_name, "Asia/Shanghai");
+    assert_eq!(c.store.timezone.iana_name(), Some("Asia/Shanghai"));
+
+    let c = Config::parse(
+        "[store]\nid = \"a\"\ntimezone = \"America/New_York\"\n[lan]\ninterface = \"x\"\n[storage]\npath = \"/x\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.store.timezone_name, "America/New_York");
+    assert_eq!(c.store.timezone.iana_name(), Some("America/New_York"));
+    // The zone itself, not only its name: UTC-5 in January, UTC-4 in July.
+    let offset = |at: &str| {
+        let t: jiff::Timestamp = at.parse().unwrap();
+        c.store.timezone.to_offset(t).seconds()
+    };
+    assert_eq!(offset("2024-01-15T12:00:00Z"), -5 * 3600);
+    assert_eq!(offset("2024-07-15T12:00:00Z"), -4 * 3600);
+}
+
+#[test]
+fn the_portal_url_must_be_usable_in_redirects() {
+    let with = |url: &str| format!("{MINIMAL}\n[portal]\nurl = \"{url}\"\n");
+    let c = Config::parse(&with("http://portal.example.com:2050/")).unwrap();
+    assert_eq!(
+        c.portal.url.as_deref(),
+        Some("http://portal.example.com:2050/")
+    );
+    for bad in [
+        "portal.example.com",
+        "http://",
+        "http://portal example.com/",
+        "http://portal.example.com/?a=1",
+        "http://portal.example.com/#top",
+    ] {
+        assert_eq!(err(&with(bad)).key, "portal.url", "{bad}");
+    }
 }

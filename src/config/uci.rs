@@ -4,8 +4,9 @@
 //! Each UCI section type is a TOML table with the same name (`config portal`
 //! → `[portal]`) and each option or list a key with the same name
 //! (`option session_timeout '8h'` → `session_timeout = "8h"`). The result is
-//! validated by [`Config::parse`], and errors name the UCI section, option
-//! and line, never the generated TOML.
+//! validated by [`Config::parse`], as `run` will load it (the files it names,
+//! such as `hq.secret_file`, are read too), and errors name the UCI section,
+//! option and line, never the generated TOML.
 //!
 //! The parser is pure: text in, sections or an error with a line number out.
 //! Supported syntax, as `uci` writes and reads it: `package NAME`,

@@ -24,7 +24,7 @@ use crate::access::nft::{NftFirewall, RulesetParams};
 use crate::access::session::SessionPolicy;
 use crate::access::{Firewall, Gate, MemoryFirewall};
 use crate::app::{App, AppInfo, ManagerSessions, PortalStats};
-use crate::config::{Config, FirewallBackend, HqConfig, Secret};
+use crate::config::{Config, FirewallBackend, HqConfig};
 use crate::control::server as control_server;
 use crate::dashboard::Dashboard;
 use crate::members::Members;
@@ -33,9 +33,7 @@ use crate::net::feed::{self, CaptureProber};
 use crate::net::neigh::NeighbourCache;
 use crate::portal::{self, ClientResolver, NeighbourResolver, Portal, Site, SyntheticResolver};
 use crate::presence::shell::timer_loop;
-use crate::presence::{
-    Presence, PresenceConfig, PresenceShell, parse_fingerprint_file, timezone_by_name,
-};
+use crate::presence::{Presence, PresenceConfig, PresenceShell};
 use crate::privacy::DeviceKey;
 use crate::store::{SledStore, Store};
 use crate::time::Timestamp;
@@ -50,16 +48,12 @@ use crate::uplink::sync::{SyncConfig, SyncState, Syncer};
 const MAX_PREAUTH: usize = 8192;
 const GRACE: Duration = Duration::from_secs(5);
 
-/// The signing key and HTTPS client for `[hq]`; errors name the key.
+/// The signing key and HTTPS client for `[hq]`; errors name the key. The
+/// secret was read and checked at load; the certificate files are read
+/// here, as `storegate run` already did once before start (`cli`).
 fn hq_link(hq: &HqConfig) -> anyhow::Result<(SigningKey, delivery::HttpsClient)> {
-    let secret = match &hq.secret {
-        Secret::Inline(s) => s.clone(),
-        Secret::File(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("hq.secret_file: cannot read {}", path.display()))?
-            .trim()
-            .to_string(),
-    };
-    let key = SigningKey::from_secret(&secret).map_err(|e| anyhow::anyhow!("hq.secret: {e}"))?;
+    let key = SigningKey::from_secret(hq.secret.expose())
+        .map_err(|e| anyhow::anyhow!("hq.secret: {e}"))?;
     let client = delivery::client_for(hq).map_err(|e| anyhow::anyhow!(e))?;
     Ok((key, client))
 }
@@ -220,7 +214,7 @@ pub async fn run_with(config: Config, hooks: Hooks) -> anyhow::Result<()> {
         key.clone(),
     ));
     let mut shell = PresenceShell::new(
-        Presence::new(presence_config(&config)?, rand::random()),
+        Presence::new(presence_config(&config), rand::random()),
         store.clone(),
         sink.clone(),
         key.clone(),
@@ -240,6 +234,7 @@ pub async fn run_with(config: Config, hooks: Hooks) -> anyhow::Result<()> {
     }
     let presence_shell = Arc::new(shell);
     let portal_stats = Arc::new(PortalStats::default());
+
     let portal = Arc::new(Portal {
         members: Some(members.clone()),
         messages,
@@ -399,28 +394,18 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The presence machine's settings from the config.
-fn presence_config(config: &Config) -> anyhow::Result<PresenceConfig> {
-    let fingerprints = match &config.presence.fingerprint_file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| {
-                format!("presence.fingerprint_file: cannot read {}", path.display())
-            })?;
-            parse_fingerprint_file(&text)
-                .map_err(|e| anyhow::anyhow!("presence.fingerprint_file {}: {e}", path.display()))?
-        }
-        None => Vec::new(),
-    };
-    Ok(PresenceConfig {
+/// The presence machine's settings from the config (whose time zone and
+/// fingerprint rules were resolved at load).
+fn presence_config(config: &Config) -> PresenceConfig {
+    PresenceConfig {
         probe_after: config.presence.probe_after,
         leave_after: config.presence.leave_after,
         rejoin_gap: config.presence.rejoin_gap,
         staff: config.presence.staff_devices.clone(),
         resident_min_daily: config.presence.resident_min_daily,
         resident_min_days: config.presence.resident_min_days,
-        timezone: timezone_by_name(&config.store.timezone)
-            .map_err(|e| anyhow::anyhow!("store.timezone: {e}"))?,
-        fingerprints,
+        timezone: config.store.timezone.clone(),
+        fingerprints: config.presence.fingerprints.clone(),
         ..PresenceConfig::default()
-    })
+    }
 }

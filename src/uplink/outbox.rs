@@ -33,9 +33,10 @@ use super::event::{FOOTFALL_SUMMARY, OUTBOX_GAP};
 const NEXT_SEQ: &[u8] = b"outbox.next_seq";
 const DROPPED: &[u8] = b"outbox.dropped";
 
-/// The default cap on queued events: days of a busy store's events with
-/// HQ away, and a few hundred MB of flash at most.
-pub const DEFAULT_MAX_EVENTS: usize = 200_000;
+/// The default cap on queued events: the config's default for
+/// `storage.outbox_max_events` (the config owns it, and needs nothing
+/// from here).
+pub const DEFAULT_MAX_EVENTS: usize = crate::config::DEFAULT_OUTBOX_MAX_EVENTS;
 /// The most events dropped at once.
 pub const MAX_DROP_CHUNK: usize = 1_000;
 /// A gap event with this many ranges is not folded into the next one

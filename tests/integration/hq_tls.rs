@@ -454,11 +454,28 @@ fn unusable_client_certificate_files_stop_the_daemon_naming_the_key() {
         );
         let code = out.status.code();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(code, Some(1), "cert {cert:?}, key {key:?}: {stderr}");
+        // A bad config: refused before anything starts, with exit code 2.
+        assert_eq!(code, Some(2), "cert {cert:?}, key {key:?}: {stderr}");
+        // ... and check-config refuses it the same way.
+        let check = Command::new(bin())
+            .arg("check-config")
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        let check_err = String::from_utf8_lossy(&check.stderr);
+        assert_eq!(
+            check.status.code(),
+            Some(1),
+            "check-config, cert {cert:?}, key {key:?}: {check_err}"
+        );
         for name in names {
             assert!(
                 stderr.contains(name),
                 "cert {cert:?}, key {key:?}: {name} not in {stderr}"
+            );
+            assert!(
+                check_err.contains(name),
+                "check-config, cert {cert:?}, key {key:?}: {name} not in {check_err}"
             );
         }
     }

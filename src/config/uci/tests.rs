@@ -163,7 +163,13 @@ fn bad_lines_are_errors_with_line_numbers() {
 
 #[test]
 fn sample_translates_to_valid_toml() {
-    let toml_text = to_toml(SAMPLE).unwrap();
+    // Validation reads the files the config names, as `run` would: the
+    // sample's secret file has to exist.
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("hq.secret");
+    std::fs::write(&secret_file, "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ=\n").unwrap();
+    let sample = SAMPLE.replace("/etc/storegate/hq.secret", secret_file.to_str().unwrap());
+    let toml_text = to_toml(&sample).unwrap();
     let config = Config::parse(&toml_text).unwrap();
     assert_eq!(config.store.id, "wulin-01");
     assert_eq!(config.store.name, "Wulin \"Central\" Store");
@@ -176,6 +182,7 @@ fn sample_translates_to_valid_toml() {
     assert!(!hq.gzip);
     // `option ca_file ''` leaves the key unset.
     assert!(hq.ca_file.is_none());
+    assert_eq!(hq.secret.file(), Some(secret_file.as_path()));
     assert!(
         !toml_text.contains("enabled"),
         "service section leaked:\n{toml_text}"
