@@ -33,6 +33,11 @@
 //!   documented Python verifier against the crate's signer.
 //! * [`dashboard`]: the manager's dashboard in headless Chromium.
 //! * [`demo`]: `storegate demo`, the simulated store, end to end.
+//!
+//! On the source:
+//!
+//! * [`layering`]: no import cycle between `src/`'s top-level modules, no
+//!   file over 600 lines, `daemon` imported only by `cli` and `sim`.
 
 mod harness;
 
@@ -42,6 +47,7 @@ mod delivery;
 mod demo;
 mod hq_faults;
 mod hq_tls;
+mod layering;
 mod members;
 mod outbox;
 mod presence;
