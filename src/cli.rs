@@ -172,7 +172,7 @@ pub fn main() -> ExitCode {
             tls_key,
             client_ca,
             sync_file,
-        } => crate::uplink::receiver::cli_main(crate::uplink::receiver::ReceiverArgs {
+        } => crate::hq::receiver::cli_main(crate::hq::receiver::ReceiverArgs {
             listen,
             secret,
             tls_cert,

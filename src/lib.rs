@@ -13,6 +13,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod dashboard;
+pub mod hq;
 pub mod listen;
 pub mod members;
 pub mod net;

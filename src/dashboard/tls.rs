@@ -20,7 +20,7 @@ pub fn acceptor(
         Some((c, k)) => (c.clone(), k.clone()),
         None => self_signed(state_dir)?,
     };
-    crate::uplink::receiver::tls_acceptor(&cert, &key, None)
+    crate::hq::receiver::tls_acceptor(&cert, &key, None)
         .map_err(|e| format!("dashboard certificate: {e}"))
 }
 

@@ -35,11 +35,11 @@ use super::{Action, DAY_SECS, SignIn, Sim, SimConfig};
 use crate::access::AuthMethod;
 use crate::config::Config;
 use crate::daemon::{self, Handles, Hooks};
+use crate::hq::receiver::{self, Receiver};
 use crate::members::Consent;
 use crate::net::MacAddr;
 use crate::portal::{ClientResolver, SyntheticResolver};
 use crate::time::Timestamp;
-use crate::uplink::receiver::{self, Receiver};
 use crate::uplink::signing::{self, SigningKey};
 
 /// The phone a person's browser stands for (locally administered).

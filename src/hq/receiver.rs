@@ -64,7 +64,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::signing::{self, SignedHeaders, SigningKey, VerifyError};
+use crate::uplink::signing::{self, SignedHeaders, SigningKey, VerifyError};
 
 /// Largest body accepted, compressed or not.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -442,7 +442,7 @@ async fn sync_document(receiver: &Receiver, headers: &http::HeaderMap, now: i64)
         },
         None => EMPTY_SYNC_DOCUMENT.as_bytes().to_vec(),
     };
-    if let Err(e) = super::sync::SyncDocument::parse(&body) {
+    if let Err(e) = crate::uplink::sync::SyncDocument::parse(&body) {
         tracing::error!("the sync file is not a valid document: {e}");
         return text(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -450,7 +450,7 @@ async fn sync_document(receiver: &Receiver, headers: &http::HeaderMap, now: i64)
         );
     }
     let digest = Sha256::digest(&body);
-    let etag = format!("\"{}\"", super::sync::hex(&digest[..16]));
+    let etag = format!("\"{}\"", crate::uplink::sync::hex(&digest[..16]));
     let matches = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
