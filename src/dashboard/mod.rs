@@ -35,8 +35,9 @@
 //! [`crate::access::nft::ruleset`]): it is for the management side.
 //!
 //! `auth`: passwords, sessions, CSRF, the rate limit; `tls`: the
-//! certificate; `server`: connections and limits; `routes`: the answers;
-//! `live`: the snapshot and its publisher; `views`: HTML; `metrics`.
+//! certificate; `server`: connections and limits (with `crate::http`);
+//! `routes`: the answers; `live`: the snapshot and its publisher; `views`:
+//! HTML (with `crate::web`); `metrics`.
 
 pub mod auth;
 pub mod live;

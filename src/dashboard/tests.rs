@@ -92,7 +92,7 @@ fn req(method: &str, path: &str, cookie: Option<&str>, body: &str) -> Request<Fu
 }
 
 async fn call(d: &Dashboard, r: Request<Full<Bytes>>) -> (StatusCode, http::HeaderMap, String) {
-    let resp = routes::handle(d, PEER.parse::<IpAddr>().unwrap(), r).await;
+    let resp = routes::route(d, PEER.parse::<IpAddr>().unwrap(), r).await;
     let (parts, body) = resp.into_parts();
     let bytes = body.collect().await.unwrap().to_bytes();
     (
@@ -186,8 +186,7 @@ async fn sign_in_attempts_are_limited_in_all_too() {
     let mut last = StatusCode::OK;
     for i in 0..=auth::MAX_ATTEMPTS_TOTAL {
         let peer: IpAddr = format!("2001:db8:{i:x}::1").parse().unwrap();
-        let resp =
-            routes::handle(&d, peer, req("POST", "/login", None, "password=nope-nope")).await;
+        let resp = routes::route(&d, peer, req("POST", "/login", None, "password=nope-nope")).await;
         last = resp.status();
     }
     assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
@@ -361,7 +360,7 @@ async fn a_blocked_device_is_signed_out_and_refused_by_the_portal() {
             )
         ))))
         .unwrap();
-    let resp = crate::portal::routes::handle(&d.portal, ip, r).await;
+    let resp = crate::portal::routes::route(&d.portal, ip, r).await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     assert!(
@@ -375,7 +374,7 @@ async fn a_blocked_device_is_signed_out_and_refused_by_the_portal() {
 async fn the_event_stream_sends_a_new_snapshot_after_a_change() {
     let d = fixture();
     let (id, _) = sign_in(&d).await;
-    let resp = routes::handle(
+    let resp = routes::route(
         &d,
         PEER.parse().unwrap(),
         req("GET", "/api/events", Some(&id), ""),
@@ -640,6 +639,10 @@ fn every_dashboard_text_is_translated_in_both_languages() {
     let code = [
         include_str!("views.rs"),
         include_str!("routes.rs"),
+        include_str!("routes/devices.rs"),
+        include_str!("routes/export.rs"),
+        include_str!("routes/live.rs"),
+        include_str!("routes/sign_in.rs"),
         views::LAYOUT,
         views::LOGIN,
     ]
