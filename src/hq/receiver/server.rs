@@ -175,23 +175,9 @@ pub fn cli_main(args: ReceiverArgs) -> ExitCode {
             Err(e) => return usage(&e),
         },
     };
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .try_init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::cli::start("storegate hq-receiver", "info") {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("storegate hq-receiver: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let mut receiver = Receiver::new(
         key,
