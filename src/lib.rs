@@ -26,6 +26,10 @@
 //!   `check-config` sees what `run` sees.
 //! - `app`: the one hub: shared handles and every operation that spans
 //!   modules (erase a member, block, sign out, mark staff, status).
+//! - `http`: what every HTTP server shares (the bounded listener, one
+//!   connection driver, forms, answers); `web`: templates, translations,
+//!   escaping. The box's servers (`portal`, `dashboard`) and HQ's
+//!   reference receiver (`hq`) use both.
 //! - `daemon` only wires the parts and runs their tasks under one
 //!   shutdown token; `cli` is the command line; `sim` the simulated store
 //!   behind `storegate demo`.
@@ -43,7 +47,8 @@ pub mod control;
 pub mod daemon;
 pub mod dashboard;
 pub mod fingerprint;
-pub mod listen;
+pub mod hq;
+pub mod http;
 pub mod mac;
 pub mod members;
 pub mod memory;
@@ -56,3 +61,4 @@ pub mod sim;
 pub mod store;
 pub mod time;
 pub mod uplink;
+pub mod web;

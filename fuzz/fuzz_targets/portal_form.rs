@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use storegate::portal::form;
+use storegate::http::form;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(fields) = form::parse(data) {

@@ -303,21 +303,9 @@ pub async fn run_with(config: Config, hooks: Hooks) -> anyhow::Result<()> {
         tracker.clone(),
     ));
     let dashboard = Arc::new(Dashboard {
-        members: Some(members.clone()),
-        delivery: delivery_status.clone(),
         metrics_public: config.dashboard.metrics_public,
         shutdown: shutdown.clone(),
-        auth: Arc::new(crate::dashboard::auth::Auth {
-            sessions: app.manager_sessions.clone(),
-            ..Default::default()
-        }),
-        ..Dashboard::new(
-            store.clone(),
-            gate.clone(),
-            presence_shell.clone(),
-            outbox.clone(),
-            portal.clone(),
-        )
+        ..Dashboard::new(app.clone(), config.portal.default_language)
     });
     crate::dashboard::start::start(&config, dashboard.clone(), &shutdown, &tracker).await?;
     tracker.spawn(crate::access::timers::session_timers(

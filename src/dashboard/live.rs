@@ -219,6 +219,6 @@ pub async fn run(dashboard: Arc<super::Dashboard>, shutdown: CancellationToken) 
         }
         let d = dashboard.clone();
         // The presence lock can be held by a persisting task: not here.
-        let _ = tokio::task::spawn_blocking(move || d.live.refresh(&d.presence)).await;
+        let _ = tokio::task::spawn_blocking(move || d.live.refresh(&d.app.presence)).await;
     }
 }

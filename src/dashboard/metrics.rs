@@ -16,7 +16,7 @@ pub fn render(d: &Dashboard) -> String {
             let _ = writeln!(out, "storegate_{name}{labels} {v}");
         }
     };
-    let portal = d.portal.stats.snapshot();
+    let portal = d.app.portal_stats.snapshot();
     let p = |k: &str| portal[k].as_u64().unwrap_or(0) as f64;
     metric(
         "portal_requests_total",
@@ -42,7 +42,7 @@ pub fn render(d: &Dashboard) -> String {
         "Portal requests refused as malformed.",
         &[("", p("bad_requests"))],
     );
-    let (authorized, preauth) = d.gate.counts();
+    let (authorized, preauth) = d.app.gate.counts();
     metric(
         "clients",
         "gauge",
@@ -52,7 +52,7 @@ pub fn render(d: &Dashboard) -> String {
             ("{state=\"preauth\"}", preauth as f64),
         ],
     );
-    let frames = d.presence.stats();
+    let frames = d.app.presence.stats();
     metric(
         "presence_frames_total",
         "counter",
@@ -89,7 +89,7 @@ pub fn render(d: &Dashboard) -> String {
     // From the live view's snapshot (taken again only when older than
     // [`super::live::POLL_EVERY`]), not recomputed under the presence lock
     // on every scrape.
-    let (live, known) = d.live.fresh(&d.presence, super::live::POLL_EVERY);
+    let (live, known) = d.live.fresh(&d.app.presence, super::live::POLL_EVERY);
     let present = live.data.present_now;
     metric(
         "present_now",
@@ -103,7 +103,7 @@ pub fn render(d: &Dashboard) -> String {
         "Devices the presence machine knows.",
         &[("", known as f64)],
     );
-    let outbox = d.outbox.stats(Timestamp::now());
+    let outbox = d.app.outbox.stats(Timestamp::now());
     metric(
         "outbox_queued",
         "gauge",
@@ -122,7 +122,12 @@ pub fn render(d: &Dashboard) -> String {
         "Age of the oldest waiting event (0 when empty).",
         &[("", outbox.oldest_age_seconds.unwrap_or(0) as f64)],
     );
-    let delivery = d.delivery.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let delivery = d
+        .app
+        .delivery
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     metric(
         "delivery_delivered_total",
         "counter",
@@ -141,7 +146,12 @@ pub fn render(d: &Dashboard) -> String {
         "Events HQ refused (parked).",
         &[("", delivery.dead_lettered as f64)],
     );
-    let bound = d.members.as_ref().map(|m| m.bound_devices()).unwrap_or(0);
+    let bound = d
+        .app
+        .members
+        .as_ref()
+        .map(|m| m.bound_devices())
+        .unwrap_or(0);
     metric(
         "members_bound_devices",
         "gauge",

@@ -35,8 +35,9 @@
 //! [`crate::access::nft::ruleset`]): it is for the management side.
 //!
 //! `auth`: passwords, sessions, CSRF, the rate limit; `tls`: the
-//! certificate; `server`: connections and limits; `routes`: the answers;
-//! `live`: the snapshot and its publisher; `views`: HTML; `metrics`.
+//! certificate; `server`: connections and limits (with `crate::http`);
+//! `routes`: the answers; `live`: the snapshot and its publisher; `views`:
+//! HTML (with `crate::web`); `metrics`.
 
 pub mod auth;
 pub mod live;
@@ -47,37 +48,24 @@ pub mod start;
 pub mod tls;
 mod views;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::access::Gate;
-use crate::access::blocked::BlockedMacs;
+use crate::app::App;
 use crate::config::Language;
-use crate::members::Members;
-use crate::portal::Portal;
-use crate::presence::PresenceShell;
-use crate::store::Store;
-use crate::uplink::Outbox;
-use crate::uplink::delivery::DeliveryStatus;
 
 pub use auth::{AuthError, set_password};
 
-/// Everything the dashboard's handlers need.
+/// Everything the dashboard's handlers need: the hub, and the dashboard's
+/// own sign-in and live-view state.
 pub struct Dashboard {
-    pub store: Arc<dyn Store>,
-    pub gate: Arc<Gate>,
-    pub presence: Arc<PresenceShell>,
-    pub outbox: Arc<Outbox>,
-    /// The portal's counters, and its blocked-MAC set (shared, so a block
-    /// here refuses the next sign-in there).
-    pub portal: Arc<Portal>,
-    pub members: Option<Arc<Members>>,
-    pub delivery: Arc<Mutex<DeliveryStatus>>,
+    pub app: Arc<App>,
     pub store_name: String,
     pub default_language: Language,
     /// `/metrics` without a session (off by default).
     pub metrics_public: bool,
+    /// Sign-in limits; its session table is the hub's.
     pub auth: Arc<auth::Auth>,
     pub live: live::Live,
     /// Ends open event streams at shutdown.
@@ -85,25 +73,17 @@ pub struct Dashboard {
 }
 
 impl Dashboard {
-    pub fn new(
-        store: Arc<dyn Store>,
-        gate: Arc<Gate>,
-        presence: Arc<PresenceShell>,
-        outbox: Arc<Outbox>,
-        portal: Arc<Portal>,
-    ) -> Dashboard {
+    pub fn new(app: Arc<App>, default_language: Language) -> Dashboard {
+        let auth = auth::Auth {
+            sessions: app.manager_sessions.clone(),
+            ..auth::Auth::default()
+        };
         Dashboard {
-            store,
-            gate,
-            presence,
-            outbox,
-            store_name: portal.site.store_name.clone(),
-            default_language: portal.site.default_language,
-            portal,
-            members: None,
-            delivery: Arc::new(Mutex::new(DeliveryStatus::default())),
+            store_name: app.info.store_name.clone(),
+            default_language,
+            app,
             metrics_public: false,
-            auth: Arc::new(auth::Auth::default()),
+            auth: Arc::new(auth),
             live: live::Live::default(),
             shutdown: CancellationToken::new(),
         }
@@ -120,16 +100,10 @@ impl Dashboard {
         }
     }
 
-    pub fn blocked(&self) -> &BlockedMacs {
-        self.portal.blocklist.manager()
-    }
-
     /// Sets the manager password (hashed, stored) and signs every session
-    /// out. For `ctl dashboard-password` and the demo.
+    /// out (the demo; `ctl` goes through the hub).
     pub fn set_password(&self, password: &str) -> Result<(), AuthError> {
-        set_password(self.store.as_ref(), password)?;
-        self.auth.sessions.clear();
-        Ok(())
+        self.app.set_dashboard_password(password)
     }
 }
 

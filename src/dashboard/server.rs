@@ -1,45 +1,40 @@
-//! Dashboard connections: TLS (rustls), limits, shutdown.
+//! Dashboard connections: TLS (rustls), limits, shutdown, with what every
+//! server shares (`crate::http`).
 //!
-//! Limits: at most `max_connections` at once (a semaphore taken before
+//! Limits: at most `max_connections` at once (a slot taken before
 //! `accept`); 10 s for the TLS handshake and for each request head; heads
-//! up to 16 KiB (the portal's cap); form bodies up to 4 KiB; at most
-//! [`super::live::MAX_SSE_CLIENTS`] event streams; 10 s for a form body
-//! (408, in `form::read_body`); 120 s for a whole connection, except one
-//! that has started an event stream (`GET /api/events`, long-lived by
-//! design), which gets an hour (the page's `EventSource` then reconnects).
-//! On shutdown each connection finishes its current request and event
-//! streams end.
+//! up to 16 KiB (as for every server); form bodies up to 4 KiB, sent
+//! within 10 s (408, `http::form::read_body`); at most
+//! [`super::live::MAX_SSE_CLIENTS`] event streams; 120 s for a whole
+//! connection, except one that has started an event stream
+//! (`GET /api/events`, long-lived by design), which gets an hour (the
+//! page's `EventSource` then reconnects). On shutdown each connection
+//! finishes its current request and event streams end.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-
-use crate::listen::Acceptor;
 use tokio_util::task::TaskTracker;
 
 use super::{Dashboard, routes};
-use crate::portal::server::MAX_HEAD_BYTES;
+use crate::http::{self, Acceptor, Conn};
 
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-const GRACE: Duration = Duration::from_secs(5);
 /// Longest a connection is served (then closed after its current
 /// request), so a client cannot hold one of the few slots for good.
 const CONNECTION_LIFETIME: Duration = Duration::from_secs(120);
 /// Longest a connection that carries an event stream is served.
 const EVENT_STREAM_LIFETIME: Duration = Duration::from_secs(60 * 60);
 
-pub use crate::portal::server::bind;
+/// Binds the dashboard listener (a wildcard IPv4 address: dual stack).
+pub async fn bind(listen: SocketAddr) -> std::io::Result<TcpListener> {
+    http::bind("dashboard", listen).await
+}
 
 /// Serves HTTPS until `shutdown`; also runs the live-view publisher.
 pub async fn serve(
@@ -51,17 +46,22 @@ pub async fn serve(
     tracker: TaskTracker,
 ) {
     tracker.spawn(super::live::run(dashboard.clone(), shutdown.clone()));
-    let mut acceptor = Acceptor::new("dashboard", max_connections);
-    while let Some(c) = acceptor.next(&listener, &shutdown, || {}).await {
-        let (tls, dashboard, shutdown) = (tls.clone(), dashboard.clone(), shutdown.clone());
-        tracker.spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(c.stream)).await {
-                Ok(Ok(io)) => serve_io(io, c.peer, dashboard, shutdown).await,
-                Ok(Err(e)) => tracing::debug!(peer = %c.peer, "dashboard TLS handshake: {e}"),
-                Err(_) => tracing::debug!(peer = %c.peer, "dashboard TLS handshake timed out"),
-            }
-            drop(c.slot);
-        });
+    let state = (tls, dashboard);
+    Acceptor::new("dashboard", max_connections)
+        .run(&listener, &shutdown, &tracker, state, connection)
+        .await;
+}
+
+/// One connection: the TLS handshake, then HTTP.
+async fn connection(
+    (tls, dashboard): (TlsAcceptor, Arc<Dashboard>),
+    stream: TcpStream,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) {
+    match http::tls::handshake(&tls, stream, &shutdown).await {
+        Ok(io) => serve_io(io, peer, dashboard, shutdown).await,
+        Err(e) => tracing::debug!(%peer, "dashboard {e}"),
     }
 }
 
@@ -90,7 +90,7 @@ impl Lifetimes {
     const DEFAULT: Lifetimes = Lifetimes {
         connection: CONNECTION_LIFETIME,
         event_stream: EVENT_STREAM_LIFETIME,
-        grace: GRACE,
+        grace: http::conn::GRACE,
     };
 }
 
@@ -104,25 +104,10 @@ pub(crate) async fn serve_io_for<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let peer_ip = peer.ip();
     // Set once this connection answers with an event stream (only a
     // signed-in manager gets one).
     let streaming = Arc::new(AtomicBool::new(false));
     let seen = streaming.clone();
-    let service = service_fn(move |req| {
-        let (dashboard, seen) = (dashboard.clone(), seen.clone());
-        async move {
-            let resp = routes::handle(&dashboard, peer_ip, req).await;
-            if resp
-                .headers()
-                .get(hyper::header::CONTENT_TYPE)
-                .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
-            {
-                seen.store(true, Ordering::Relaxed);
-            }
-            Ok::<_, Infallible>(resp)
-        }
-    });
     let lifetime = async {
         tokio::time::sleep(lifetimes.connection).await;
         if streaming.load(Ordering::Relaxed) {
@@ -130,18 +115,25 @@ pub(crate) async fn serve_io_for<I>(
             tokio::time::sleep(rest).await;
         }
     };
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_buf_size(MAX_HEAD_BYTES)
-        .serve_connection(TokioIo::new(io), service);
-    crate::listen::drive(
-        conn,
-        lifetime,
-        &shutdown,
-        lifetimes.grace,
-        "dashboard",
+    let conn = Conn {
+        what: "dashboard",
         peer,
-    )
+        shutdown: &shutdown,
+        grace: lifetimes.grace,
+    };
+    conn.serve(io, lifetime, |req| {
+        let (dashboard, seen) = (dashboard.clone(), seen.clone());
+        async move {
+            let resp = routes::route(&dashboard, peer.ip(), req).await;
+            if resp
+                .headers()
+                .get(hyper::header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
+            {
+                seen.store(true, Ordering::Relaxed);
+            }
+            resp
+        }
+    })
     .await;
 }

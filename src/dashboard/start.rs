@@ -21,7 +21,7 @@ pub async fn start(
 ) -> anyhow::Result<()> {
     let cfg = &config.dashboard;
     if let Some(made) = crate::dashboard::auth::ensure_password(
-        dashboard.store.as_ref(),
+        dashboard.app.store.as_ref(),
         cfg.password_file.as_deref(),
     )? {
         // Not in the log: that ends up in syslog or journald.

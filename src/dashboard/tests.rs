@@ -1,5 +1,6 @@
-//! Dashboard answers, driven without sockets: memory store and firewall,
-//! a presence shell fed sightings by hand.
+//! Dashboard answers, driven without sockets, over the shared test rig
+//! (`app::rig`: memory store and firewall, a presence shell fed
+//! sightings by hand).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -11,42 +12,23 @@ use http_body_util::{BodyExt, Full};
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::access::session::SessionPolicy;
-use crate::access::{AuthMethod, MemoryFirewall};
+use crate::access::AuthMethod;
 use crate::mac::MacAddr;
-use crate::portal::{ClientResolver, Site, SyntheticResolver};
-use crate::presence::PresenceShell;
-use crate::presence::{
-    DhcpInfo, DhcpMessageType, Presence, PresenceConfig, Sighting, SightingKind,
-};
-use crate::store::MemoryStore;
-use crate::uplink::Outbox;
-use crate::uplink::sink::LogSink;
+use crate::portal::{ClientResolver, Portal, Site, SyntheticResolver};
+use crate::presence::{DhcpInfo, DhcpMessageType, Sighting, SightingKind};
 
 const PASSWORD: &str = "manager-pass-1";
 const PEER: &str = "192.0.2.50";
 
+/// The shared rig's hub behind a dashboard, signed in with [`PASSWORD`].
 fn fixture() -> Dashboard {
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let outbox = Arc::new(Outbox::open(store.clone(), "wulin-01").unwrap());
-    let policy = SessionPolicy {
-        session_timeout: Duration::from_secs(3600),
-        idle_timeout: Duration::from_secs(600),
-        max_preauth: 100,
-    };
-    let fw = Arc::new(MemoryFirewall::new());
-    let (gate, _) = Gate::open(policy, fw, store.clone(), Arc::new(LogSink)).unwrap();
-    let gate = Arc::new(gate);
-    let key = crate::privacy::DeviceKey::from_bytes([7; 32]);
-    let shell = Arc::new(PresenceShell::new(
-        Presence::new(PresenceConfig::default(), 1),
-        store.clone(),
-        Arc::new(crate::uplink::sink::OutboxSink {
-            outbox: outbox.clone(),
-            key: key.clone(),
-        }),
-        key.clone(),
-    ));
+    let d = Dashboard::new(crate::app::rig::rig().app, Language::ZhCn);
+    d.set_password(PASSWORD).unwrap();
+    d
+}
+
+/// A portal over the same hub (gate, block list, sync document).
+fn portal_of(d: &Dashboard) -> Portal {
     let site = Site::new(
         None,
         "127.0.0.1:2050".parse().unwrap(),
@@ -54,15 +36,17 @@ fn fixture() -> Dashboard {
         "Wulin <Store>",
         Language::ZhCn,
     );
-    let portal = Arc::new(Portal::new(
-        site,
-        gate.clone(),
-        Arc::new(SyntheticResolver),
-        key,
-    ));
-    let d = Dashboard::new(store, gate, shell, outbox, portal);
-    d.set_password(PASSWORD).unwrap();
-    d
+    Portal {
+        sync: d.app.sync.clone(),
+        blocklist: d.app.blocklist.clone(),
+        stats: d.app.portal_stats.clone(),
+        ..Portal::new(
+            site,
+            d.app.gate.clone(),
+            Arc::new(SyntheticResolver),
+            crate::privacy::DeviceKey::from_bytes(crate::app::rig::KEY),
+        )
+    }
 }
 
 fn mac(n: u8) -> MacAddr {
@@ -80,7 +64,7 @@ fn join(d: &Dashboard, n: u8, hostname: &str) {
             ..DhcpInfo::default()
         }),
     };
-    d.presence.observe(&s, &mut Vec::new());
+    d.app.presence.observe(&s, &mut Vec::new());
 }
 
 fn req(method: &str, path: &str, cookie: Option<&str>, body: &str) -> Request<Full<Bytes>> {
@@ -95,7 +79,7 @@ fn req(method: &str, path: &str, cookie: Option<&str>, body: &str) -> Request<Fu
 }
 
 async fn call(d: &Dashboard, r: Request<Full<Bytes>>) -> (StatusCode, http::HeaderMap, String) {
-    let resp = routes::handle(d, PEER.parse::<IpAddr>().unwrap(), r).await;
+    let resp = routes::route(d, PEER.parse::<IpAddr>().unwrap(), r).await;
     let (parts, body) = resp.into_parts();
     let bytes = body.collect().await.unwrap().to_bytes();
     (
@@ -189,8 +173,7 @@ async fn sign_in_attempts_are_limited_in_all_too() {
     let mut last = StatusCode::OK;
     for i in 0..=auth::MAX_ATTEMPTS_TOTAL {
         let peer: IpAddr = format!("2001:db8:{i:x}::1").parse().unwrap();
-        let resp =
-            routes::handle(&d, peer, req("POST", "/login", None, "password=nope-nope")).await;
+        let resp = routes::route(&d, peer, req("POST", "/login", None, "password=nope-nope")).await;
         last = resp.status();
     }
     assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
@@ -228,13 +211,13 @@ async fn posts_need_the_csrf_token() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _, _) = call(&d, req("POST", &path, Some(&id), "csrf=wrong")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert!(!d.blocked().contains(mac(1)));
+    assert!(!d.app.blocklist.manager().contains(mac(1)));
     let mut r = req("POST", &path, Some(&id), "");
     r.headers_mut()
         .insert("x-csrf-token", csrf.parse().unwrap());
     let (status, _, _) = call(&d, r).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(d.blocked().contains(mac(1)));
+    assert!(d.app.blocklist.manager().contains(mac(1)));
     let (status, _, _) = call(&d, req("POST", "/logout", Some(&id), "")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
@@ -266,7 +249,7 @@ async fn visits_export_by_date_range() {
     join(&d, 2, "=cmd|calc");
     let (id, _) = sign_in(&d).await;
     let today = {
-        let m = d.presence.machine();
+        let m = d.app.presence.machine();
         crate::presence::local::local_date(crate::time::Timestamp::now(), m.timezone()).to_string()
     };
     let path = format!("/api/visits.csv?from={today}&to={today}");
@@ -317,7 +300,8 @@ async fn marking_staff_drops_present_now() {
     join(&d, 2, "till-tablet");
     let (id, csrf) = sign_in(&d).await;
     let present = |d: &Dashboard| {
-        d.presence
+        d.app
+            .presence
             .machine()
             .footfall(crate::time::Timestamp::now())
             .present_now
@@ -331,8 +315,8 @@ async fn marking_staff_drops_present_now() {
     let live: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(live["live"]["present_now"], 1);
     // Persisted: a new machine restored from the store keeps the mark.
-    d.presence.persist_all();
-    assert!(d.presence.machine().is_staff(mac(2)));
+    d.app.presence.persist_all();
+    assert!(d.app.presence.machine().is_staff(mac(2)));
 }
 
 #[tokio::test]
@@ -340,15 +324,17 @@ async fn a_blocked_device_is_signed_out_and_refused_by_the_portal() {
     let d = fixture();
     let ip: IpAddr = "192.0.2.77".parse().unwrap();
     let m = SyntheticResolver.mac_of(ip).unwrap();
-    d.gate
+    d.app
+        .gate
         .authorize(m, Some(ip), AuthMethod::ClickThrough, None)
         .unwrap();
     let (id, csrf) = sign_in(&d).await;
     let path = format!("/api/devices/{m}/block");
     let (status, _, body) = call(&d, req("POST", &path, Some(&id), &format!("csrf={csrf}"))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert!(!d.gate.client(m).is_some_and(|c| c.is_authorized()));
-    assert!(d.portal.is_blocked(m));
+    assert!(!d.app.gate.client(m).is_some_and(|c| c.is_authorized()));
+    assert!(d.app.blocklist.is_blocked(m));
+    let portal = portal_of(&d);
     // The portal itself refuses the device's sign-in.
     let r = Request::builder()
         .method("POST")
@@ -358,27 +344,27 @@ async fn a_blocked_device_is_signed_out_and_refused_by_the_portal() {
         .body(Full::new(Bytes::from(format!(
             "accept_terms=yes&lang=en&csrf={}",
             crate::portal::routes::csrf_token(
-                &d.portal.device_key,
+                &portal.device_key,
                 m,
                 crate::portal::routes::utc_day(crate::time::Timestamp::now()),
             )
         ))))
         .unwrap();
-    let resp = crate::portal::routes::handle(&d.portal, ip, r).await;
+    let resp = crate::portal::routes::route(&portal, ip, r).await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     assert!(
         String::from_utf8_lossy(&body).contains("cannot sign in here"),
         "refused as blocked, not for a missing form token"
     );
-    assert!(!d.gate.client(m).is_some_and(|c| c.is_authorized()));
+    assert!(!d.app.gate.client(m).is_some_and(|c| c.is_authorized()));
 }
 
 #[tokio::test]
 async fn the_event_stream_sends_a_new_snapshot_after_a_change() {
     let d = fixture();
     let (id, _) = sign_in(&d).await;
-    let resp = routes::handle(
+    let resp = routes::route(
         &d,
         PEER.parse().unwrap(),
         req("GET", "/api/events", Some(&id), ""),
@@ -399,12 +385,12 @@ async fn the_event_stream_sends_a_new_snapshot_after_a_change() {
     assert!(first.starts_with("id: "), "{first}");
     assert!(first.contains("\"present_now\":0"), "{first}");
     join(&d, 3, "new-phone");
-    assert!(d.live.refresh(&d.presence));
+    assert!(d.live.refresh(&d.app.presence));
     let second = next().await;
     assert!(second.contains("event: snapshot"));
     assert!(second.contains("\"present_now\":1"), "{second}");
     assert!(second.contains("new-phone"));
-    assert!(!d.live.refresh(&d.presence), "no change, nothing sent");
+    assert!(!d.live.refresh(&d.app.presence), "no change, nothing sent");
 }
 
 #[tokio::test]
@@ -553,7 +539,7 @@ async fn the_visits_export_refuses_dates_the_box_may_have_dropped() {
     let days_ago = |days: i64, mins: i64| {
         Timestamp::from_secs(now.millis() / 1000 - days * 86_400 + mins * 60)
     };
-    let tz = d.presence.machine().timezone().clone();
+    let tz = d.app.presence.machine().timezone().clone();
     let local = |t: Timestamp| crate::presence::local::local_date(t, &tz);
     let visit = |i: usize| {
         let started = days_ago(10, i as i64);
@@ -571,7 +557,7 @@ async fn the_visits_export_refuses_dates_the_box_may_have_dropped() {
         }
     };
     let restore = |n: usize| {
-        let mut m = d.presence.machine();
+        let mut m = d.app.presence.machine();
         let mut saved = m.snapshot();
         // Newest first, as the machine keeps them.
         saved.recent_visits = (0..n).rev().map(visit).collect();
@@ -643,6 +629,10 @@ fn every_dashboard_text_is_translated_in_both_languages() {
     let code = [
         include_str!("views.rs"),
         include_str!("routes.rs"),
+        include_str!("routes/devices.rs"),
+        include_str!("routes/export.rs"),
+        include_str!("routes/live.rs"),
+        include_str!("routes/sign_in.rs"),
         views::LAYOUT,
         views::LOGIN,
     ]

@@ -20,8 +20,7 @@ pub fn acceptor(
         Some((c, k)) => (c.clone(), k.clone()),
         None => self_signed(state_dir)?,
     };
-    crate::uplink::receiver::tls_acceptor(&cert, &key, None)
-        .map_err(|e| format!("dashboard certificate: {e}"))
+    crate::http::tls::acceptor(&cert, &key, None).map_err(|e| format!("dashboard certificate: {e}"))
 }
 
 /// The generated pair's paths, made now if missing (the key mode 0600).

@@ -1,5 +1,5 @@
 //! Dashboard HTML: the embedded templates in `web/dashboard/` filled with
-//! the portal's template engine and texts (`portal::pages`). Everything
+//! `crate::web`'s template engine and texts. Everything
 //! from the LAN (host names above all) goes through `escape`; charts are
 //! inline SVG and CSS built from numbers only.
 
@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use super::live::LiveData;
 use crate::config::Language;
-use crate::portal::pages::{escape, render, t};
+use crate::web::{escape, render, t, text_box};
 
 pub const CSS: &str = include_str!("../../web/dashboard/style.css");
 pub const LAYOUT: &str = include_str!("../../web/dashboard/layout.html");
@@ -37,9 +37,7 @@ pub fn page(
 }
 
 pub fn login(lang: Language, store: &str, error: Option<&str>) -> String {
-    let error = error
-        .map(|e| format!("<div class=\"error\" role=\"alert\">{}</div>", escape(e)))
-        .unwrap_or_default();
+    let error = error.map(text_box).unwrap_or_default();
     render(
         LOGIN,
         lang,

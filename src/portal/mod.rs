@@ -25,10 +25,10 @@
 //! `Cache-Control: no-store` before sign-in; after sign-in the OS probe's
 //! expected answer (see `probes`).
 //!
-//! `server` owns connections and their limits; `routes` the answers.
+//! `server` owns connections and their limits (with `crate::http`);
+//! `routes` the answers; `pages` the templates (filled by `crate::web`).
 
 pub mod campaign;
-pub mod form;
 pub mod pages;
 pub mod probes;
 pub(crate) mod routes;

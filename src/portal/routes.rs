@@ -1,25 +1,30 @@
-//! What the portal answers. `handle` never fails: every bad input gets a
-//! 4xx page that says what was wrong.
+//! What the portal answers (the routes are listed in `portal`'s module
+//! docs). [`route`] never fails: every bad input gets a 4xx page that says
+//! what was wrong.
+//!
+//! `route` matches the method and path and hands a [`Cx`] to one small
+//! handler each. Here: sign-in by terms, status, sign-out and the pages
+//! they share; `captive`: captured traffic, probes and the RFC 8908 API;
+//! `guard`: what every POST goes through (origin, bounded form, form
+//! token); `members`: member sign-in.
 
 use std::net::IpAddr;
 
-use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::Full;
-use serde_json::json;
+use http::{Method, Request, StatusCode};
 
-use super::pages::{self, escape, render, t, url_encode};
-use super::probes::{self, ProbeAnswer};
-use super::{Portal, PortalStats, campaign, form};
+use super::pages::{self, render};
+use super::{Portal, PortalStats, campaign};
 use crate::access::gate::GateError;
 use crate::access::session::Client;
 use crate::access::{AuthMethod, EndReason};
 use crate::config::Language;
+use crate::http::form;
+use crate::http::reply::{self, Reply};
 use crate::mac::MacAddr;
 use crate::members::{Consent, MemberError};
-use crate::privacy::DeviceKey;
 use crate::time::Timestamp;
+use crate::web::{escape, t, url_encode};
 
 /// Largest form body the portal reads.
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
@@ -29,19 +34,20 @@ const MAX_DST_LEN: usize = 1024;
 const MAX_NUMBER_LEN: usize = 40;
 /// Longest staff code (`?staff=`, from a QR poster).
 const MAX_STAFF_LEN: usize = 32;
-/// Domain of the form token's keyed hash (see [`csrf_token`]).
-const CSRF_DOMAIN: &[u8] = b"storegate-portal-csrf-v1";
-/// Characters of the form token (132 bits).
-const CSRF_LEN: usize = 22;
-const DAY_MILLIS: i64 = 24 * 60 * 60 * 1000;
 
+mod captive;
+mod guard;
 mod members;
+/// Tests (here and the dashboard's) post with a device's form token.
+#[cfg(test)]
+pub(crate) use guard::{csrf_token, utc_day};
+use guard::{current_csrf, posted_form};
 use members::*;
 
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
                    form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-type Resp = Response<Full<Bytes>>;
+type Resp = Reply;
 
 /// Who is asking.
 struct Asker {
@@ -59,11 +65,36 @@ impl Asker {
     }
 }
 
-pub(crate) async fn handle<B>(portal: &Portal, peer: IpAddr, req: Request<B>) -> Resp
-where
-    B: hyper::body::Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+/// One request, as every handler sees it.
+struct Cx<'a> {
+    portal: &'a Portal,
+    asker: Asker,
+    /// Accept-Language, else the configured default. Pages let `?lang=`
+    /// win ([`Cx::page_lang`]), forms their `lang` field (`guard`).
+    lang: Language,
+    /// The query string's fields; none when it does not parse.
+    query: Vec<(String, String)>,
+}
+
+impl Cx<'_> {
+    /// `?lang=`, then Accept-Language, then the configured default.
+    fn page_lang(&self) -> Language {
+        form::get(&self.query, "lang")
+            .and_then(Language::from_tag)
+            .unwrap_or(self.lang)
+    }
+
+    /// `?dst=`, when it is a plain http(s) URL.
+    fn dst(&self) -> Option<String> {
+        valid_dst(form::get(&self.query, "dst"))
+    }
+}
+
+pub(crate) async fn route<B: crate::http::Body>(
+    portal: &Portal,
+    peer: IpAddr,
+    req: Request<B>,
+) -> Resp {
     PortalStats::bump(&portal.stats.requests);
     let ip = peer.to_canonical();
     let mac = portal.resolver.mac_of(ip);
@@ -85,125 +116,100 @@ where
         .unwrap_or("")
         .to_string();
     if !host.is_empty() && !portal.site.is_own_host(&host) {
-        return captured(portal, &asker, &host, &req);
+        return captive::captured(portal, &asker, &host, &req);
     }
-    let lang = language(portal, &req, None);
-    let path = req.uri().path().to_string();
-    match (req.method().clone(), path.as_str()) {
-        (Method::GET | Method::HEAD, "/" | "/login") => {
-            let query = query_fields(&req);
-            let lang = language(portal, &req, query.as_deref());
-            let dst = query
-                .as_deref()
-                .and_then(|q| valid_dst(form::get(q, "dst")));
-            let staff = query
-                .as_deref()
-                .and_then(|q| valid_staff(form::get(q, "staff")));
-            if asker.authorized() && path == "/" && staff.is_none() {
-                let member = asker.client.as_ref().is_some_and(|c| c.member_id.is_some());
-                return see_other(if member { "/welcome" } else { "/status" });
-            }
-            if asker.mac.is_some_and(|m| portal.is_blocked(m)) {
-                return blocked(portal, lang);
-            }
-            let input = MemberInput {
-                dst,
-                staff,
-                csrf: current_csrf(portal, asker.mac),
-                ..MemberInput::default()
-            };
-            login_page(portal, lang, StatusCode::OK, &input, None)
-        }
-        (Method::POST, "/login") => sign_in(portal, &asker, req).await,
-        (Method::POST, "/signin/code") => request_code(portal, &asker, req).await,
-        (Method::POST, "/signin/verify") => verify_code(portal, &asker, req).await,
-        (Method::POST, "/signin/member") => {
-            let (lang, _, mac, input) = match sign_in_form(portal, &asker, req).await {
-                Ok(posted) => posted,
-                Err(page) => return page,
-            };
-            member_sign_in(portal, &asker, lang, mac, input).await
-        }
-        (Method::GET | Method::HEAD, "/welcome") => {
-            let query = query_fields(&req);
-            let lang = language(portal, &req, query.as_deref());
-            let dst = query
-                .as_deref()
-                .and_then(|q| valid_dst(form::get(q, "dst")));
-            welcome_page(portal, &asker, lang, dst.as_deref())
-        }
-        (Method::GET | Method::HEAD, "/status") => {
-            let query = query_fields(&req);
-            let lang = language(portal, &req, query.as_deref());
-            let dst = query
-                .as_deref()
-                .and_then(|q| valid_dst(form::get(q, "dst")));
-            status_page(portal, &asker, lang, dst.as_deref())
-        }
-        (Method::POST, "/logout") => sign_out(portal, &asker, req).await,
-        (Method::GET | Method::HEAD, "/api/captive") => captive_api(portal, &asker),
+    let cx = Cx {
+        portal,
+        asker,
+        lang: crate::web::accept_language(req.headers()).unwrap_or(portal.site.default_language),
+        query: req
+            .uri()
+            .query()
+            .and_then(|q| form::parse(q.as_bytes()).ok())
+            .unwrap_or_default(),
+    };
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    match (&method, path.as_str()) {
+        (&Method::GET | &Method::HEAD, "/") => home(&cx),
+        (&Method::GET | &Method::HEAD, "/login") => login(&cx),
+        (&Method::POST, "/login") => accept_terms(&cx, req).await,
+        (&Method::POST, "/signin/code") => request_code(&cx, req).await,
+        (&Method::POST, "/signin/verify") => verify_code(&cx, req).await,
+        (&Method::POST, "/signin/member") => member_number(&cx, req).await,
+        (&Method::GET | &Method::HEAD, "/welcome") => welcome(&cx),
+        (&Method::GET | &Method::HEAD, "/status") => status(&cx),
+        (&Method::POST, "/logout") => sign_out(&cx, req).await,
+        (&Method::GET | &Method::HEAD, "/api/captive") => captive::api(&cx),
         (
             _,
             "/" | "/login" | "/status" | "/logout" | "/api/captive" | "/signin/code"
             | "/signin/verify" | "/signin/member" | "/welcome",
-        ) => bad(portal, StatusCode::METHOD_NOT_ALLOWED, lang, "error_form"),
+        ) => bad(
+            portal,
+            StatusCode::METHOD_NOT_ALLOWED,
+            cx.lang,
+            "error_form",
+        ),
         _ => message(
             portal,
             StatusCode::NOT_FOUND,
-            lang,
+            cx.lang,
             "error_title",
             "not_found",
         ),
     }
 }
 
-/// Traffic that was redirected here from elsewhere.
-fn captured<B>(portal: &Portal, asker: &Asker, host: &str, req: &Request<B>) -> Resp {
-    let bare_host = host_without_port(host).to_ascii_lowercase();
-    let path = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    if asker.authorized() {
-        // A connection redirected before sign-in is still pointed at us.
-        // Answer probes as their servers would; send anything else back to
-        // where it was going on a new connection, which is no longer captured.
-        let mut resp = match probes::recognise(&bare_host, req.uri().path()) {
-            Some(ProbeAnswer::Body(body)) => plain(StatusCode::OK, "text/html", body),
-            Some(ProbeAnswer::NoContent) => plain(StatusCode::NO_CONTENT, "text/plain", ""),
-            None => redirect(StatusCode::FOUND, &format!("http://{host}{path}")),
-        };
-        resp.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return resp;
+/// `GET /`: the sign-in page, or for a signed-in device (not come by a
+/// staff poster) its status.
+fn home(cx: &Cx) -> Resp {
+    let staff = valid_staff(form::get(&cx.query, "staff"));
+    if cx.asker.authorized() && staff.is_none() {
+        let member = cx
+            .asker
+            .client
+            .as_ref()
+            .is_some_and(|c| c.member_id.is_some());
+        return see_other(if member { "/welcome" } else { "/status" });
     }
-    PortalStats::bump(&portal.stats.redirects);
-    let original = format!("http://{host}{path}");
-    let mut location = format!("{}login", portal.site.url);
-    if original.len() <= MAX_DST_LEN {
-        location.push_str("?dst=");
-        location.push_str(&url_encode(&original));
-    }
-    redirect(StatusCode::FOUND, &location)
+    login(cx)
 }
 
-async fn sign_in<B>(portal: &Portal, asker: &Asker, req: Request<B>) -> Resp
-where
-    B: hyper::body::Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let (lang, fields, mac, input) = match sign_in_form(portal, asker, req).await {
+/// `GET /login`: the sign-in page.
+fn login(cx: &Cx) -> Resp {
+    let (portal, lang) = (cx.portal, cx.page_lang());
+    if cx.asker.mac.is_some_and(|m| portal.is_blocked(m)) {
+        return blocked(portal, lang);
+    }
+    let input = MemberInput {
+        dst: cx.dst(),
+        staff: valid_staff(form::get(&cx.query, "staff")),
+        csrf: current_csrf(portal, cx.asker.mac),
+        ..MemberInput::default()
+    };
+    form_page(portal, Form::Login, lang, StatusCode::OK, &input, None)
+}
+
+/// `GET /status`.
+fn status(cx: &Cx) -> Resp {
+    status_page(cx.portal, &cx.asker, cx.page_lang(), cx.dst().as_deref())
+}
+
+/// `POST /login`: the terms accepted, the device authorised.
+async fn accept_terms<B: crate::http::Body>(cx: &Cx<'_>, req: Request<B>) -> Resp {
+    let portal = cx.portal;
+    let (lang, fields, mac, input) = match sign_in_form(cx, req).await {
         Ok(posted) => posted,
         Err(page) => return page,
     };
     let dst = input.dst.clone();
     if !ticked(&fields, "accept_terms") {
         PortalStats::bump(&portal.stats.bad_requests);
-        let error = pages::error_box(lang, "error_terms");
-        return login_page(portal, lang, StatusCode::BAD_REQUEST, &input, Some(&error));
+        let error = crate::web::error_box(lang, "error_terms");
+        let status = StatusCode::BAD_REQUEST;
+        return form_page(portal, Form::Login, lang, status, &input, Some(&error));
     }
-    let (gate, ip) = (portal.gate.clone(), asker.ip);
+    let (gate, ip) = (portal.gate.clone(), cx.asker.ip);
     match blocking(move || gate.authorize(mac, Some(ip), AuthMethod::ClickThrough, None)).await {
         Ok(_) => {
             PortalStats::bump(&portal.stats.sign_ins);
@@ -216,83 +222,51 @@ where
         }
         Err(e) => {
             tracing::error!(%mac, "sign-in failed: {e}");
-            message(
-                portal,
-                StatusCode::SERVICE_UNAVAILABLE,
-                lang,
-                "error_title",
-                "error_busy",
-            )
+            busy(portal, lang)
         }
     }
 }
 
-async fn sign_out<B>(portal: &Portal, asker: &Asker, req: Request<B>) -> Resp
-where
-    B: hyper::body::Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let (lang, _) = match posted_form(portal, asker, req).await {
+/// `POST /logout`.
+async fn sign_out<B: crate::http::Body>(cx: &Cx<'_>, req: Request<B>) -> Resp {
+    let (lang, _) = match posted_form(cx, req).await {
         Ok(posted) => posted,
         Err(page) => return page,
     };
-    let gate = portal.gate.clone();
-    if let Some(mac) = asker.mac
+    let gate = cx.portal.gate.clone();
+    if let Some(mac) = cx.asker.mac
         && let Err(e) = blocking(move || gate.end(mac, EndReason::Logout)).await
     {
         tracing::error!(%mac, "sign-out failed: {e}");
-        return message(
-            portal,
-            StatusCode::SERVICE_UNAVAILABLE,
-            lang,
-            "error_title",
-            "error_busy",
-        );
+        return busy(cx.portal, lang);
     }
     see_other(&format!("/login?lang={}", lang.tag()))
 }
 
-fn captive_api(portal: &Portal, asker: &Asker) -> Resp {
-    let portal_url = format!("{}login", portal.site.url);
-    let body = match asker
-        .client
-        .as_ref()
-        .and_then(|c| c.remaining(Timestamp::now()))
-    {
-        Some(left) => json!({
-            "captive": false,
-            "user-portal-url": portal_url,
-            "seconds-remaining": left.as_secs(),
-            "can-extend-session": false,
-        }),
-        None => json!({"captive": true, "user-portal-url": portal_url}),
-    };
-    let mut resp = plain(
-        StatusCode::OK,
-        "application/captive+json",
-        &body.to_string(),
-    );
-    resp.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-store"),
-    );
-    resp
-}
-
-fn login_page(
+/// A sign-in form with what was typed into it, and perhaps an error.
+fn form_page(
     portal: &Portal,
+    which: Form,
     lang: Language,
     status: StatusCode,
     input: &MemberInput,
     error: Option<&str>,
 ) -> Resp {
+    let html = match which {
+        Form::Login => login_html(portal, lang, input, error),
+        Form::Code => code_html(portal, lang, input, error),
+    };
+    plain(status, "text/html; charset=utf-8", &html)
+}
+
+fn login_html(portal: &Portal, lang: Language, input: &MemberInput, error: Option<&str>) -> String {
     let other = match lang {
         Language::ZhCn => Language::En,
         Language::En => Language::ZhCn,
     };
     let dst = input.dst.as_deref().unwrap_or("");
     let member = member_section(portal, lang, input);
-    let html = render(
+    render(
         pages::LOGIN,
         lang,
         &[
@@ -304,8 +278,7 @@ fn login_page(
             ("csrf", &input.csrf),
         ],
         &[("error", error.unwrap_or("")), ("member", &member)],
-    );
-    plain(status, "text/html; charset=utf-8", &html)
+    )
 }
 
 fn continue_link(lang: Language, dst: Option<&str>) -> String {
@@ -333,7 +306,7 @@ fn status_page(portal: &Portal, asker: &Asker, lang: Language, dst: Option<&str>
         lang,
         &[
             ("store", &portal.site.store_name),
-            ("remaining", &pages::remaining_text(lang, left)),
+            ("remaining", &crate::web::remaining_text(lang, left)),
             ("csrf", &current_csrf(portal, asker.mac)),
         ],
         &[("continue", &continue_link(lang, dst))],
@@ -366,158 +339,28 @@ fn bad(portal: &Portal, status: StatusCode, lang: Language, key: &str) -> Resp {
     message(portal, status, lang, "error_title", key)
 }
 
-/// Runs a gate change (an fsync and a netlink batch) off the async
-/// workers, so a sign-in never stalls other shoppers' redirects.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, GateError> + Send + 'static,
-) -> Result<T, GateError> {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
-        Err(GateError::Store(crate::store::StoreError::Backend(
-            format!("sign-in task: {e}"),
-        )))
-    })
+/// `503`: a store write or the firewall failed; the shopper may retry.
+fn busy(portal: &Portal, lang: Language) -> Resp {
+    message(
+        portal,
+        StatusCode::SERVICE_UNAVAILABLE,
+        lang,
+        "error_title",
+        "error_busy",
+    )
 }
 
-/// Runs a member sign-in (store writes, an fsync and a netlink batch) off
-/// the async workers.
-async fn sign_in_blocking(
-    f: impl FnOnce() -> Result<(), SignInError> + Send + 'static,
-) -> Result<(), SignInError> {
+/// Runs a sign-in's or sign-out's work (store writes, an fsync, a netlink
+/// batch) off the async workers, so it never stalls other shoppers'
+/// redirects.
+async fn blocking<T: Send + 'static, E: From<GateError> + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, E> {
     tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
-        Err(SignInError::Gate(GateError::Store(
+        Err(E::from(GateError::Store(
             crate::store::StoreError::Backend(format!("sign-in task: {e}")),
         )))
     })
-}
-
-/// What every POST from our pages goes through: the Origin check, the
-/// bounded body, the form token, and the page language (the form's
-/// `lang` wins). The error is the page to answer with.
-///
-/// The token is what stops other sites: the Origin check only refuses an
-/// explicit foreign origin, because our pages send `Referrer-Policy:
-/// no-referrer` and browsers then send `Origin: null` on our own POSTs.
-/// A device we cannot see has no token to check; every handler refuses
-/// it (or, for sign-out, does nothing) on its own.
-async fn posted_form<B>(
-    portal: &Portal,
-    asker: &Asker,
-    req: Request<B>,
-) -> Result<(Language, Vec<(String, String)>), Resp>
-where
-    B: hyper::body::Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let lang = language(portal, &req, None);
-    if !same_origin(portal, &req) {
-        return Err(bad(portal, StatusCode::FORBIDDEN, lang, "error_origin"));
-    }
-    let fields = read_form(req).await.map_err(|status| {
-        let key = match status {
-            StatusCode::PAYLOAD_TOO_LARGE => "error_too_large",
-            StatusCode::REQUEST_TIMEOUT => "error_timeout",
-            _ => "error_form",
-        };
-        bad(portal, status, lang, key)
-    })?;
-    let lang = form::get(&fields, "lang")
-        .and_then(Language::from_tag)
-        .unwrap_or(lang);
-    if let Some(mac) = asker.mac {
-        let given = form::get(&fields, "csrf").unwrap_or("");
-        if !csrf_valid(&portal.device_key, mac, given, utc_day(Timestamp::now())) {
-            return Err(bad(portal, StatusCode::FORBIDDEN, lang, "error_expired"));
-        }
-    }
-    Ok((lang, fields))
-}
-
-/// The UTC day number of `at` (days since the Unix epoch).
-pub(crate) fn utc_day(at: Timestamp) -> i64 {
-    at.millis().div_euclid(DAY_MILLIS)
-}
-
-/// The form token of `mac` on UTC day `day`:
-/// `base64url(HMAC(device key, domain ‖ mac ‖ day))[..22]`. Another
-/// device, another day or another box gives another token; without the
-/// device key nobody can make one.
-pub(crate) fn csrf_token(key: &DeviceKey, mac: MacAddr, day: i64) -> String {
-    use base64::Engine;
-    let mut data = [0u8; 14];
-    data[..6].copy_from_slice(&mac.octets());
-    data[6..].copy_from_slice(&day.to_be_bytes());
-    let hash = key.keyed_hash(CSRF_DOMAIN, &data);
-    let mut token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hash);
-    token.truncate(CSRF_LEN);
-    token
-}
-
-/// Today's token for the asking device; empty when we cannot see it.
-fn current_csrf(portal: &Portal, mac: Option<MacAddr>) -> String {
-    mac.map(|m| csrf_token(&portal.device_key, m, utc_day(Timestamp::now())))
-        .unwrap_or_default()
-}
-
-/// Is `given` the token of `mac` for `today` or yesterday (a page left
-/// open over midnight)? Compared in constant time.
-fn csrf_valid(key: &DeviceKey, mac: MacAddr, given: &str, today: i64) -> bool {
-    let mut ok = false;
-    for day in [today, today - 1] {
-        ok |= same_bytes(csrf_token(key, mac, day).as_bytes(), given.as_bytes());
-    }
-    ok
-}
-
-/// Equal, without a timing that tells how much of `a` matched.
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
-}
-
-/// Reads a bounded form body; the error is the status to answer with.
-async fn read_form<B>(req: Request<B>) -> Result<Vec<(String, String)>, StatusCode>
-where
-    B: hyper::body::Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    form::read_body(req, MAX_BODY_BYTES).await
-}
-
-/// Refuses an explicit foreign Origin. `null` and a missing Origin pass
-/// (our own pages send `null`, see [`posted_form`]); the form token is
-/// what refuses other sites then.
-fn same_origin<B>(portal: &Portal, req: &Request<B>) -> bool {
-    match req
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-    {
-        None | Some("null") => true,
-        Some(origin) => origin
-            .split("://")
-            .nth(1)
-            .is_some_and(|authority| portal.site.is_own_host(authority)),
-    }
-}
-
-fn query_fields<B>(req: &Request<B>) -> Option<Vec<(String, String)>> {
-    req.uri()
-        .query()
-        .and_then(|q| form::parse(q.as_bytes()).ok())
-}
-
-/// `?lang=`, then Accept-Language, then the configured default.
-fn language<B>(portal: &Portal, req: &Request<B>, query: Option<&[(String, String)]>) -> Language {
-    if let Some(l) = query
-        .and_then(|q| form::get(q, "lang"))
-        .and_then(Language::from_tag)
-    {
-        return l;
-    }
-    pages::accept_language(req.headers()).unwrap_or(portal.site.default_language)
 }
 
 /// A staff code from a QR poster: `[A-Za-z0-9_-]{1,32}`; anything else
@@ -550,55 +393,27 @@ fn valid_dst(dst: Option<&str>) -> Option<String> {
     ok.then(|| d.to_string())
 }
 
-fn host_without_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host.split(']').next().map(|h| &h[1..]).unwrap_or(host);
-    }
-    host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
-}
-
+/// A page of the portal: its headers and content security policy.
 fn plain(status: StatusCode, content_type: &'static str, body: &str) -> Resp {
-    let mut resp = Response::new(Full::new(Bytes::copy_from_slice(body.as_bytes())));
-    *resp.status_mut() = status;
-    guarded_headers(resp.headers_mut(), content_type, CSP);
+    let mut resp = reply::answer(status, content_type, body.to_string());
+    reply::guard(resp.headers_mut(), CSP);
     resp
-}
-
-/// The headers every page of the box's web servers carries: its type, no
-/// caching, no sniffing, no referrer, and its content security policy.
-pub(crate) fn guarded_headers(
-    h: &mut http::HeaderMap,
-    content_type: &'static str,
-    csp: &'static str,
-) {
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(csp),
-    );
 }
 
 fn redirect(status: StatusCode, location: &str) -> Resp {
     let body = format!("<a href=\"{}\">{}</a>", escape(location), escape(location));
     let mut resp = plain(status, "text/html; charset=utf-8", &body);
-    match HeaderValue::from_str(location) {
-        Ok(v) => {
-            resp.headers_mut().insert(header::LOCATION, v);
-        }
-        Err(_) => *resp.status_mut() = StatusCode::BAD_REQUEST,
-    }
+    reply::set_location(&mut resp, location);
     resp
 }
 
 fn see_other(location: &str) -> Resp {
     redirect(StatusCode::SEE_OTHER, location)
+}
+
+/// Asks the client to close the connection after this answer.
+fn closing(mut resp: Resp) -> Resp {
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
 }

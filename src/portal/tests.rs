@@ -170,7 +170,7 @@ impl Answer {
 }
 
 async fn ask(f: &Fixture, from: &str, req: Request<Full<Bytes>>) -> Answer {
-    let resp = routes::handle(&f.portal, from.parse().unwrap(), req).await;
+    let resp = routes::route(&f.portal, from.parse().unwrap(), req).await;
     let status = resp.status();
     let headers = resp.headers().clone();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
@@ -933,7 +933,7 @@ fn every_member_error_is_translated() {
     for e in all {
         for lang in [Language::En, Language::ZhCn] {
             assert_ne!(
-                pages::t(lang, e.key()),
+                crate::web::t(lang, e.key()),
                 e.key(),
                 "{lang:?} lacks {}",
                 e.key()

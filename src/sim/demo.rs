@@ -35,11 +35,11 @@ use super::{Action, DAY_SECS, SignIn, Sim, SimConfig};
 use crate::access::AuthMethod;
 use crate::config::Config;
 use crate::daemon::{self, Handles, Hooks};
+use crate::hq::receiver::{self, Receiver};
 use crate::mac::MacAddr;
 use crate::members::Consent;
 use crate::portal::{ClientResolver, SyntheticResolver};
 use crate::time::Timestamp;
-use crate::uplink::receiver::{self, Receiver};
 use crate::uplink::signing::{self, SigningKey};
 
 /// The phone a person's browser stands for (locally administered).
@@ -306,23 +306,9 @@ fn run(
     secret: String,
     state: &Path,
 ) -> ExitCode {
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .try_init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::cli::start("storegate demo", "warn") {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("storegate demo: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(run_async(config, sim, hq_listener, secret, state)) {
         Ok(()) => ExitCode::SUCCESS,

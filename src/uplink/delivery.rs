@@ -41,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 use super::Outbox;
 use super::signing::SigningKey;
 use crate::config::{ClientCert, HqConfig};
+use crate::http::tls::read_certs;
 use crate::time::Timestamp;
 
 /// Batch and retry settings.
@@ -178,24 +179,6 @@ pub fn client_for(hq: &HqConfig) -> Result<HttpsClient, String> {
         hq.client_cert.as_ref(),
         hq.connect_timeout,
     )
-}
-
-/// The PEM certificates in `path`, at least one; errors name `key`.
-fn read_certs(
-    key: &str,
-    path: &Path,
-) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
-    use rustls_pki_types::pem::PemObject;
-    let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("{key} {}: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "{key} {}: no PEM certificate in the file",
-            path.display()
-        ));
-    }
-    Ok(certs)
 }
 
 /// Delivers until shutdown.

@@ -67,9 +67,10 @@ impl From<GateError> for SignInError {
     }
 }
 
-/// Which page a refusal shows again.
+/// The two sign-in forms: the sign-in page, and the page to enter a
+/// texted code. A refusal shows the one it came from again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Retry {
+pub(super) enum Form {
     Login,
     Code,
 }
@@ -77,17 +78,13 @@ pub(super) enum Retry {
 /// The start of every sign-in POST: same origin, a bounded form with
 /// this device's form token, a device we can see, and not one HQ has
 /// blocked.
-pub(super) async fn sign_in_form<B>(
-    portal: &Portal,
-    asker: &Asker,
+pub(super) async fn sign_in_form<B: crate::http::Body>(
+    cx: &Cx<'_>,
     req: Request<B>,
-) -> Result<(Language, Vec<(String, String)>, MacAddr, MemberInput), Resp>
-where
-    B: hyper::body::Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let (lang, fields) = posted_form(portal, asker, req).await?;
-    let Some(mac) = asker.mac else {
+) -> Result<(Language, Vec<(String, String)>, MacAddr, MemberInput), Resp> {
+    let portal = cx.portal;
+    let (lang, fields) = posted_form(cx, req).await?;
+    let Some(mac) = cx.asker.mac else {
         return Err(message(
             portal,
             StatusCode::SERVICE_UNAVAILABLE,
@@ -103,30 +100,28 @@ where
     Ok((lang, fields, mac, input))
 }
 
-/// Phone sign-in, step 1: make a code, have HQ text it, ask for it.
-pub(super) async fn request_code<B>(portal: &Portal, asker: &Asker, req: Request<B>) -> Resp
-where
-    B: hyper::body::Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let (lang, fields, mac, input) = match sign_in_form(portal, asker, req).await {
+/// `POST /signin/code`, phone sign-in, step 1: make a code, have HQ
+/// text it, ask for it.
+pub(super) async fn request_code<B: crate::http::Body>(cx: &Cx<'_>, req: Request<B>) -> Resp {
+    let portal = cx.portal;
+    let (lang, fields, mac, input) = match sign_in_form(cx, req).await {
         Ok(posted) => posted,
         Err(page) => return page,
     };
     if input.phone.is_empty() && !input.member_number.is_empty() {
         // Enter pressed in the member-number field.
-        return member_sign_in(portal, asker, lang, mac, input).await;
+        return member_sign_in(cx, lang, mac, input).await;
     }
     let (Some(members), Some(sender)) = (portal.members.clone(), portal.messages.clone()) else {
         return bad(portal, StatusCode::NOT_FOUND, lang, "not_found");
     };
     let retry = if form::get(&fields, "from") == Some("code") {
-        Retry::Code
+        Form::Code
     } else {
-        Retry::Login
+        Form::Login
     };
     if input.phone.is_empty() || input.phone.chars().count() > MAX_NUMBER_LEN {
-        return refused(portal, lang, &input, Retry::Login, MemberError::BadPhone);
+        return refused(portal, lang, &input, Form::Login, MemberError::BadPhone);
     }
     let phone = input.phone.clone();
     let issued = match tokio::task::spawn_blocking(move || {
@@ -138,13 +133,7 @@ where
         Ok(Err(e)) => return refused(portal, lang, &input, retry, e),
         Err(e) => {
             tracing::error!(%mac, "code request task: {e}");
-            return message(
-                portal,
-                StatusCode::SERVICE_UNAVAILABLE,
-                lang,
-                "error_title",
-                "error_busy",
-            );
+            return busy(portal, lang);
         }
     };
     // The text goes out now, while the shopper waits; the phone number and
@@ -154,35 +143,19 @@ where
         .await
     {
         tracing::warn!(%mac, "the sign-in code could not be sent: {e}");
-        let error = pages::error_box(lang, "error_send_code");
-        return match retry {
-            Retry::Code => code_page(
-                portal,
-                lang,
-                StatusCode::SERVICE_UNAVAILABLE,
-                &input,
-                Some(&error),
-            ),
-            Retry::Login => login_page(
-                portal,
-                lang,
-                StatusCode::SERVICE_UNAVAILABLE,
-                &input,
-                Some(&error),
-            ),
-        };
+        let error = crate::web::error_box(lang, "error_send_code");
+        let status = StatusCode::SERVICE_UNAVAILABLE;
+        return form_page(portal, retry, lang, status, &input, Some(&error));
     }
     drop(issued);
-    code_page(portal, lang, StatusCode::OK, &input, None)
+    form_page(portal, Form::Code, lang, StatusCode::OK, &input, None)
 }
 
-/// Phone sign-in, step 2: check the code, link, authorise.
-pub(super) async fn verify_code<B>(portal: &Portal, asker: &Asker, req: Request<B>) -> Resp
-where
-    B: hyper::body::Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let (lang, fields, mac, input) = match sign_in_form(portal, asker, req).await {
+/// `POST /signin/verify`, phone sign-in, step 2: check the code, link,
+/// authorise.
+pub(super) async fn verify_code<B: crate::http::Body>(cx: &Cx<'_>, req: Request<B>) -> Resp {
+    let portal = cx.portal;
+    let (lang, fields, mac, input) = match sign_in_form(cx, req).await {
         Ok(posted) => posted,
         Err(page) => return page,
     };
@@ -190,7 +163,7 @@ where
         return bad(portal, StatusCode::NOT_FOUND, lang, "not_found");
     };
     if input.phone.is_empty() || input.phone.chars().count() > MAX_NUMBER_LEN {
-        return refused(portal, lang, &input, Retry::Login, MemberError::BadPhone);
+        return refused(portal, lang, &input, Form::Login, MemberError::BadPhone);
     }
     // "123 456" is a code too.
     let code: String = form::get(&fields, "code")
@@ -201,12 +174,13 @@ where
         .collect();
     if code.is_empty() {
         PortalStats::bump(&portal.stats.bad_requests);
-        let error = pages::error_box(lang, "error_enter_code");
-        return code_page(portal, lang, StatusCode::BAD_REQUEST, &input, Some(&error));
+        let error = crate::web::error_box(lang, "error_enter_code");
+        let status = StatusCode::BAD_REQUEST;
+        return form_page(portal, Form::Code, lang, status, &input, Some(&error));
     }
-    let (gate, ip) = (portal.gate.clone(), asker.ip);
+    let (gate, ip) = (portal.gate.clone(), cx.asker.ip);
     let (phone, consent, staff) = (input.phone.clone(), input.consent, input.staff.clone());
-    let outcome = sign_in_blocking(move || {
+    let outcome = blocking(move || {
         let now = Timestamp::now();
         let member_id = members.verify_code(&phone, &code, mac, now)?;
         members.link(&member_id, mac, consent, staff.as_deref(), now)?;
@@ -214,17 +188,20 @@ where
         Ok(())
     })
     .await;
-    signed_in(portal, lang, mac, &input, Retry::Code, outcome)
+    signed_in(portal, lang, mac, &input, Form::Code, outcome)
+}
+
+/// `POST /signin/member`: member-number sign-in.
+pub(super) async fn member_number<B: crate::http::Body>(cx: &Cx<'_>, req: Request<B>) -> Resp {
+    match sign_in_form(cx, req).await {
+        Ok((lang, _, mac, input)) => member_sign_in(cx, lang, mac, input).await,
+        Err(page) => page,
+    }
 }
 
 /// Member-number sign-in: check the number, link, authorise.
-pub(super) async fn member_sign_in(
-    portal: &Portal,
-    asker: &Asker,
-    lang: Language,
-    mac: MacAddr,
-    input: MemberInput,
-) -> Resp {
+async fn member_sign_in(cx: &Cx<'_>, lang: Language, mac: MacAddr, input: MemberInput) -> Resp {
+    let portal = cx.portal;
     let Some(members) = portal.members.clone() else {
         return bad(portal, StatusCode::NOT_FOUND, lang, "not_found");
     };
@@ -233,17 +210,17 @@ pub(super) async fn member_sign_in(
             portal,
             lang,
             &input,
-            Retry::Login,
+            Form::Login,
             MemberError::BadMemberNumber,
         );
     }
-    let (gate, ip) = (portal.gate.clone(), asker.ip);
+    let (gate, ip) = (portal.gate.clone(), cx.asker.ip);
     let (number, consent, staff) = (
         input.member_number.clone(),
         input.consent,
         input.staff.clone(),
     );
-    let outcome = sign_in_blocking(move || {
+    let outcome = blocking(move || {
         let now = Timestamp::now();
         let member_id = members.verify_member_number(&number, mac, now)?;
         members.link(&member_id, mac, consent, staff.as_deref(), now)?;
@@ -251,7 +228,7 @@ pub(super) async fn member_sign_in(
         Ok(())
     })
     .await;
-    signed_in(portal, lang, mac, &input, Retry::Login, outcome)
+    signed_in(portal, lang, mac, &input, Form::Login, outcome)
 }
 
 /// The answer to a member sign-in: `303` to the welcome page, or the
@@ -261,7 +238,7 @@ pub(super) fn signed_in(
     lang: Language,
     mac: MacAddr,
     input: &MemberInput,
-    retry: Retry,
+    retry: Form,
     outcome: Result<(), SignInError>,
 ) -> Resp {
     match outcome {
@@ -277,13 +254,7 @@ pub(super) fn signed_in(
         Err(SignInError::Member(e)) => refused(portal, lang, input, retry, e),
         Err(SignInError::Gate(e)) => {
             tracing::error!(%mac, "member sign-in failed: {e}");
-            message(
-                portal,
-                StatusCode::SERVICE_UNAVAILABLE,
-                lang,
-                "error_title",
-                "error_busy",
-            )
+            busy(portal, lang)
         }
     }
 }
@@ -294,7 +265,7 @@ pub(super) fn refused(
     portal: &Portal,
     lang: Language,
     input: &MemberInput,
-    retry: Retry,
+    retry: Form,
     err: MemberError,
 ) -> Resp {
     let text = t(lang, err.key());
@@ -303,27 +274,27 @@ pub(super) fn refused(
             StatusCode::TOO_MANY_REQUESTS,
             retry,
             Some(*retry_after),
-            text.replace("{wait}", &pages::wait_text(lang, *retry_after)),
+            text.replace("{wait}", &crate::web::wait_text(lang, *retry_after)),
         ),
         MemberError::LockedOut { until } => {
             let wait = Timestamp::now().until(*until);
             (
                 StatusCode::TOO_MANY_REQUESTS,
-                Retry::Login,
+                Form::Login,
                 Some(wait),
-                text.replace("{wait}", &pages::wait_text(lang, wait)),
+                text.replace("{wait}", &crate::web::wait_text(lang, wait)),
             )
         }
         MemberError::WrongCode { attempts_left } => (
             StatusCode::BAD_REQUEST,
-            Retry::Code,
+            Form::Code,
             None,
             text.replace("{n}", &attempts_left.to_string()),
         ),
         MemberError::BadPhone
         | MemberError::NoCode
         | MemberError::BadMemberNumber
-        | MemberError::UnknownMember => (StatusCode::BAD_REQUEST, Retry::Login, None, text),
+        | MemberError::UnknownMember => (StatusCode::BAD_REQUEST, Form::Login, None, text),
         MemberError::Store(_) => {
             tracing::error!("member sign-in: {err}");
             return message(
@@ -336,15 +307,10 @@ pub(super) fn refused(
         }
     };
     PortalStats::bump(&portal.stats.bad_requests);
-    let error = pages::text_box(&text);
-    let mut resp = match page {
-        Retry::Login => login_page(portal, lang, status, input, Some(&error)),
-        Retry::Code => code_page(portal, lang, status, input, Some(&error)),
-    };
+    let error = crate::web::text_box(&text);
+    let mut resp = form_page(portal, page, lang, status, input, Some(&error));
     if let Some(w) = wait {
-        let secs = w.as_secs_f64().ceil().max(1.0) as u64;
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        reply::retry_after(&mut resp, w);
     }
     resp
 }
@@ -402,17 +368,16 @@ pub(super) fn member_section(portal: &Portal, lang: Language, input: &MemberInpu
 }
 
 /// Phone sign-in, step 2: the code page, carrying what step 1 was given.
-pub(super) fn code_page(
+pub(super) fn code_html(
     portal: &Portal,
     lang: Language,
-    status: StatusCode,
     input: &MemberInput,
     error: Option<&str>,
-) -> Resp {
+) -> String {
     let yes = |on: bool| if on { "yes" } else { "" };
     let dst = input.dst.as_deref().unwrap_or("");
     let sent_to = t(lang, "code_sent").replace("{last4}", &last4_digits(&input.phone));
-    let html = render(
+    render(
         pages::CODE,
         lang,
         &[
@@ -428,17 +393,15 @@ pub(super) fn code_page(
             ("csrf", &input.csrf),
         ],
         &[("error", error.unwrap_or(""))],
-    );
-    plain(status, "text/html; charset=utf-8", &html)
+    )
 }
 
-/// A signed-in member's page: greeting, HQ's campaign for them, time left.
-pub(super) fn welcome_page(
-    portal: &Portal,
-    asker: &Asker,
-    lang: Language,
-    dst: Option<&str>,
-) -> Resp {
+/// `GET /welcome`: a signed-in member's page: greeting, HQ's campaign
+/// for them, time left.
+pub(super) fn welcome(cx: &Cx) -> Resp {
+    let (portal, asker, lang) = (cx.portal, &cx.asker, cx.page_lang());
+    let dst = cx.dst();
+    let dst = dst.as_deref();
     let Some(client) = asker.client.as_ref() else {
         return see_other(&format!("/login?lang={}", lang.tag()));
     };
@@ -464,7 +427,7 @@ pub(super) fn welcome_page(
         &[
             ("store", &portal.site.store_name),
             ("phone_hint", &phone_hint),
-            ("remaining", &pages::remaining_text(lang, left)),
+            ("remaining", &crate::web::remaining_text(lang, left)),
             ("csrf", &current_csrf(portal, asker.mac)),
         ],
         &[

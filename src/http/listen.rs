@@ -1,19 +1,34 @@
-//! What every TCP server of the box shares (portal, dashboard, the
-//! reference HQ receiver): at most N connections at once, each holding a
-//! slot until it is done, a backoff on accept errors (out of file
-//! descriptors and the like) instead of a busy loop, and a bounded life
-//! for each connection ([`drive`]).
+//! Listening: binding an address, and accepting at most N connections
+//! at once, each holding a slot until it is done, with a backoff on
+//! accept errors (out of file descriptors and the like) instead of a
+//! busy loop. What a connection then gets is `conn`'s.
 
-use std::net::SocketAddr;
+use std::future::Future;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 const BACKOFF_MIN: Duration = Duration::from_millis(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Binds `listen` for the server named `what`. A wildcard IPv4 address
+/// binds the IPv6 wildcard instead (dual stack), so IPv6 clients are
+/// served too; where IPv6 is not available, IPv4 only.
+pub async fn bind(what: &str, listen: SocketAddr) -> std::io::Result<TcpListener> {
+    if listen.ip() == IpAddr::from([0, 0, 0, 0]) {
+        let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), listen.port());
+        match TcpListener::bind(v6).await {
+            Ok(l) => return Ok(l),
+            Err(e) => tracing::warn!("IPv6 unavailable for the {what} ({e}); serving IPv4 only"),
+        }
+    }
+    TcpListener::bind(listen).await
+}
 
 /// A connection and the slot it holds until dropped.
 pub struct Accepted {
@@ -27,6 +42,8 @@ pub struct Acceptor {
     backoff: Duration,
     /// Named in the log line of a failed accept.
     what: &'static str,
+    /// Runs for each failed accept, before the backoff (a counter).
+    on_error: Option<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl Acceptor {
@@ -35,17 +52,22 @@ impl Acceptor {
             slots: Arc::new(Semaphore::new(max_connections.max(1))),
             backoff: BACKOFF_MIN,
             what,
+            on_error: None,
         }
     }
 
+    /// Runs `f` for each failed accept, before the backoff.
+    pub fn on_error(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
+        self.on_error = Some(Box::new(f));
+        self
+    }
+
     /// The next connection once a slot is free (with Nagle off), or `None`
-    /// at shutdown. `on_error` runs for each failed accept, before the
-    /// backoff.
+    /// at shutdown.
     pub async fn next(
         &mut self,
         listener: &TcpListener,
         shutdown: &CancellationToken,
-        mut on_error: impl FnMut(),
     ) -> Option<Accepted> {
         let slot = tokio::select! {
             _ = shutdown.cancelled() => return None,
@@ -63,7 +85,9 @@ impl Acceptor {
                     return Some(Accepted { stream, peer, slot });
                 }
                 Err(e) => {
-                    on_error();
+                    if let Some(counted) = &self.on_error {
+                        counted();
+                    }
                     tracing::warn!(
                         "{} accept failed: {e}; retrying in {:?}",
                         self.what,
@@ -78,39 +102,32 @@ impl Acceptor {
             }
         }
     }
-}
 
-/// Serves one HTTP/1 connection until it ends, `shutdown` is cancelled
-/// or `lifetime` completes; then lets the request in flight finish within
-/// `grace`. The same for every server, so a client can never hold a slot
-/// for good.
-pub async fn drive<T, S, B>(
-    conn: hyper::server::conn::http1::Connection<T, S>,
-    lifetime: impl std::future::Future<Output = ()>,
-    shutdown: &CancellationToken,
-    grace: Duration,
-    what: &str,
-    peer: SocketAddr,
-) where
-    T: hyper::rt::Read + hyper::rt::Write + Unpin,
-    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: hyper::body::Body + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    tokio::pin!(conn);
-    tokio::select! {
-        res = conn.as_mut() => {
-            if let Err(e) = res {
-                tracing::debug!(%peer, "{what} connection: {e}");
-            }
-            return;
+    /// Accepts until `shutdown`, and serves each connection on its own
+    /// task in `tracker` with `serve(state, stream, peer, shutdown)` (a
+    /// clone of `state` and of the token each), which keeps the
+    /// connection's slot until it returns.
+    pub async fn run<S, F, Fut>(
+        mut self,
+        listener: &TcpListener,
+        shutdown: &CancellationToken,
+        tracker: &TaskTracker,
+        state: S,
+        serve: F,
+    ) where
+        S: Clone,
+        F: Fn(S, TcpStream, SocketAddr, CancellationToken) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        while let Some(c) = self.next(listener, shutdown).await {
+            let served = serve(state.clone(), c.stream, c.peer, shutdown.clone());
+            let slot = c.slot;
+            tracker.spawn(async move {
+                served.await;
+                drop(slot);
+            });
         }
-        _ = shutdown.cancelled() => {}
-        _ = lifetime => {}
     }
-    conn.as_mut().graceful_shutdown();
-    let _ = tokio::time::timeout(grace, conn).await;
 }
 
 #[cfg(test)]
@@ -125,24 +142,22 @@ mod tests {
         let mut acceptor = Acceptor::new("test", 1);
         let _c1 = TcpStream::connect(addr).await.unwrap();
         let _c2 = TcpStream::connect(addr).await.unwrap();
-        let first = acceptor.next(&listener, &shutdown, || {}).await.unwrap();
+        let first = acceptor.next(&listener, &shutdown).await.unwrap();
         // The one slot is taken: the second connection waits.
         let waiting = tokio::time::timeout(
             Duration::from_millis(100),
-            acceptor.next(&listener, &shutdown, || {}),
+            acceptor.next(&listener, &shutdown),
         )
         .await;
         assert!(waiting.is_err(), "accepted past the cap");
         drop(first);
-        let second = tokio::time::timeout(
-            Duration::from_secs(5),
-            acceptor.next(&listener, &shutdown, || {}),
-        )
-        .await
-        .unwrap();
+        let second =
+            tokio::time::timeout(Duration::from_secs(5), acceptor.next(&listener, &shutdown))
+                .await
+                .unwrap();
         assert!(second.is_some());
         drop(second);
         shutdown.cancel();
-        assert!(acceptor.next(&listener, &shutdown, || {}).await.is_none());
+        assert!(acceptor.next(&listener, &shutdown).await.is_none());
     }
 }

@@ -7,7 +7,7 @@ use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 
 use super::*;
-use crate::uplink::signing::SigningKey;
+use crate::uplink::signing::{SignedHeaders, SigningKey};
 
 const SECRET: &str = "whsec_c3RvcmVnYXRlIHNpZ25pbmcgdGVzdCBrZXkgMzJieQ==";
 const NOW: i64 = 1_795_000_000;
@@ -218,7 +218,7 @@ impl Req {
 }
 
 async fn send(r: &Arc<Receiver>, req: Req) -> (StatusCode, String) {
-    let resp = handle(r, req.build(), NOW).await;
+    let resp = route(r, req.build(), NOW).await;
     let status = resp.status();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8(body.to_vec()).unwrap())
@@ -336,7 +336,7 @@ async fn handler_prints_signed_messages() {
         ..Req::events(b"{}".to_vec())
     };
     assert_eq!(send(&r, unsigned).await.0, StatusCode::UNAUTHORIZED);
-    let health = handle(
+    let health = route(
         &r,
         Request::get("/healthz")
             .body(Full::new(Bytes::new()))
@@ -345,7 +345,7 @@ async fn handler_prints_signed_messages() {
     )
     .await;
     assert_eq!(health.status(), StatusCode::OK);
-    let wrong = handle(
+    let wrong = route(
         &r,
         Request::get("/events")
             .body(Full::new(Bytes::new()))
@@ -381,7 +381,7 @@ async fn get_sync(r: &Arc<Receiver>, etag: Option<&str>) -> (StatusCode, http::H
     if let Some(e) = etag {
         b = b.header("if-none-match", e);
     }
-    let resp = handle(r, b.body(Full::new(Bytes::new())).unwrap(), NOW).await;
+    let resp = route(r, b.body(Full::new(Bytes::new())).unwrap(), NOW).await;
     let (parts, body) = resp.into_parts();
     (
         parts.status,

@@ -11,7 +11,7 @@ pub enum FormError {
     BadEscape,
 }
 
-/// Most fields any portal form has; more is an attack or a mistake.
+/// Most fields any form of ours has; more is an attack or a mistake.
 pub const MAX_FIELDS: usize = 32;
 
 /// Parses `a=1&b=x+y&c=%2F` into pairs, in order.
@@ -61,60 +61,29 @@ pub fn get<'a>(fields: &'a [(String, String)], key: &str) -> Option<&'a str> {
 }
 
 /// How long a client may take to send a form body once its request head
-/// has arrived; a head that promises a body and never sends it would
-/// otherwise hold the connection (and a connection slot) for good.
+/// has arrived (see `body`).
 pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Reads a form body of at most `max` bytes (portal and dashboard POSTs)
 /// within [`BODY_TIMEOUT`]. The error is the status to answer with: 413
 /// when too large, 408 when too slow, 400 when unreadable.
-pub async fn read_body<B>(
+pub async fn read_body<B: super::Body>(
     req: http::Request<B>,
     max: usize,
-) -> Result<Vec<(String, String)>, http::StatusCode>
-where
-    B: hyper::body::Body<Data = bytes::Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) -> Result<Vec<(String, String)>, http::StatusCode> {
     read_body_within(req, max, BODY_TIMEOUT).await
 }
 
 /// [`read_body`] with another time limit (tests).
-pub async fn read_body_within<B>(
+pub async fn read_body_within<B: super::Body>(
     req: http::Request<B>,
     max: usize,
     limit: std::time::Duration,
-) -> Result<Vec<(String, String)>, http::StatusCode>
-where
-    B: hyper::body::Body<Data = bytes::Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    use http_body_util::BodyExt;
-    let declared = req
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        return Err(http::StatusCode::PAYLOAD_TOO_LARGE);
-    }
-    let collected = tokio::time::timeout(
-        limit,
-        http_body_util::Limited::new(req.into_body(), max).collect(),
-    )
-    .await
-    .map_err(|_| http::StatusCode::REQUEST_TIMEOUT)?;
-    let body = collected
-        .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                http::StatusCode::PAYLOAD_TOO_LARGE
-            } else {
-                http::StatusCode::BAD_REQUEST
-            }
-        })?
-        .to_bytes();
+) -> Result<Vec<(String, String)>, http::StatusCode> {
+    let (parts, body) = req.into_parts();
+    let body = super::body::read(&parts.headers, body, max, limit)
+        .await
+        .map_err(|e| e.status())?;
     parse(&body).map_err(|_| http::StatusCode::BAD_REQUEST)
 }
 

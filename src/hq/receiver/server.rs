@@ -1,7 +1,25 @@
 //! The listener half of `hq-receiver`: accepting plain or TLS
-//! connections with their limits, and the command line entry point.
+//! connections with their limits (`crate::http`, as for the box's own
+//! servers), and the command line entry point.
 
-use super::*;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{DEDUPE_CAPACITY, MAX_CONNECTIONS, Receiver, SECRET_ENV, route};
+use crate::http::tls::{self, HandshakeError};
+use crate::http::{Acceptor, Conn, conn::GRACE};
+use crate::uplink::signing::{self, SigningKey};
+
+/// Longest a connection is served (then closed after its current
+/// request).
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(600);
 
 /// Serves plain HTTP until `shutdown` is cancelled; connections are
 /// tracked by `tracker`.
@@ -23,32 +41,26 @@ pub async fn serve_with(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let mut acceptor = Acceptor::new("hq-receiver", MAX_CONNECTIONS);
-    while let Some(c) = acceptor.next(&listener, &shutdown, || {}).await {
-        let (stream, peer) = (c.stream, c.peer);
-        let receiver = receiver.clone();
-        let shutdown = shutdown.clone();
-        let tls = tls.clone();
-        tracker.spawn(async move {
-            match tls {
-                None => serve_connection(stream, peer, receiver, shutdown).await,
-                Some(acceptor) => {
-                    let handshake = tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        h = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => h,
-                    };
-                    match handshake {
-                        Ok(Ok(stream)) => serve_connection(stream, peer, receiver, shutdown).await,
-                        Ok(Err(e)) => tracing::info!(%peer, "TLS handshake failed: {e}"),
-                        Err(_) => tracing::info!(
-                            %peer,
-                            "TLS handshake not finished within {TLS_HANDSHAKE_TIMEOUT:?}"
-                        ),
-                    }
-                }
-            }
-            drop(c.slot);
-        });
+    let state = (tls, receiver);
+    Acceptor::new("hq-receiver", MAX_CONNECTIONS)
+        .run(&listener, &shutdown, &tracker, state, connection)
+        .await;
+}
+
+/// One connection: the TLS handshake when serving HTTPS, then HTTP.
+async fn connection(
+    (tls, receiver): (Option<tokio_rustls::TlsAcceptor>, Arc<Receiver>),
+    stream: TcpStream,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) {
+    let Some(acceptor) = tls else {
+        return serve_connection(stream, peer, receiver, &shutdown).await;
+    };
+    match tls::handshake(&acceptor, stream, &shutdown).await {
+        Ok(stream) => serve_connection(stream, peer, receiver, &shutdown).await,
+        Err(HandshakeError::Shutdown) => {}
+        Err(e) => tracing::info!(%peer, "{e}"),
     }
 }
 
@@ -56,81 +68,29 @@ async fn serve_connection<S>(
     stream: S,
     peer: SocketAddr,
     receiver: Arc<Receiver>,
-    shutdown: CancellationToken,
+    shutdown: &CancellationToken,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| {
-        let receiver = receiver.clone();
-        async move { Ok::<_, Infallible>(handle(&receiver, req, now_secs()).await) }
-    });
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .serve_connection(TokioIo::new(stream), service);
+    let conn = Conn {
+        what: "hq-receiver",
+        peer,
+        shutdown,
+        grace: GRACE,
+    };
     let lifetime = tokio::time::sleep(CONNECTION_LIFETIME);
-    crate::listen::drive(conn, lifetime, &shutdown, GRACE, "hq-receiver", peer).await;
+    conn.serve(stream, lifetime, |req| {
+        let receiver = receiver.clone();
+        async move { route(&receiver, req, now_secs()).await }
+    })
+    .await;
 }
 
-/// Builds the TLS acceptor from PEM files: `cert` holds the certificate
-/// chain (leaf first), `key` the private key (PKCS#8, PKCS#1 or SEC1).
-/// With `client_ca` (one or more CA certificates), every client must
-/// present a certificate that chains to one of them, or the handshake
-/// fails. Errors are one line naming the file.
-pub fn tls_acceptor(
-    cert: &std::path::Path,
-    key: &std::path::Path,
-    client_ca: Option<&std::path::Path>,
-) -> Result<tokio_rustls::TlsAcceptor, String> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let chain = CertificateDer::pem_file_iter(cert)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?;
-    if chain.is_empty() {
-        return Err(format!(
-            "--tls-cert {}: no PEM certificate in the file",
-            cert.display()
-        ));
-    }
-    let private = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| format!("--tls-key {}: {e}", key.display()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?;
-    let builder = match client_ca {
-        None => builder.with_no_client_auth(),
-        Some(path) => {
-            let flag = |e: &dyn std::fmt::Display| format!("--client-ca {}: {e}", path.display());
-            let cas = CertificateDer::pem_file_iter(path)
-                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| flag(&e))?;
-            if cas.is_empty() {
-                return Err(flag(&"no PEM certificate in the file"));
-            }
-            let mut roots = rustls::RootCertStore::empty();
-            for ca in cas {
-                roots.add(ca).map_err(|e| flag(&e))?;
-            }
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider,
-            )
-            .build()
-            .map_err(|e| flag(&e))?;
-            builder.with_client_cert_verifier(verifier)
-        }
-    };
-    let mut config = builder.with_single_cert(chain, private).map_err(|e| {
-        format!(
-            "--tls-cert {} with --tls-key {}: {e}",
-            cert.display(),
-            key.display()
-        )
-    })?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// `storegate hq-receiver`'s command line.
@@ -210,28 +170,14 @@ pub fn cli_main(args: ReceiverArgs) -> ExitCode {
                 "--tls-key needs --tls-cert (the certificate chain, leaf first); give both for HTTPS, or neither for plain HTTP",
             );
         }
-        (Some(cert), Some(key)) => match tls_acceptor(&cert, &key, client_ca.as_deref()) {
+        (Some(cert), Some(key)) => match tls::acceptor(&cert, &key, client_ca.as_deref()) {
             Ok(a) => Some(a),
             Err(e) => return usage(&e),
         },
     };
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .try_init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::cli::start("storegate hq-receiver", "info") {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("storegate hq-receiver: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let mut receiver = Receiver::new(
         key,
