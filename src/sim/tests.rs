@@ -2,6 +2,7 @@ use std::collections::HashSet;
 
 use super::*;
 use crate::fingerprint::{DhcpTraits, builtin_rules, os_family};
+use crate::presence::{DhcpMessageType, Sighting, SightingKind};
 
 fn sim(seed: u64) -> Sim {
     Sim::new(SimConfig {
