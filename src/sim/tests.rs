@@ -1,3 +1,7 @@
+//! Tests of the simulated store: determinism, the shape of a day
+//! (arrivals, dwell, members' share), realistic MACs and DHCP options,
+//! who stays and who comes and goes, and the clock at speed.
+
 use std::collections::HashSet;
 
 use super::*;

@@ -51,8 +51,6 @@ pub(crate) use storage::hex;
 /// The client `delivery::client` builds (HTTPS, or plain http to loopback).
 pub use super::delivery::HttpsClient;
 
-/// An in-process HQ for the uplink tests: plain HTTP on 127.0.0.1, replies
-/// scripted in order (the last one repeats), every request recorded.
 #[cfg(test)]
 pub(crate) mod test_hq;
 

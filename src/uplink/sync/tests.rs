@@ -1,3 +1,8 @@
+//! Tests of sync against the scripted HQ: the document's checks, a
+//! signed document accepted, stored in chunks and loaded again, 304,
+//! refusals that keep the last good document, a corrupt store, and the
+//! retry loop.
+
 use std::sync::Arc;
 use std::time::Duration;
 
