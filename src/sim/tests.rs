@@ -1,7 +1,12 @@
+//! Tests of the simulated store: determinism, the shape of a day
+//! (arrivals, dwell, members' share), realistic MACs and DHCP options,
+//! who stays and who comes and goes, and the clock at speed.
+
 use std::collections::HashSet;
 
 use super::*;
 use crate::fingerprint::{DhcpTraits, builtin_rules, os_family};
+use crate::presence::{DhcpMessageType, Sighting, SightingKind};
 
 fn sim(seed: u64) -> Sim {
     Sim::new(SimConfig {

@@ -1,3 +1,6 @@
+//! An in-process HQ for the uplink tests: plain HTTP on 127.0.0.1, replies
+//! scripted in order (the last one repeats), every request recorded.
+
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};

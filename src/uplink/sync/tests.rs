@@ -1,6 +1,20 @@
+//! Tests of sync against the scripted HQ: the document's checks, a
+//! signed document accepted, stored in chunks and loaded again, 304,
+//! refusals that keep the last good document, a corrupt store, and the
+//! retry loop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+use tokio_util::sync::CancellationToken;
+
+use super::storage::{CHUNK_BYTES, CHUNK_PREFIX, chunk_key, save};
 use super::test_hq::{Reply, TestHq};
 use super::*;
-use crate::store::{MemoryStore, SledStore};
+use crate::store::{MemoryStore, SledStore, Store, Tree};
+use crate::time::Timestamp;
+use crate::uplink::signing::SigningKey;
 
 const SECRET: &str = "whsec_c3RvcmVnYXRlIHNpZ25pbmcgdGVzdCBrZXkgMzJieQ==";
 const OTHER_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";

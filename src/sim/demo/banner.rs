@@ -1,0 +1,74 @@
+//! What the demo prints once the daemon is ready: the seed and speed,
+//! the portal to open, the dashboard and its password (only when the
+//! dashboard really listens), the HQ receiver and the control socket.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::sim::DAY_SECS;
+
+/// What the demo prints once the daemon is ready.
+pub(super) struct Banner {
+    pub(super) hq_url: String,
+    pub(super) events_path: PathBuf,
+    pub(super) dashboard: SocketAddr,
+    pub(super) password_path: PathBuf,
+    pub(super) state: PathBuf,
+    pub(super) control: PathBuf,
+    pub(super) seed: u64,
+    pub(super) speed: f64,
+}
+
+impl Banner {
+    pub(super) async fn print(&self, portal_url: &str) {
+        let day = Duration::from_secs_f64(DAY_SECS as f64 / self.speed);
+        let mut text = format!(
+            "storegate demo: a simulated store (seed {}, speed {}x: a 12-hour day lasts {:.0} s)\n\
+             portal:    {portal_url}   (open it: your browser is one of the phones)\n",
+            self.seed,
+            self.speed,
+            day.as_secs_f64(),
+        );
+        // The dashboard is its own part of the daemon: show it only when
+        // it is really there.
+        if listening(self.dashboard).await {
+            let password = std::fs::read_to_string(&self.password_path).unwrap_or_default();
+            text.push_str(&format!(
+                "dashboard: https://{}/   (self-signed certificate)\n\
+                 password:  {}\n",
+                self.dashboard,
+                password.trim_end()
+            ));
+        } else {
+            text.push_str("dashboard: not available in this build\n");
+        }
+        text.push_str(&format!(
+            "hq:        {}   (accepted events in {})\n\
+             state:     {}\n\
+             control:   storegate ctl -s {} status\n\
+             Stop with Ctrl-C.\n",
+            self.hq_url,
+            self.events_path.display(),
+            self.state.display(),
+            self.control.display(),
+        ));
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+    }
+}
+
+/// Whether something accepts connections at `addr` (a few tries: the
+/// server may start just after the daemon says it is ready).
+async fn listening(addr: SocketAddr) -> bool {
+    for _ in 0..10 {
+        let connect = tokio::net::TcpStream::connect(addr);
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(200), connect).await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}

@@ -1,0 +1,230 @@
+//! `storegate demo`: the real daemon on loopback, fed by the simulated
+//! store, delivering to an in-process reference HQ receiver. No root, no
+//! router, no nftables, no capture: the firewall backend is `none` (which
+//! never opens a capture socket), and sightings come from [`Sim`].
+//!
+//! It writes a config to the state directory (a fresh temporary one,
+//! removed at exit, unless `--state DIR` is given), starts the receiver
+//! (plain HTTP on 127.0.0.1; accepted events go to `hq-events.jsonl` in the
+//! state directory), then runs `daemon::run_with` with two hooks: a
+//! resolver that maps loopback to the browser's simulated phone (so a
+//! person can sign in at the printed portal URL) and a task that binds
+//! the members' remembered phones through the real `Members` API, prints
+//! where everything is, and feeds the simulator's sightings and sign-ins
+//! to the daemon until Ctrl-C.
+//!
+//! Ports: `--port-base P` uses P (portal), P+1 (dashboard), P+2 (HQ);
+//! without it, free ports on 127.0.0.1.
+//!
+//! Files: `setup` (state directory, ports, config), `banner` (what is
+//! printed once ready), `feed` (the on-ready task that drives the daemon);
+//! this one holds the entry point, the receiver and the hooks.
+
+mod banner;
+mod feed;
+mod setup;
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::Sim;
+use crate::config::Config;
+use crate::daemon::{self, Hooks};
+use crate::hq::receiver::{self, Receiver};
+use crate::mac::MacAddr;
+use crate::portal::{ClientResolver, SyntheticResolver};
+use crate::uplink::signing::{self, SigningKey};
+
+use banner::Banner;
+use setup::{prepare, state_dir};
+
+/// The phone a person's browser stands for (locally administered).
+pub const BROWSER_MAC: MacAddr = MacAddr([0x02, 0xde, 0x40, 0x00, 0x00, 0x01]);
+pub const MAX_SPEED: f64 = 10_000.0;
+/// Where accepted HQ events go, in the state directory.
+pub const HQ_EVENTS_FILE: &str = "hq-events.jsonl";
+const PASSWORD_FILE: &str = "dashboard-password";
+
+#[derive(Debug, Clone)]
+pub struct DemoArgs {
+    /// Simulated seconds per real second.
+    pub speed: f64,
+    pub seed: Option<u64>,
+    pub state: Option<PathBuf>,
+    pub port_base: Option<u16>,
+}
+
+/// Maps loopback (the person's browser) to [`BROWSER_MAC`]; any other
+/// address as the `none` backend does.
+pub struct DemoResolver {
+    pub browser: MacAddr,
+}
+
+impl ClientResolver for DemoResolver {
+    fn mac_of(&self, ip: IpAddr) -> Option<MacAddr> {
+        if ip.to_canonical().is_loopback() {
+            Some(self.browser)
+        } else {
+            SyntheticResolver.mac_of(ip)
+        }
+    }
+}
+
+/// `storegate demo`: exit 0 after Ctrl-C (SIGINT) or SIGTERM, 2 on bad
+/// arguments, 1 if it cannot start.
+pub fn cli_main(args: DemoArgs) -> ExitCode {
+    if !(args.speed.is_finite() && (1.0..=MAX_SPEED).contains(&args.speed)) {
+        eprintln!(
+            "storegate demo: --speed must be from 1 to {MAX_SPEED} (simulated seconds per real second)"
+        );
+        return ExitCode::from(2);
+    }
+    if args.port_base.is_some_and(|p| p == 0 || p > u16::MAX - 2) {
+        eprintln!(
+            "storegate demo: --port-base must be from 1 to {}",
+            u16::MAX - 2
+        );
+        return ExitCode::from(2);
+    }
+    let (state, ephemeral) = match state_dir(args.state.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("storegate demo: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = match prepare(&args, &state) {
+        Ok((config, sim, hq_listener, secret)) => run(config, sim, hq_listener, secret, &state),
+        Err(e) => {
+            eprintln!("storegate demo: {e:#}");
+            ExitCode::from(1)
+        }
+    };
+    if ephemeral {
+        let _ = std::fs::remove_dir_all(&state);
+    }
+    code
+}
+
+/// Counts the receiver's output lines as it writes them to the file.
+struct CountingFile {
+    file: std::fs::File,
+    lines: Arc<AtomicU64>,
+}
+
+impl Write for CountingFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        let lines = buf[..n].iter().filter(|b| **b == b'\n').count();
+        self.lines.fetch_add(lines as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+fn run(
+    config: Config,
+    sim: Sim,
+    hq_listener: std::net::TcpListener,
+    secret: String,
+    state: &Path,
+) -> ExitCode {
+    let runtime = match crate::cli::start("storegate demo", "warn") {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    match runtime.block_on(run_async(config, sim, hq_listener, secret, state)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("storegate demo: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run_async(
+    config: Config,
+    sim: Sim,
+    hq_listener: std::net::TcpListener,
+    secret: String,
+    state: &Path,
+) -> anyhow::Result<()> {
+    hq_listener
+        .set_nonblocking(true)
+        .context("the HQ receiver's socket")?;
+    let hq_addr = hq_listener
+        .local_addr()
+        .context("the HQ receiver's socket")?;
+    let hq_listener =
+        tokio::net::TcpListener::from_std(hq_listener).context("the HQ receiver's socket")?;
+    let events_path = state.join(HQ_EVENTS_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&events_path)
+        .with_context(|| format!("cannot open {}", events_path.display()))?;
+    let received = Arc::new(AtomicU64::new(0));
+    let key = SigningKey::from_secret(&secret).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let receiver = Arc::new(Receiver::new(
+        key,
+        signing::DEFAULT_TOLERANCE_SECS,
+        100_000,
+        Box::new(CountingFile {
+            file,
+            lines: received.clone(),
+        }),
+    ));
+    let hq_stop = CancellationToken::new();
+    let hq_tasks = TaskTracker::new();
+    let hq_server = tokio::spawn(receiver::serve(
+        hq_listener,
+        receiver,
+        hq_stop.clone(),
+        hq_tasks.clone(),
+    ));
+
+    let banner = Banner {
+        hq_url: format!("http://{hq_addr}/storegate"),
+        events_path,
+        dashboard: config.dashboard.listen,
+        password_path: state.join(PASSWORD_FILE),
+        state: state.to_path_buf(),
+        control: config.control.socket.clone(),
+        seed: sim.config().seed,
+        speed: sim.config().speed,
+    };
+    let hooks = Hooks {
+        resolver: Some(Arc::new(DemoResolver {
+            browser: BROWSER_MAC,
+        })),
+        on_ready: Some(Box::new(move |handles| {
+            Box::pin(feed::simulate(handles, sim, banner))
+        })),
+    };
+    let result = daemon::run_with(config, hooks).await;
+
+    // The daemon has delivered what it could; now the receiver stops.
+    hq_stop.cancel();
+    let _ = hq_server.await;
+    hq_tasks.close();
+    let _ = tokio::time::timeout(Duration::from_secs(6), hq_tasks.wait()).await;
+    println!(
+        "storegate demo: stopped; HQ received {} events",
+        received.load(Ordering::Relaxed)
+    );
+    result
+}
