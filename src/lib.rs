@@ -21,7 +21,8 @@
 //!   (timestamps, time zones), `store` (the `Store` trait: sled on the
 //!   box, memory in tests), `privacy` (the keyed `device_id`),
 //!   `fingerprint` (OS family from DHCP options), `nlwire` (netlink
-//!   framing), `memory`.
+//!   framing), `memory`, `runtime` (logging and the async runtime of
+//!   the commands that serve).
 //! - `config`: the TOML file, validated and resolved once, so
 //!   `check-config` sees what `run` sees.
 //! - `app`: the one hub: shared handles and every operation that spans
@@ -57,6 +58,7 @@ pub mod nlwire;
 pub mod portal;
 pub mod presence;
 pub mod privacy;
+pub mod runtime;
 pub mod sim;
 pub mod store;
 pub mod time;

@@ -15,8 +15,10 @@
 //!   chain input (filter input, filter - 5):
 //!     LAN tcp dport <dashboard> → drop (the dashboard is for the
 //!     management side, never for guests, authorised or not)
-//!     LAN: established/related, authorised, DHCP/DHCPv6/DNS, ICMP/ICMPv6,
-//!     the portal port → accept; tcp 443 → reset; everything else drop
+//!     LAN: established/related, DHCP/DHCPv6/DNS, ICMP/ICMPv6, the portal
+//!     port → accept; any other TCP → reset; everything else drop. The
+//!     same for every guest, signed in or not: signing in opens the
+//!     Internet, never the router's own services (SSH, LuCI, ...).
 //! }
 //! ```
 //!
@@ -157,8 +159,8 @@ pub fn document(p: &RulesetParams, grants: &[Grant]) -> Value {
     cmds.push(rule("forward", vec![lan(), drop.clone()]));
 
     cmds.push(chain("input", "filter", "input", -5));
-    // First, before "established" and "authorised": an authorised guest
-    // must not reach the manager's dashboard (sign-in guessing, metrics).
+    // First, before "established": no guest may reach the manager's
+    // dashboard (sign-in guessing, metrics).
     cmds.push(rule(
         "input",
         vec![lan(), tcp_dport(json!(p.dashboard_port)), drop.clone()],
@@ -171,7 +173,6 @@ pub fn document(p: &RulesetParams, grants: &[Grant]) -> Value {
             accept.clone(),
         ],
     ));
-    cmds.push(rule("input", vec![lan(), authorised(), accept.clone()]));
     cmds.push(rule(
         "input",
         vec![
@@ -196,7 +197,17 @@ pub fn document(p: &RulesetParams, grants: &[Grant]) -> Value {
             accept,
         ],
     ));
-    cmds.push(rule("input", vec![lan(), tcp_dport(json!(443)), reset]));
+    // Every other TCP port of the box is refused at once (nothing hangs),
+    // signed in or not: SSH, LuCI, the router's own web server are not for
+    // guests.
+    cmds.push(rule(
+        "input",
+        vec![
+            lan(),
+            json!({"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "tcp"}}),
+            reset,
+        ],
+    ));
     cmds.push(rule("input", vec![lan(), drop]));
 
     json!({"nftables": cmds})
@@ -361,12 +372,7 @@ mod tests {
         );
         assert_eq!(first["expr"][1]["match"]["right"], 9443, "{first}");
         assert!(first["expr"][2].get("drop").is_some(), "{first}");
-        // It comes before anything that accepts: established traffic and,
-        // above all, authorised clients.
-        let authorised = input
-            .iter()
-            .position(|r| r.to_string().contains(&format!("@{SET_ALLOWED}")))
-            .expect("the authorised rule");
+        // It comes before anything that accepts (established traffic).
         let accepts: Vec<usize> = input
             .iter()
             .enumerate()
@@ -374,7 +380,7 @@ mod tests {
             .map(|(i, _)| i)
             .collect();
         assert!(
-            authorised > 0 && accepts.iter().all(|&i| i > 0),
+            !accepts.is_empty() && accepts.iter().all(|&i| i > 0),
             "{input:?}"
         );
         let drops = input
@@ -382,6 +388,37 @@ mod tests {
             .filter(|r| r.to_string().contains(r#""right":9443"#))
             .count();
         assert_eq!(drops, 1);
+    }
+
+    #[test]
+    fn signing_in_opens_no_service_of_the_box() {
+        let doc = document(&params(), &[]);
+        let input = input_rules(&doc);
+        // No input rule looks at the authorised set: a signed-in guest
+        // reaches the box exactly as far as one who is not.
+        assert!(
+            input
+                .iter()
+                .all(|r| !r.to_string().contains(&format!("@{SET_ALLOWED}"))),
+            "{input:?}"
+        );
+        // Past the few services, TCP is reset and the rest dropped.
+        let n = input.len();
+        assert!(
+            input[n - 2].to_string().contains("tcp reset"),
+            "{}",
+            input[n - 2]
+        );
+        assert!(
+            input[n - 2].to_string().contains(r#""right":"tcp""#),
+            "{}",
+            input[n - 2]
+        );
+        assert!(
+            input[n - 1]["expr"][1].get("drop").is_some(),
+            "{}",
+            input[n - 1]
+        );
     }
 
     #[test]

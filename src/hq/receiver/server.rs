@@ -175,7 +175,7 @@ pub fn cli_main(args: ReceiverArgs) -> ExitCode {
             Err(e) => return usage(&e),
         },
     };
-    let runtime = match crate::cli::start("storegate hq-receiver", "info") {
+    let runtime = match crate::runtime::start("storegate hq-receiver", "info") {
         Ok(r) => r,
         Err(code) => return code,
     };

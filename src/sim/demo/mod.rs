@@ -142,7 +142,7 @@ fn run(
     secret: String,
     state: &Path,
 ) -> ExitCode {
-    let runtime = match crate::cli::start("storegate demo", "warn") {
+    let runtime = match crate::runtime::start("storegate demo", "warn") {
         Ok(r) => r,
         Err(code) => return code,
     };
