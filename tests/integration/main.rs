@@ -15,6 +15,10 @@
 //!   bad input (and, without root, bad config).
 //! * [`presence`]: real DHCP clients join, stay and leave; devices, visits
 //!   and their events, a rejoin within the gap, presence across a restart.
+//! * [`attacks`]: the hostile guest LAN: a signed-in guest reaches none
+//!   of the box's own services; forged DHCP and ARP frames naming other
+//!   devices (a flood of invented phones, a remembered member's MAC) are
+//!   not believed.
 //! * [`members`]: phone + code and member-number sign-in with HQ's messages
 //!   endpoint; remembered devices let in on their DHCP request, lockout,
 //!   erasure, the binding moving to a new MAC, consent.
@@ -41,6 +45,7 @@
 
 mod harness;
 
+mod attacks;
 mod captive;
 mod dashboard;
 mod delivery;

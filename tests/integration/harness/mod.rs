@@ -34,6 +34,7 @@ pub mod clients;
 pub mod ctl;
 pub mod daemon;
 pub mod diag;
+pub mod forge;
 pub mod gateway;
 pub mod hq;
 pub mod internet;

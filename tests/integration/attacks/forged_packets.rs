@@ -1,0 +1,192 @@
+//! One guest's raw frames naming other devices: a DHCP `chaddr` or an ARP
+//! sender address that is not the frame's Ethernet source. Before the
+//! fix, 25,000 forged DISCOVERs made 20,000 "present" devices and a forged
+//! `chaddr` equal to a remembered member's MAC let that MAC in and
+//! reported the member's arrival.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::{self, Client, GateConfig, PORTAL, gate_lab};
+use crate::{check, check_eq};
+
+const ATTACKER: Client = Client::C2;
+const PHONE: Client = Client::C1;
+/// Forged DHCP DISCOVERs, and as many forged ARP requests.
+const FLOOD: usize = 25_000;
+/// The devices the box may know after the flood: the phone, the attacker
+/// (its own frames are genuine) and room for the box's own neighbours.
+const MAX_DEVICES: usize = 4;
+
+fn devices(gate: &harness::Storegate) -> Vec<Value> {
+    match gate.ctl_json(&["devices"]) {
+        Value::Array(a) => a,
+        other => panic!("ctl devices: {other}"),
+    }
+}
+
+/// Frames the capture has read, plus those the kernel dropped for it.
+fn frames_seen(gate: &harness::Storegate) -> u64 {
+    let status = gate.ctl_json(&["status"]);
+    let frames = &status["presence"]["frames"];
+    frames["frames"].as_u64().unwrap_or(0) + frames["kernel_drops"].as_u64().unwrap_or(0)
+}
+
+fn spoofed(gate: &harness::Storegate) -> u64 {
+    let status = gate.ctl_json(&["status"]);
+    status["presence"]["frames"]["malformed"]["spoofed"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_flood_of_invented_phones_is_not_believed_and_a_real_one_is_tracked() {
+    let _cpu = crate::heavy();
+    let Some((lab, gate)) = gate_lab("forge", GateConfig::default()) else {
+        return;
+    };
+    let phone_mac = lab.client_mac(PHONE);
+    let before = frames_seen(&gate);
+    let sent = std::thread::scope(|s| {
+        let flood = s.spawn(|| lab.forge(ATTACKER, "flood", &[&FLOOD.to_string()]));
+        // A real phone joins while the flood is on.
+        std::thread::sleep(Duration::from_millis(200));
+        lab.dhcp(PHONE);
+        flood.join().expect("the flood thread")
+    });
+    check_eq!(
+        lab,
+        sent["sent"].as_u64(),
+        Some(2 * FLOOD as u64),
+        "forge.py: {sent}"
+    );
+    // Let the capture drain what the kernel queued.
+    let flood = 2 * FLOOD as u64;
+    harness::wait_for(
+        &lab,
+        Duration::from_secs(20),
+        "the capture to read the flood",
+        || (frames_seen(&gate) >= before + flood).then_some(()),
+    );
+    let known = devices(&gate);
+    let status = gate.ctl_json(&["status"]);
+    check!(
+        lab,
+        known.len() <= MAX_DEVICES,
+        "{} devices after {FLOOD} forged DISCOVERs and ARPs (at most {MAX_DEVICES}): {}",
+        known.len(),
+        status["presence"]
+    );
+    check!(
+        lab,
+        spoofed(&gate) >= flood / 2,
+        "the forged frames were not counted as spoofed: {}",
+        status["presence"]
+    );
+    let phone = known.iter().find(|d| d["mac"] == phone_mac.as_str());
+    check!(
+        lab,
+        phone.is_some_and(|d| d["present"] == true),
+        "the phone that joined during the flood is not tracked: {known:?}"
+    );
+    let visits = gate.ctl_json(&["visits"]);
+    check!(
+        lab,
+        visits
+            .as_array()
+            .is_some_and(|v| v.iter().any(|v| v["mac"] == phone_mac.as_str())),
+        "no visit for the phone: {visits}"
+    );
+    // The daemon still serves.
+    let login = lab.http(PHONE, &format!("{PORTAL}/login"));
+    check_eq!(
+        lab,
+        login.status(),
+        Some(200),
+        "the portal after the flood: {login}"
+    );
+    harness::say(&format!(
+        "forged flood: {} frames in {} ms, {} devices known, {} counted as spoofed",
+        sent["sent"],
+        sent["elapsed_ms"],
+        known.len(),
+        spoofed(&gate)
+    ));
+}
+
+#[test]
+fn a_forged_chaddr_of_a_remembered_member_lets_nobody_in() {
+    let Some((lab, gate)) = gate_lab("forgem", GateConfig::default()) else {
+        return;
+    };
+    let member_mac = lab.client_mac(PHONE);
+    // The member signs in with "remember this device", then leaves.
+    let p = lab.portal_post(
+        PHONE,
+        &format!("{PORTAL}/signin/member"),
+        "member_number=8800123456&remember_device=yes",
+    );
+    check_eq!(lab, p.status(), Some(303), "member sign-in: {p}");
+    let members = gate.ctl_json(&["members"]);
+    check!(
+        lab,
+        members
+            .as_array()
+            .is_some_and(|a| a.iter().any(|m| m["devices"]
+                .as_array()
+                .is_some_and(|d| d.iter().any(|d| d == member_mac.as_str())))),
+        "the member's phone is not remembered: {members}"
+    );
+    gate.ctl_ok(&["deauth", &member_mac]);
+    lab.dhcp_release(PHONE);
+    lab.link_down(PHONE);
+    let authorised_before = session_events(&gate);
+    let before = frames_seen(&gate);
+
+    // The attacker sends DHCP and ARP naming the member's phone.
+    let sent = lab.forge(ATTACKER, "as", &[&member_mac]);
+    check_eq!(lab, sent["sent"].as_u64(), Some(3), "forge.py: {sent}");
+    harness::wait_for(
+        &lab,
+        Duration::from_secs(3),
+        "the capture to read the frames",
+        || (frames_seen(&gate) >= before + 3).then_some(()),
+    );
+    // Give a (wrong) sign-in the time it would take.
+    std::thread::sleep(Duration::from_millis(300));
+    let clients = gate.ctl_json(&["clients"]);
+    let member = clients
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["mac"] == member_mac.as_str()));
+    check!(
+        lab,
+        member.is_none_or(|c| c["state"] != "authorized"),
+        "a forged chaddr let the member's MAC in: {clients}"
+    );
+    check_eq!(
+        lab,
+        session_events(&gate),
+        authorised_before,
+        "a forged chaddr produced a returning-member sign-in"
+    );
+    check!(
+        lab,
+        spoofed(&gate) >= 3,
+        "the forged frames were not refused"
+    );
+}
+
+/// `session.authorized` events with method `returning_device` in the
+/// outbox.
+fn session_events(gate: &harness::Storegate) -> usize {
+    let events = gate.ctl_json(&["events", "--limit", "10000"]);
+    events.as_array().map_or(0, |a| {
+        a.iter()
+            .filter(|e| {
+                e["type"] == "com.storegate.session.authorized"
+                    && e["data"]["method"] == "returning_device"
+            })
+            .count()
+    })
+}

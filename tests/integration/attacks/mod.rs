@@ -1,0 +1,13 @@
+//! The hostile guest LAN: attacks a guest can make from a phone on the
+//! open Wi-Fi, each run against the real daemon in the lab, each with the
+//! figure it checks. Every attack must leave the daemon serving.
+//!
+//! * [`box_services`]: a signed-in guest reaches none of the router's own
+//!   services (SSH, the router's web server, the dashboard, any high
+//!   port); DNS, DHCP and the portal still work.
+//! * [`forged_packets`]: raw DHCP and ARP frames naming other devices (a
+//!   flood of invented phones, a remembered member's MAC) are not
+//!   believed; a real phone joining during the flood is tracked.
+
+mod box_services;
+mod forged_packets;

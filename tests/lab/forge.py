@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Forged LAN frames for the storegate attack tests (python3 stdlib only).
+
+Run inside a client namespace, as root (AF_PACKET). Every frame goes out
+with the interface's own Ethernet source address: one station speaking
+for devices that are not it.
+
+    forge.py flood IFACE COUNT
+        COUNT DHCP DISCOVERs, each with a random unicast chaddr, then COUNT
+        ARP requests, each with a random sender hardware address.
+    forge.py as IFACE MAC
+        A DHCP DISCOVER and a DHCP REQUEST whose chaddr is MAC (say, a
+        remembered member's phone), and an ARP request from MAC.
+
+Prints one JSON object on one line: {"sent": N, "elapsed_ms": T}.
+"""
+
+import json
+import os
+import socket
+import struct
+import sys
+import time
+
+ETH_P_ALL = 0x0003
+
+
+def checksum(data):
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return (~total) & 0xFFFF
+
+
+def random_unicast_mac():
+    b = bytearray(os.urandom(6))
+    b[0] = (b[0] & 0xFC) | 0x02  # unicast, locally administered
+    return bytes(b)
+
+
+def dhcp_frame(src, chaddr, message_type, requested=None):
+    options = bytes([53, 1, message_type])
+    if requested is not None:
+        options += bytes([50, 4]) + socket.inet_aton(requested)
+    options += bytes([255])
+    bootp = struct.pack(
+        "!BBBBIHH4s4s4s4s16s64s128s4s",
+        1, 1, 6, 0,                     # BOOTREQUEST, Ethernet, hlen 6
+        int.from_bytes(os.urandom(4), "big"), 0, 0x8000,
+        b"\0" * 4, b"\0" * 4, b"\0" * 4, b"\0" * 4,
+        chaddr + b"\0" * 10, b"\0" * 64, b"\0" * 128,
+        bytes([99, 130, 83, 99]),
+    ) + options
+    bootp += b"\0" * max(0, 300 - len(bootp))
+    udp = struct.pack("!HHHH", 68, 67, 8 + len(bootp), 0) + bootp
+    ip = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
+        socket.inet_aton("0.0.0.0"), socket.inet_aton("255.255.255.255"),
+    )
+    ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
+    eth = b"\xff" * 6 + src + b"\x08\x00"
+    return eth + ip + udp
+
+
+def arp_frame(src, sender_mac, sender_ip, target_ip):
+    arp = struct.pack(
+        "!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1,
+        sender_mac, socket.inet_aton(sender_ip),
+        b"\0" * 6, socket.inet_aton(target_ip),
+    )
+    return b"\xff" * 6 + src + b"\x08\x06" + arp
+
+
+def main():
+    mode, iface = sys.argv[1], sys.argv[2]
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    s.bind((iface, 0))
+    src = s.getsockname()[4][:6]
+    start = time.monotonic()
+    sent = 0
+    if mode == "flood":
+        count = int(sys.argv[3])
+        for _ in range(count):
+            s.send(dhcp_frame(src, random_unicast_mac(), 1))
+            sent += 1
+        for i in range(count):
+            ip = "192.0.2.%d" % (2 + i % 250)
+            s.send(arp_frame(src, random_unicast_mac(), ip, "192.0.2.1"))
+            sent += 1
+    elif mode == "as":
+        mac = bytes(int(x, 16) for x in sys.argv[3].split(":"))
+        s.send(dhcp_frame(src, mac, 1))
+        s.send(dhcp_frame(src, mac, 3, "192.0.2.150"))
+        s.send(arp_frame(src, mac, "192.0.2.150", "192.0.2.1"))
+        sent = 3
+    else:
+        sys.exit("unknown mode " + mode)
+    elapsed = (time.monotonic() - start) * 1000
+    print(json.dumps({"sent": sent, "elapsed_ms": round(elapsed, 1)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
