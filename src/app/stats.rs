@@ -12,6 +12,9 @@ pub struct PortalStats {
     pub bad_requests: AtomicU64,
     pub unknown_clients: AtomicU64,
     pub connections_refused: AtomicU64,
+    /// Connections closed because their client already had
+    /// `portal::server::MAX_PER_CLIENT` open.
+    pub connections_over_client_cap: AtomicU64,
 }
 
 impl PortalStats {
@@ -28,6 +31,7 @@ impl PortalStats {
             "bad_requests": g(&self.bad_requests),
             "unknown_clients": g(&self.unknown_clients),
             "connections_refused": g(&self.connections_refused),
+            "connections_over_client_cap": g(&self.connections_over_client_cap),
         })
     }
 }

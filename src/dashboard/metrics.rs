@@ -42,6 +42,12 @@ pub fn render(d: &Dashboard) -> String {
         "Portal requests refused as malformed.",
         &[("", p("bad_requests"))],
     );
+    metric(
+        "portal_connections_over_client_cap_total",
+        "counter",
+        "Portal connections closed because their client had too many open.",
+        &[("", p("connections_over_client_cap"))],
+    );
     let (authorized, preauth) = d.app.gate.counts();
     metric(
         "clients",

@@ -120,6 +120,7 @@ pub(crate) async fn serve_io_for<I>(
         peer,
         shutdown: &shutdown,
         grace: lifetimes.grace,
+        idle: None,
     };
     conn.serve(io, lifetime, |req| {
         let (dashboard, seen) = (dashboard.clone(), seen.clone());

@@ -3,11 +3,18 @@
 //! [`HEADER_READ_TIMEOUT`] to send each head, a lifetime the server
 //! chooses, and on shutdown or at the end of that lifetime the request in
 //! flight finishes within a grace period before the connection closes.
-//! So a client can never hold a connection slot for good.
+//! So a client can never hold a connection slot for good. A server may
+//! also close connections that sit idle (no bytes either way, no request
+//! being answered) for a while: a keep-alive connection a client parks is
+//! a slot nobody else can use.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -15,7 +22,8 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::BoxError;
@@ -38,6 +46,110 @@ pub struct Conn<'a> {
     /// How long the request in flight may take once `shutdown` is
     /// cancelled or the lifetime is over.
     pub grace: Duration,
+    /// Close the connection once it has been idle this long: no byte
+    /// read or written and no request being answered. `None`: only the
+    /// lifetime ends it (event streams, which are quiet on purpose).
+    pub idle: Option<Duration>,
+}
+
+/// When the connection last moved a byte, and how many requests it is
+/// answering.
+struct Activity {
+    since: Instant,
+    last_ms: AtomicU64,
+    busy: AtomicUsize,
+}
+
+impl Activity {
+    fn new() -> Arc<Self> {
+        Arc::new(Activity {
+            since: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            busy: AtomicUsize::new(0),
+        })
+    }
+
+    fn touch(&self) {
+        let ms = self.since.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Completes once nothing has happened for `idle`.
+    async fn idle_for(&self, idle: Duration) {
+        loop {
+            let last = self.since + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let deadline = last + idle;
+            if self.busy.load(Ordering::Relaxed) == 0 && Instant::now() >= deadline {
+                return;
+            }
+            let wake = if self.busy.load(Ordering::Relaxed) > 0 {
+                Instant::now() + idle
+            } else {
+                deadline
+            };
+            tokio::time::sleep_until(wake).await;
+        }
+    }
+}
+
+/// Answering one request: the connection is busy, not idle.
+struct Busy(Arc<Activity>);
+
+impl Busy {
+    fn new(a: &Arc<Activity>) -> Self {
+        a.busy.fetch_add(1, Ordering::Relaxed);
+        Busy(a.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.busy.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A byte stream that notes every byte moved in `Activity`.
+struct Watched<I> {
+    io: I,
+    activity: Arc<Activity>,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let res = Pin::new(&mut self.io).poll_read(cx, buf);
+        if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.touch();
+        }
+        res
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let res = Pin::new(&mut self.io).poll_write(cx, data);
+        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        res
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }
 
 impl Conn<'_> {
@@ -52,15 +164,32 @@ impl Conn<'_> {
         B: hyper::body::Body + 'static,
         B::Error: Into<BoxError>,
     {
+        let activity = Activity::new();
+        let busy = activity.clone();
         let service = service_fn(move |req| {
+            let working = Busy::new(&busy);
             let answer = handler(req);
-            async move { Ok::<_, Infallible>(answer.await) }
+            async move {
+                let response = answer.await;
+                drop(working);
+                Ok::<_, Infallible>(response)
+            }
         });
+        let io = Watched {
+            io,
+            activity: activity.clone(),
+        };
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_READ_TIMEOUT)
             .max_buf_size(MAX_HEAD_BYTES)
             .serve_connection(TokioIo::new(io), service);
+        let idle = async {
+            match self.idle {
+                Some(idle) => activity.idle_for(idle).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::pin!(conn);
         tokio::select! {
             res = conn.as_mut() => {
@@ -71,6 +200,7 @@ impl Conn<'_> {
             }
             _ = self.shutdown.cancelled() => {}
             _ = lifetime => {}
+            _ = idle => {}
         }
         conn.as_mut().graceful_shutdown();
         let _ = tokio::time::timeout(self.grace, conn).await;
@@ -94,6 +224,7 @@ mod tests {
                 peer: "192.0.2.1:40000".parse().unwrap(),
                 shutdown: &shutdown,
                 grace: Duration::from_millis(100),
+                idle: None,
             };
             conn.serve(
                 server_end,
@@ -111,6 +242,48 @@ mod tests {
         drop(client);
         let _ = served.await;
         String::from_utf8_lossy(&out[..n]).into_owned()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_keep_alive_connection_is_closed_and_a_slow_answer_is_not() {
+        let (mut client, server_end) = tokio::io::duplex(64 * 1024);
+        let shutdown = CancellationToken::new();
+        let served = tokio::spawn(async move {
+            let conn = Conn {
+                what: "test",
+                peer: "192.0.2.1:40000".parse().unwrap(),
+                shutdown: &shutdown,
+                grace: Duration::from_millis(100),
+                idle: Some(Duration::from_secs(5)),
+            };
+            conn.serve(
+                server_end,
+                tokio::time::sleep(Duration::from_secs(120)),
+                |_req| async {
+                    // Slower than the idle limit: it must still be answered.
+                    tokio::time::sleep(Duration::from_secs(8)).await;
+                    Response::new(Full::new(Bytes::from_static(b"hi")))
+                },
+            )
+            .await;
+        });
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = vec![0u8; 4096];
+        let n = client.read(&mut out).await.unwrap();
+        assert!(out[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &out[..n]);
+        let answered = Instant::now();
+        // Then the client keeps the connection open and says nothing.
+        let closed = client.read(&mut out).await.unwrap();
+        assert_eq!(closed, 0, "the idle connection is closed");
+        let after = answered.elapsed();
+        assert!(
+            after >= Duration::from_secs(5) && after < Duration::from_secs(7),
+            "closed {after:?} after the answer"
+        );
+        served.await.unwrap();
     }
 
     #[tokio::test]

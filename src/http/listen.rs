@@ -1,11 +1,15 @@
 //! Listening: binding an address, and accepting at most N connections
 //! at once, each holding a slot until it is done, with a backoff on
 //! accept errors (out of file descriptors and the like) instead of a
-//! busy loop. What a connection then gets is `conn`'s.
+//! busy loop. Optionally at most M at once from one client address, so
+//! one client cannot take every slot: a connection past that is closed
+//! as soon as it is accepted, holding nothing. What a connection then
+//! gets is `conn`'s.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -30,11 +34,34 @@ pub async fn bind(what: &str, listen: SocketAddr) -> std::io::Result<TcpListener
     TcpListener::bind(listen).await
 }
 
-/// A connection and the slot it holds until dropped.
+/// Connections open per client address (only addresses with one open).
+type PeerCounts = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// One open connection of a client address; counted down when dropped.
+pub struct PeerSlot {
+    counts: PeerCounts,
+    ip: IpAddr,
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// A connection and the slots it holds until dropped.
 pub struct Accepted {
     pub stream: TcpStream,
     pub peer: SocketAddr,
     pub slot: OwnedSemaphorePermit,
+    /// Its place in the per-client count, with a per-client cap.
+    pub peer_slot: Option<PeerSlot>,
 }
 
 pub struct Acceptor {
@@ -44,6 +71,11 @@ pub struct Acceptor {
     what: &'static str,
     /// Runs for each failed accept, before the backoff (a counter).
     on_error: Option<Box<dyn Fn() + Send + Sync>>,
+    /// At most this many connections at once from one client address.
+    per_client: Option<usize>,
+    peers: PeerCounts,
+    /// Runs for each connection closed for being over `per_client`.
+    on_over_cap: Option<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl Acceptor {
@@ -53,6 +85,9 @@ impl Acceptor {
             backoff: BACKOFF_MIN,
             what,
             on_error: None,
+            per_client: None,
+            peers: PeerCounts::default(),
+            on_over_cap: None,
         }
     }
 
@@ -60,6 +95,37 @@ impl Acceptor {
     pub fn on_error(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
         self.on_error = Some(Box::new(f));
         self
+    }
+
+    /// At most `max` connections at once from one client address (an
+    /// IPv4-mapped address counts as the IPv4 one); each one past that is
+    /// closed at once and `on_over_cap` runs.
+    pub fn per_client(
+        mut self,
+        max: usize,
+        on_over_cap: impl Fn() + Send + Sync + 'static,
+    ) -> Self {
+        self.per_client = Some(max.max(1));
+        self.on_over_cap = Some(Box::new(on_over_cap));
+        self
+    }
+
+    /// Counts a connection from `ip`, unless that client is at its cap.
+    fn admit(&self, ip: IpAddr) -> Result<Option<PeerSlot>, ()> {
+        let Some(max) = self.per_client else {
+            return Ok(None);
+        };
+        let ip = ip.to_canonical();
+        let mut counts = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= max {
+            return Err(());
+        }
+        *n += 1;
+        Ok(Some(PeerSlot {
+            counts: self.peers.clone(),
+            ip,
+        }))
     }
 
     /// The next connection once a slot is free (with Nagle off), or `None`
@@ -81,8 +147,21 @@ impl Acceptor {
             match accepted {
                 Ok((stream, peer)) => {
                     self.backoff = BACKOFF_MIN;
+                    let Ok(peer_slot) = self.admit(peer.ip()) else {
+                        // Over its cap: closed (dropped) at once; the slot
+                        // stays for the next client.
+                        if let Some(counted) = &self.on_over_cap {
+                            counted();
+                        }
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
-                    return Some(Accepted { stream, peer, slot });
+                    return Some(Accepted {
+                        stream,
+                        peer,
+                        slot,
+                        peer_slot,
+                    });
                 }
                 Err(e) => {
                     if let Some(counted) = &self.on_error {
@@ -121,10 +200,10 @@ impl Acceptor {
     {
         while let Some(c) = self.next(listener, shutdown).await {
             let served = serve(state.clone(), c.stream, c.peer, shutdown.clone());
-            let slot = c.slot;
+            let slots = (c.slot, c.peer_slot);
             tracker.spawn(async move {
                 served.await;
-                drop(slot);
+                drop(slots);
             });
         }
     }
@@ -133,6 +212,53 @@ impl Acceptor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// A connection to `addr` from the local address `from`.
+    async fn connect_from(from: &str, addr: SocketAddr) -> TcpStream {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        socket.connect(addr).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn one_client_cannot_take_every_slot() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let over = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = over.clone();
+        let mut acceptor = Acceptor::new("test", 10).per_client(2, move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        });
+        let mut greedy = Vec::new();
+        for _ in 0..3 {
+            greedy.push(connect_from("127.0.0.1", addr).await);
+        }
+        let other = connect_from("127.0.0.2", addr).await;
+        let a = acceptor.next(&listener, &shutdown).await.unwrap();
+        let b = acceptor.next(&listener, &shutdown).await.unwrap();
+        // The third from 127.0.0.1 is closed; the next accepted is the
+        // other client's.
+        let c = acceptor.next(&listener, &shutdown).await.unwrap();
+        assert_eq!(a.peer.ip(), b.peer.ip());
+        assert_eq!(c.peer.ip(), "127.0.0.2".parse::<IpAddr>().unwrap());
+        assert_eq!(over.load(std::sync::atomic::Ordering::Relaxed), 1);
+        let mut buf = [0u8; 1];
+        let closed = tokio::time::timeout(Duration::from_secs(5), greedy[2].read(&mut buf))
+            .await
+            .expect("the refused connection is closed");
+        assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+        // One of its connections ends: the client may open another.
+        drop(a);
+        let again = connect_from("127.0.0.1", addr).await;
+        let d = tokio::time::timeout(Duration::from_secs(5), acceptor.next(&listener, &shutdown))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(d.peer.ip(), "127.0.0.1".parse::<IpAddr>().unwrap());
+        drop((b, c, d, other, again));
+    }
 
     #[tokio::test]
     async fn connections_wait_for_a_free_slot_and_shutdown_ends_the_wait() {

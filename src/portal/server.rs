@@ -5,8 +5,10 @@
 //! `accept`, so the excess waits in the kernel backlog); request heads up
 //! to 16 KiB (larger get 431) and 10 s to send each; bodies up to 8 KiB
 //! (413), sent within 10 s (408, `http::form::read_body`); 120 s for a
-//! whole connection. On shutdown each connection finishes its current
-//! request and closes.
+//! whole connection, 5 s idle (nothing read or written, no request being
+//! answered); at most [`MAX_PER_CLIENT`] at once from one client address
+//! (more are closed as soon as they are accepted). On shutdown each
+//! connection finishes its current request and closes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +23,13 @@ use super::{Portal, PortalStats, routes};
 use crate::http::{self, Acceptor, Conn};
 
 const CONNECTION_LIFETIME: Duration = Duration::from_secs(120);
+/// A connection with nothing moving for this long is closed: phones open
+/// a new one in milliseconds, and a parked keep-alive connection is a
+/// slot another phone's sign-in sheet may need.
+const IDLE: Duration = Duration::from_secs(5);
+/// Connections at once from one client address: a page load needs a
+/// handful; one phone must not be able to take every slot.
+pub const MAX_PER_CLIENT: usize = 16;
 
 /// Binds the portal listener. A wildcard IPv4 address binds the IPv6
 /// wildcard instead (dual stack), so captured IPv6 clients are served too.
@@ -38,8 +47,12 @@ pub async fn serve(
     tracker: TaskTracker,
 ) {
     let refused = portal.clone();
+    let over = portal.clone();
     Acceptor::new("portal", max_connections)
         .on_error(move || PortalStats::bump(&refused.stats.connections_refused))
+        .per_client(MAX_PER_CLIENT, move || {
+            PortalStats::bump(&over.stats.connections_over_client_cap)
+        })
         .run(
             &listener,
             &shutdown,
@@ -61,6 +74,7 @@ where
         peer,
         shutdown: &shutdown,
         grace: http::conn::GRACE,
+        idle: Some(IDLE),
     };
     let lifetime = tokio::time::sleep(CONNECTION_LIFETIME);
     conn.serve(io, lifetime, |req| {

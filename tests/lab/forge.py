@@ -12,11 +12,18 @@ for devices that are not it.
         A DHCP DISCOVER and a DHCP REQUEST whose chaddr is MAC (say, a
         remembered member's phone), and an ARP request from MAC.
 
+    forge.py hold IFACE HOST PORT COUNT SECONDS
+        Opens COUNT TCP connections to HOST:PORT, sends nothing, and holds
+        them for SECONDS; then reports how many the server had closed.
+        {"opened": N, "closed_by_server": M, "elapsed_ms": T}
+
 Prints one JSON object on one line: {"sent": N, "elapsed_ms": T}.
 """
 
+import errno
 import json
 import os
+import resource
 import socket
 import struct
 import sys
@@ -73,8 +80,56 @@ def arp_frame(src, sender_mac, sender_ip, target_ip):
     return b"\xff" * 6 + src + b"\x08\x06" + arp
 
 
+def hold(host, port, count, seconds):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = count + 64
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(want, soft), max(want, hard)))
+    start = time.monotonic()
+    socks = []
+    for _ in range(count):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        s.connect_ex((host, port))
+        socks.append(s)
+    # How many the server's kernel completed (writable, no error).
+    import select
+    poller = select.poll()
+    for s in socks:
+        poller.register(s, select.POLLOUT)
+    connected = set()
+    deadline = time.monotonic() + 3.0
+    while len(connected) < len(socks) and time.monotonic() < deadline:
+        for fd, ev in poller.poll(100):
+            poller.unregister(fd)
+            if ev & select.POLLOUT and not ev & (select.POLLERR | select.POLLHUP):
+                connected.add(fd)
+    time.sleep(max(0.0, seconds - (time.monotonic() - start)))
+    opened = closed = 0
+    for s in socks:
+        try:
+            data = s.recv(1, socket.MSG_PEEK)
+            opened += 1
+            if data == b"":
+                closed += 1
+        except BlockingIOError:
+            opened += 1  # connected, nothing to read: still open
+        except OSError as e:
+            if e.errno in (errno.ECONNRESET, errno.EPIPE):
+                opened += 1
+                closed += 1
+        s.close()
+    elapsed = (time.monotonic() - start) * 1000
+    print(json.dumps({"opened": opened, "connected": len(connected),
+                      "closed_by_server": closed,
+                      "elapsed_ms": round(elapsed, 1)}), flush=True)
+
+
 def main():
     mode, iface = sys.argv[1], sys.argv[2]
+    if mode == "hold":
+        hold(sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]))
+        return
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     s.bind((iface, 0))
     src = s.getsockname()[4][:6]

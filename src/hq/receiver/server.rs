@@ -77,6 +77,7 @@ async fn serve_connection<S>(
         peer,
         shutdown,
         grace: GRACE,
+        idle: None,
     };
     let lifetime = tokio::time::sleep(CONNECTION_LIFETIME);
     conn.serve(stream, lifetime, |req| {

@@ -8,6 +8,9 @@
 //! * [`forged_packets`]: raw DHCP and ARP frames naming other devices (a
 //!   flood of invented phones, a remembered member's MAC) are not
 //!   believed; a real phone joining during the flood is tracked.
+//! * [`portal_flood`]: one guest opening 2,000 idle connections to the
+//!   portal leaves room for another phone's sign-in sheet.
 
 mod box_services;
 mod forged_packets;
+mod portal_flood;

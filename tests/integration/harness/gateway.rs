@@ -25,6 +25,8 @@ pub struct GateConfig {
     pub session_timeout: Option<String>,
     pub idle_timeout: Option<String>,
     pub walled_garden: Option<Vec<String>>,
+    /// `portal.max_connections`.
+    pub portal_max_connections: Option<u32>,
     /// Appended verbatim at the end (new sections only: a table that the
     /// base config already has cannot be opened twice in TOML).
     pub extra: String,
@@ -128,6 +130,9 @@ impl Lab {
         }
         if let Some(t) = &cfg.idle_timeout {
             s.push_str(&format!("idle_timeout = {}\n", toml_str(t)));
+        }
+        if let Some(n) = cfg.portal_max_connections {
+            s.push_str(&format!("max_connections = {n}\n"));
         }
         if let Some(list) = &cfg.walled_garden {
             let items: Vec<String> = list.iter().map(|x| toml_str(x)).collect();
