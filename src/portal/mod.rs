@@ -128,18 +128,28 @@ impl Site {
         }
     }
 
-    /// Is this Host header addressed to the portal itself? Captured
-    /// requests keep their original Host (port 80 or none), so any Host
-    /// that names the portal port came here on purpose.
+    /// Is this Host header addressed to the portal itself: the portal
+    /// URL's own authority, or an IP address literal with the portal's
+    /// port (the box on any of its addresses)? Any other name is not, even
+    /// with the portal's port: a page on `evil.example:2050` whose name
+    /// the attacker re-points at the box (DNS rebinding) would otherwise
+    /// read a signed-in shopper's pages. Such a request is treated as
+    /// captured traffic (a redirect to the sign-in page, nothing else).
     pub fn is_own_host(&self, host: &str) -> bool {
         let host = host.trim().to_ascii_lowercase();
         if host == self.authority {
             return true;
         }
-        host.rsplit_once(':')
-            .filter(|(h, _)| !h.is_empty() && (!h.contains(':') || h.ends_with(']')))
-            .and_then(|(_, p)| p.parse::<u16>().ok())
-            == Some(self.port)
+        let Some((name, port)) = host.rsplit_once(':') else {
+            return false;
+        };
+        if port.parse::<u16>().ok() != Some(self.port) {
+            return false;
+        }
+        match name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+            Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+            None => name.parse::<Ipv4Addr>().is_ok(),
+        }
     }
 }
 
