@@ -1,7 +1,8 @@
-//! Portal answers, driven without sockets: a MemoryFirewall, a MemoryStore
-//! and a fixed resolver stand in for the LAN.
+//! Portal answers, driven without sockets, over the shared test rig
+//! (`app::rig`: memory store and firewall, members, block list, sync
+//! document); a fixed resolver that knows one client stands in for the LAN.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,8 +13,9 @@ use http_body_util::{BodyExt, Full};
 use super::*;
 use crate::access::session::SessionPolicy;
 use crate::access::{AuthMethod, Gate, MemoryFirewall};
-use crate::members::{MemberError, Members};
-use crate::store::{MemoryStore, Store, StoreError};
+use crate::app::rig;
+use crate::members::MemberError;
+use crate::store::{Store, StoreError};
 use crate::time::Timestamp;
 use crate::uplink::Outbox;
 use crate::uplink::messages::{MessageSender, MessagesConfig};
@@ -44,44 +46,42 @@ struct Fixture {
 }
 
 const SECRET: &str = "whsec_c3RvcmVnYXRlIHNpZ25pbmcgdGVzdCBrZXkgMzJieQ==";
-const KEY: [u8; 32] = [7; 32];
 
 /// Click-through and member-number sign-in; no texts, no sync document.
+/// The rig supplies the store, firewall, outbox, members, sync document,
+/// block list and counters. Its gate keeps sessions for eight hours; the
+/// pages here are checked for a one-hour session, so the portal gets a
+/// gate of its own with that policy, over the rig's firewall and store.
 fn fixture() -> Fixture {
-    let fw = Arc::new(MemoryFirewall::new());
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let outbox = Arc::new(Outbox::open(store.clone(), "wulin-01").unwrap());
+    let rig::Rig {
+        app,
+        store,
+        firewall,
+        outbox,
+    } = rig::rig();
     let policy = SessionPolicy {
         session_timeout: Duration::from_secs(3600),
         idle_timeout: Duration::from_secs(600),
         max_preauth: 100,
     };
-    let (gate, _) = Gate::open(policy, fw.clone(), store.clone(), Arc::new(LogSink)).unwrap();
-    let key = crate::privacy::DeviceKey::from_bytes(KEY);
-    let members = Members::open(
-        store.clone(),
-        key.clone(),
-        crate::config::MembersConfig::default(),
-        Arc::new(crate::uplink::sink::OutboxSink {
-            outbox: outbox.clone(),
-            key: key.clone(),
-        }),
-    )
-    .unwrap();
-    let listen: SocketAddr = "0.0.0.0:2050".parse().unwrap();
+    let (gate, _) = Gate::open(policy, firewall.clone(), store.clone(), Arc::new(LogSink)).unwrap();
     let site = Site::new(
         None,
-        listen,
+        "0.0.0.0:2050".parse().unwrap(),
         Some("192.0.2.1".parse().unwrap()),
         "Wulin <Store>",
         Language::ZhCn,
     );
+    let key = crate::privacy::DeviceKey::from_bytes(rig::KEY);
     Fixture {
         portal: Portal {
-            members: Some(Arc::new(members)),
+            members: app.members.clone(),
+            sync: app.sync.clone(),
+            blocklist: app.blocklist.clone(),
+            stats: app.portal_stats.clone(),
             ..Portal::new(site, Arc::new(gate), Arc::new(OneClient), key)
         },
-        fw,
+        fw: firewall,
         store,
         outbox,
         hq: None,
@@ -191,7 +191,7 @@ fn get(host: &str, path: &str) -> Request<Full<Bytes>> {
 /// Today's form token of `mac` (what the pages it is shown carry).
 fn token(mac: MacAddr) -> String {
     routes::csrf_token(
-        &crate::privacy::DeviceKey::from_bytes(KEY),
+        &crate::privacy::DeviceKey::from_bytes(rig::KEY),
         mac,
         routes::utc_day(Timestamp::now()),
     )
@@ -1015,7 +1015,7 @@ async fn every_portal_form_carries_the_client_token() {
 async fn forms_without_this_clients_token_are_refused_and_change_nothing() {
     let f = with_hq(fixture()).await;
     let other = token(MacAddr([2, 0, 0, 0, 0, 2]));
-    let key = crate::privacy::DeviceKey::from_bytes(KEY);
+    let key = crate::privacy::DeviceKey::from_bytes(rig::KEY);
     let today = routes::utc_day(Timestamp::now());
     let stale = routes::csrf_token(&key, MAC1, today - 2);
     let wrong_key =
@@ -1089,7 +1089,7 @@ async fn our_own_pages_post_with_origin_null_and_yesterdays_token_works() {
     assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
     assert!(f.fw.is_allowed(MAC1));
     // A page left open over midnight.
-    let key = crate::privacy::DeviceKey::from_bytes(KEY);
+    let key = crate::privacy::DeviceKey::from_bytes(rig::KEY);
     let yesterday = routes::csrf_token(&key, MAC1, routes::utc_day(Timestamp::now()) - 1);
     let mut own = post_raw("/logout", &format!("lang=en&csrf={yesterday}"));
     own.headers_mut()
@@ -1107,7 +1107,7 @@ async fn our_own_pages_post_with_origin_null_and_yesterdays_token_works() {
 
 #[test]
 fn tokens_differ_by_client_day_and_key() {
-    let key = crate::privacy::DeviceKey::from_bytes(KEY);
+    let key = crate::privacy::DeviceKey::from_bytes(rig::KEY);
     let t = routes::csrf_token(&key, MAC1, 20_000);
     assert_eq!(t, routes::csrf_token(&key, MAC1, 20_000));
     assert_ne!(t, routes::csrf_token(&key, MAC1, 20_001));
