@@ -14,7 +14,7 @@ use super::*;
 use crate::access::session::SessionPolicy;
 use crate::access::{AuthMethod, Gate, MemoryFirewall};
 use crate::app::rig;
-use crate::members::MemberError;
+use crate::members::{MemberError, Members};
 use crate::store::{Store, StoreError};
 use crate::time::Timestamp;
 use crate::uplink::Outbox;
@@ -24,15 +24,24 @@ use crate::uplink::sink::LogSink;
 use crate::uplink::sync::test_hq::{self, Reply, TestHq};
 use crate::uplink::sync::{SyncConfig, Syncer};
 
+/// The one device the fixture's resolver knows, and its MAC.
 const CLIENT: &str = "192.0.2.101";
+const MAC1: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+/// A device the resolver does not know.
 const STRANGER: &str = "192.0.2.199";
+/// The portal's own Host.
+const HOST: &str = "192.0.2.1:2050";
+/// A cross-site Origin.
+const EVIL: &str = "http://evil.example";
+const PHONE: &str = "138 1234 5678";
+const PHONE_Q: &str = "138+1234+5678";
 
 /// Knows one client; everyone else is unknown.
 struct OneClient;
 
 impl ClientResolver for OneClient {
     fn mac_of(&self, ip: IpAddr) -> Option<MacAddr> {
-        (ip == CLIENT.parse::<IpAddr>().unwrap()).then_some(MacAddr([2, 0, 0, 0, 0, 1]))
+        (ip == CLIENT.parse::<IpAddr>().unwrap()).then_some(MAC1)
     }
 }
 
@@ -65,14 +74,8 @@ fn fixture() -> Fixture {
         max_preauth: 100,
     };
     let (gate, _) = Gate::open(policy, firewall.clone(), store.clone(), Arc::new(LogSink)).unwrap();
-    let site = Site::new(
-        None,
-        "0.0.0.0:2050".parse().unwrap(),
-        Some("192.0.2.1".parse().unwrap()),
-        "Wulin <Store>",
-        Language::ZhCn,
-    );
-    let key = crate::privacy::DeviceKey::from_bytes(rig::KEY);
+    let site = lan_site("Wulin <Store>", Language::ZhCn);
+    let key = device_key();
     Fixture {
         portal: Portal {
             members: app.members.clone(),
@@ -86,6 +89,25 @@ fn fixture() -> Fixture {
         outbox,
         hq: None,
     }
+}
+
+/// The fixture with CLIENT signed in by click-through.
+fn signed_in() -> Fixture {
+    let f = fixture();
+    f.click_through();
+    f
+}
+
+/// A portal on every address, port 2050, of a box whose LAN address is
+/// 192.0.2.1.
+fn lan_site(store_name: &str, language: Language) -> Site {
+    Site::new(
+        None,
+        "0.0.0.0:2050".parse().unwrap(),
+        Some("192.0.2.1".parse().unwrap()),
+        store_name,
+        language,
+    )
 }
 
 /// Adds phone sign-in: texts go to an in-process HQ that accepts them.
@@ -135,8 +157,7 @@ async fn install_sync(f: &Fixture, campaigns: serde_json::Value, blocked: &[Stri
 
 /// The codes HQ was asked to text, oldest first.
 fn texted_codes(f: &Fixture) -> Vec<String> {
-    f.hq.as_ref()
-        .unwrap()
+    f.hq()
         .seen()
         .iter()
         .map(|r| {
@@ -151,9 +172,7 @@ fn wrong(code: &str) -> &'static str {
     if code == "000000" { "111111" } else { "000000" }
 }
 
-const PHONE: &str = "138 1234 5678";
-const PHONE_Q: &str = "138+1234+5678";
-
+/// A portal answer, read in full.
 struct Answer {
     status: StatusCode,
     headers: http::HeaderMap,
@@ -169,32 +188,101 @@ impl Answer {
     }
 }
 
-async fn ask(f: &Fixture, from: &str, req: Request<Full<Bytes>>) -> Answer {
-    let resp = routes::route(&f.portal, from.parse().unwrap(), req).await;
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    Answer {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
+impl Fixture {
+    /// The portal's answer to `req` from the device at `from`.
+    async fn ask(&self, from: &str, req: Request<Full<Bytes>>) -> Answer {
+        let resp = routes::route(&self.portal, from.parse().unwrap(), req).await;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        Answer {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    /// CLIENT asks `host` for `path` (a captured request unless `host`
+    /// is the portal's own).
+    async fn get(&self, host: &str, path: &str) -> Answer {
+        self.ask(CLIENT, get(host, path)).await
+    }
+
+    /// CLIENT opens the portal's page `path`.
+    async fn page(&self, path: &str) -> Answer {
+        self.get(HOST, path).await
+    }
+
+    /// CLIENT sends a form from its pages (see [`post`]).
+    async fn post(&self, path: &str, body: &str) -> Answer {
+        self.ask(CLIENT, post(path, body)).await
+    }
+
+    /// CLIENT asks for a code texted to [`PHONE`], sending `fields` too.
+    async fn request_code(&self, fields: &str) -> Answer {
+        self.post("/signin/code", &format!("phone={PHONE_Q}&{fields}"))
+            .await
+    }
+
+    /// CLIENT signs in with member number `number`, sending `fields` too.
+    async fn member_number(&self, number: &str, fields: &str) -> Answer {
+        let body = format!("member_number={number}&{fields}");
+        self.post("/signin/member", &body).await
+    }
+
+    /// CLIENT signs in by click-through, without the portal.
+    fn click_through(&self) {
+        self.portal
+            .gate
+            .authorize(MAC1, None, AuthMethod::ClickThrough, None)
+            .unwrap();
+    }
+
+    fn members(&self) -> &Members {
+        self.portal
+            .members
+            .as_deref()
+            .expect("member sign-in is on")
+    }
+
+    fn hq(&self) -> &TestHq {
+        self.hq.as_ref().expect("a fixture `with_hq`")
     }
 }
 
-fn get(host: &str, path: &str) -> Request<Full<Bytes>> {
-    Request::get(path)
+/// A request without a body.
+fn request(method: http::Method, host: &str, path: &str) -> Request<Full<Bytes>> {
+    Request::builder()
+        .method(method)
+        .uri(path)
         .header(header::HOST, host)
         .body(Full::default())
         .unwrap()
 }
 
+fn get(host: &str, path: &str) -> Request<Full<Bytes>> {
+    request(http::Method::GET, host, path)
+}
+
+/// `req` with the header `name: value` added.
+fn with(
+    name: header::HeaderName,
+    value: &'static str,
+    mut req: Request<Full<Bytes>>,
+) -> Request<Full<Bytes>> {
+    req.headers_mut()
+        .insert(name, header::HeaderValue::from_static(value));
+    req
+}
+
+/// The rig's device key, which the portal uses too.
+fn device_key() -> crate::privacy::DeviceKey {
+    crate::privacy::DeviceKey::from_bytes(rig::KEY)
+}
+
 /// Today's form token of `mac` (what the pages it is shown carry).
 fn token(mac: MacAddr) -> String {
-    routes::csrf_token(
-        &crate::privacy::DeviceKey::from_bytes(rig::KEY),
-        mac,
-        routes::utc_day(Timestamp::now()),
-    )
+    routes::csrf_token(&device_key(), mac, routes::utc_day(Timestamp::now()))
 }
 
 /// A form POST from CLIENT's pages: `body` and CLIENT's form token.
@@ -206,18 +294,16 @@ fn post(path: &str, body: &str) -> Request<Full<Bytes>> {
 /// A form POST of exactly `body` (no token unless it has one).
 fn post_raw(path: &str, body: &str) -> Request<Full<Bytes>> {
     Request::post(path)
-        .header(header::HOST, "192.0.2.1:2050")
+        .header(header::HOST, HOST)
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(Full::new(Bytes::from(body.to_string())))
         .unwrap()
 }
 
-const MAC1: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
-
 #[tokio::test]
 async fn foreign_host_is_redirected_to_sign_in_without_caching() {
     let f = fixture();
-    let a = ask(&f, CLIENT, get("captive.apple.com", "/hotspot-detect.html")).await;
+    let a = f.get("captive.apple.com", "/hotspot-detect.html").await;
     assert_eq!(a.status, StatusCode::FOUND);
     assert_eq!(
         a.header("location"),
@@ -225,14 +311,14 @@ async fn foreign_host_is_redirected_to_sign_in_without_caching() {
     );
     assert_eq!(a.header("cache-control"), "no-store");
     // An unknown device is redirected the same way.
-    let a = ask(&f, STRANGER, get("example.com", "/")).await;
+    let a = f.ask(STRANGER, get("example.com", "/")).await;
     assert_eq!(a.status, StatusCode::FOUND);
 }
 
 #[tokio::test]
 async fn click_through_authorises_before_answering() {
     let f = fixture();
-    let page = ask(&f, CLIENT, get("192.0.2.1:2050", "/login")).await;
+    let page = f.page("/login").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("name=\"accept_terms\""));
     assert!(
@@ -241,7 +327,7 @@ async fn click_through_authorises_before_answering() {
     );
     assert!(page.body.contains("lang=\"zh-CN\""), "zh-CN by default");
 
-    let refused = ask(&f, CLIENT, post("/login", "dst=")).await;
+    let refused = f.post("/login", "dst=").await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
     assert!(
         refused.body.contains("请勾选同意使用条款"),
@@ -250,12 +336,12 @@ async fn click_through_authorises_before_answering() {
     );
     assert!(!f.fw.is_allowed(MAC1));
 
-    let ok = ask(&f, CLIENT, post("/login", "accept_terms=yes")).await;
+    let ok = f.post("/login", "accept_terms=yes").await;
     assert_eq!(ok.status, StatusCode::SEE_OTHER);
     assert_eq!(ok.header("location"), "/status");
     assert!(f.fw.is_allowed(MAC1), "authorised before the answer");
 
-    let status = ask(&f, CLIENT, get("192.0.2.1:2050", "/status?lang=en")).await;
+    let status = f.page("/status?lang=en").await;
     assert_eq!(status.status, StatusCode::OK);
     assert!(
         status.body.contains("1 h 0 min") || status.body.contains("60 min"),
@@ -267,21 +353,13 @@ async fn click_through_authorises_before_answering() {
 #[tokio::test]
 async fn captive_api_follows_the_session() {
     let f = fixture();
-    let a = ask(&f, CLIENT, get("192.0.2.1:2050", "/api/captive")).await;
+    let a = f.page("/api/captive").await;
     assert_eq!(a.header("content-type"), "application/captive+json");
     let v: serde_json::Value = serde_json::from_str(&a.body).unwrap();
     assert_eq!(v["captive"], true);
     assert_eq!(v["user-portal-url"], "http://192.0.2.1:2050/login");
-    f.portal
-        .gate
-        .authorize(MAC1, None, crate::access::AuthMethod::ClickThrough, None)
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_str(
-        &ask(&f, CLIENT, get("192.0.2.1:2050", "/api/captive"))
-            .await
-            .body,
-    )
-    .unwrap();
+    f.click_through();
+    let v: serde_json::Value = serde_json::from_str(&f.page("/api/captive").await.body).unwrap();
     assert_eq!(v["captive"], false);
     let left = v["seconds-remaining"].as_u64().unwrap();
     assert!((3590..=3600).contains(&left), "{left}");
@@ -289,23 +367,16 @@ async fn captive_api_follows_the_session() {
 
 #[tokio::test]
 async fn after_sign_in_stale_connections_get_probe_answers() {
-    let f = fixture();
-    f.portal
-        .gate
-        .authorize(MAC1, None, crate::access::AuthMethod::ClickThrough, None)
-        .unwrap();
-    let apple = ask(&f, CLIENT, get("captive.apple.com", "/hotspot-detect.html")).await;
+    let f = signed_in();
+    let apple = f.get("captive.apple.com", "/hotspot-detect.html").await;
     assert_eq!(apple.status, StatusCode::OK);
     assert!(apple.body.contains("<TITLE>Success</TITLE>"));
     assert_eq!(apple.header("connection"), "close");
-    let android = ask(
-        &f,
-        CLIENT,
-        get("connectivitycheck.gstatic.com", "/generate_204"),
-    )
-    .await;
+    let android = f
+        .get("connectivitycheck.gstatic.com", "/generate_204")
+        .await;
     assert_eq!(android.status, StatusCode::NO_CONTENT);
-    let other = ask(&f, CLIENT, get("example.com", "/page?x=1")).await;
+    let other = f.get("example.com", "/page?x=1").await;
     assert_eq!(other.status, StatusCode::FOUND);
     assert_eq!(other.header("location"), "http://example.com/page?x=1");
     assert_eq!(other.header("connection"), "close");
@@ -313,16 +384,12 @@ async fn after_sign_in_stale_connections_get_probe_answers() {
 
 #[tokio::test]
 async fn logout_ends_the_session() {
-    let f = fixture();
-    f.portal
-        .gate
-        .authorize(MAC1, None, crate::access::AuthMethod::ClickThrough, None)
-        .unwrap();
-    let a = ask(&f, CLIENT, post("/logout", "lang=en")).await;
+    let f = signed_in();
+    let a = f.post("/logout", "lang=en").await;
     assert_eq!(a.status, StatusCode::SEE_OTHER);
     assert_eq!(a.header("location"), "/login?lang=en");
     assert!(!f.fw.is_allowed(MAC1));
-    let status = ask(&f, CLIENT, get("192.0.2.1:2050", "/status")).await;
+    let status = f.page("/status").await;
     assert_eq!(status.status, StatusCode::SEE_OTHER);
 }
 
@@ -330,39 +397,25 @@ async fn logout_ends_the_session() {
 async fn bad_input_gets_a_clear_4xx() {
     let f = fixture();
     let big = "a".repeat(routes::MAX_BODY_BYTES + 1);
-    let a = ask(
-        &f,
-        CLIENT,
-        post("/login", &format!("accept_terms=yes&x={big}")),
-    )
-    .await;
+    let a = f.post("/login", &format!("accept_terms=yes&x={big}")).await;
     assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
-    let a = ask(&f, CLIENT, post("/login", "accept_terms=%zz")).await;
+    let a = f.post("/login", "accept_terms=%zz").await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
-    let mut cross = post("/login", "accept_terms=yes");
-    cross
-        .headers_mut()
-        .insert(header::ORIGIN, "http://evil.example".parse().unwrap());
-    assert_eq!(ask(&f, CLIENT, cross).await.status, StatusCode::FORBIDDEN);
+    let cross = with(header::ORIGIN, EVIL, post("/login", "accept_terms=yes"));
+    assert_eq!(f.ask(CLIENT, cross).await.status, StatusCode::FORBIDDEN);
     assert!(!f.fw.is_allowed(MAC1));
-    let a = ask(&f, CLIENT, get("192.0.2.1:2050", "/nope")).await;
+    let a = f.page("/nope").await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
-    let a = ask(
-        &f,
-        CLIENT,
-        Request::delete("/login")
-            .header(header::HOST, "192.0.2.1:2050")
-            .body(Full::default())
-            .unwrap(),
-    )
-    .await;
+    let a = f
+        .ask(CLIENT, request(http::Method::DELETE, HOST, "/login"))
+        .await;
     assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
 }
 
 #[tokio::test]
 async fn unknown_device_cannot_sign_in_and_is_told_why() {
     let f = fixture();
-    let a = ask(&f, STRANGER, post("/login", "accept_terms=yes")).await;
+    let a = f.ask(STRANGER, post("/login", "accept_terms=yes")).await;
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(a.body.contains("Wi-Fi"), "{}", a.body);
 }
@@ -370,27 +423,23 @@ async fn unknown_device_cannot_sign_in_and_is_told_why() {
 #[tokio::test]
 async fn language_comes_from_query_then_accept_language() {
     let f = fixture();
-    let mut req = get("192.0.2.1:2050", "/login");
-    req.headers_mut().insert(
+    let req = with(
         header::ACCEPT_LANGUAGE,
-        "fr-FR, en-GB;q=0.8".parse().unwrap(),
+        "fr-FR, en-GB;q=0.8",
+        get(HOST, "/login"),
     );
-    assert!(ask(&f, CLIENT, req).await.body.contains("lang=\"en\""));
-    let mut req = get("192.0.2.1:2050", "/login?lang=zh-CN");
-    req.headers_mut()
-        .insert(header::ACCEPT_LANGUAGE, "en".parse().unwrap());
-    assert!(ask(&f, CLIENT, req).await.body.contains("lang=\"zh-CN\""));
+    assert!(f.ask(CLIENT, req).await.body.contains("lang=\"en\""));
+    let req = with(
+        header::ACCEPT_LANGUAGE,
+        "en",
+        get(HOST, "/login?lang=zh-CN"),
+    );
+    assert!(f.ask(CLIENT, req).await.body.contains("lang=\"zh-CN\""));
 }
 
 #[test]
 fn own_host_recognition() {
-    let site = Site::new(
-        None,
-        "0.0.0.0:2050".parse().unwrap(),
-        Some("192.0.2.1".parse().unwrap()),
-        "s",
-        Language::En,
-    );
+    let site = lan_site("s", Language::En);
     assert_eq!(site.url, "http://192.0.2.1:2050/");
     assert!(site.is_own_host("192.0.2.1:2050"));
     assert!(site.is_own_host("[2001:db8::1]:2050"));
@@ -431,12 +480,7 @@ fn linked_events(f: &Fixture) -> Vec<serde_json::Value> {
 #[tokio::test]
 async fn login_page_offers_member_sign_in_with_unticked_consents_and_the_staff_code() {
     let f = with_hq(fixture()).await;
-    let page = ask(
-        &f,
-        CLIENT,
-        get("192.0.2.1:2050", "/login?staff=QR_wulin-07&lang=en"),
-    )
-    .await;
+    let page = f.page("/login?staff=QR_wulin-07&lang=en").await;
     assert_eq!(page.status, StatusCode::OK);
     let b = &page.body;
     for field in ["remember_device", "marketing"] {
@@ -460,28 +504,17 @@ async fn login_page_offers_member_sign_in_with_unticked_consents_and_the_staff_c
 
     // A bad staff code is dropped without a word.
     for bad in ["QR%20x", "a%3Cb", "x%22y", &"a".repeat(33), ""] {
-        let page = ask(
-            &f,
-            CLIENT,
-            get("192.0.2.1:2050", &format!("/login?staff={bad}")),
-        )
-        .await;
+        let page = f.page(&format!("/login?staff={bad}")).await;
         assert_eq!(page.status, StatusCode::OK, "{bad}");
         assert!(page.body.contains("name=\"staff\" value=\"\""), "{bad}");
         assert!(!page.body.contains("staff="), "{bad}");
     }
     // And so is one posted with a sign-in.
-    let a = ask(
-        &f,
-        CLIENT,
-        post(
-            "/signin/member",
-            "member_number=12345678&staff=bad%20code&remember_device=yes",
-        ),
-    )
-    .await;
+    let a = f
+        .member_number("12345678", "staff=bad%20code&remember_device=yes")
+        .await;
     assert_eq!(a.status, StatusCode::SEE_OTHER);
-    let views = f.portal.members.as_ref().unwrap().list();
+    let views = f.members().list();
     assert_eq!(views.len(), 1);
     assert_eq!(views[0].staff_code, None);
     assert_eq!(linked_events(&f)[0]["staff_code"], serde_json::Value::Null);
@@ -491,15 +524,9 @@ async fn login_page_offers_member_sign_in_with_unticked_consents_and_the_staff_c
 async fn phone_sign_in_end_to_end() {
     let f = with_hq(fixture()).await;
     let dst = "http%3A%2F%2Fexample.com%2Fa";
-    let a = ask(
-        &f,
-        CLIENT,
-        post(
-            "/signin/code",
-            &format!("phone={PHONE_Q}&remember_device=yes&staff=QR7&dst={dst}&lang=en"),
-        ),
-    )
-    .await;
+    let a = f
+        .request_code(&format!("remember_device=yes&staff=QR7&dst={dst}&lang=en"))
+        .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     let b = &a.body;
     assert!(b.contains("name=\"code\""), "{b}");
@@ -514,7 +541,7 @@ async fn phone_sign_in_end_to_end() {
         assert!(b.contains(&hidden), "{hidden} in {b}");
     }
     assert!(!f.fw.is_allowed(MAC1));
-    let seen = f.hq.as_ref().unwrap().seen();
+    let seen = f.hq().seen();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].path, "/storegate/messages");
     let text: serde_json::Value = serde_json::from_slice(&seen[0].body).unwrap();
@@ -523,17 +550,10 @@ async fn phone_sign_in_end_to_end() {
     let code = texted_codes(&f).remove(0);
     assert_eq!(code.len(), 6);
 
-    let a = ask(
-        &f,
-        CLIENT,
-        post(
-            "/signin/verify",
-            &format!(
-                "phone={PHONE_Q}&code={code}&remember_device=yes&marketing=&staff=QR7&dst={dst}&lang=en"
-            ),
-        ),
-    )
-    .await;
+    let verify = format!(
+        "phone={PHONE_Q}&code={code}&remember_device=yes&marketing=&staff=QR7&dst={dst}&lang=en"
+    );
+    let a = f.post("/signin/verify", &verify).await;
     assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
     assert_eq!(a.header("location"), format!("/welcome?lang=en&dst={dst}"));
     assert!(f.fw.is_allowed(MAC1), "authorised before the answer");
@@ -542,7 +562,7 @@ async fn phone_sign_in_end_to_end() {
     let member_id = member_id.expect("a member session");
     assert!(member_id.starts_with("m_"), "{member_id}");
 
-    let views = f.portal.members.as_ref().unwrap().list();
+    let views = f.members().list();
     assert_eq!(views.len(), 1);
     assert_eq!(views[0].member_id, member_id);
     assert_eq!(views[0].staff_code.as_deref(), Some("QR7"));
@@ -554,21 +574,12 @@ async fn phone_sign_in_end_to_end() {
     assert_eq!(linked[0]["remember_device"], true);
     assert_eq!(linked[0]["marketing"], false);
     assert_eq!(
-        f.portal
-            .members
-            .as_ref()
-            .unwrap()
-            .recognise(MAC1, Timestamp::now()),
+        f.members().recognise(MAC1, Timestamp::now()),
         Some(member_id.clone()),
         "remembered, as the shopper asked"
     );
 
-    let w = ask(
-        &f,
-        CLIENT,
-        get("192.0.2.1:2050", &format!("/welcome?lang=en&dst={dst}")),
-    )
-    .await;
+    let w = f.page(&format!("/welcome?lang=en&dst={dst}")).await;
     assert_eq!(w.status, StatusCode::OK);
     assert!(
         w.body.contains("Welcome back \u{2022}\u{2022}5678"),
@@ -578,29 +589,21 @@ async fn phone_sign_in_end_to_end() {
     assert!(w.body.contains("1 h 0 min") || w.body.contains("60 min"));
     assert!(w.body.contains("action=\"/logout\""));
     assert!(w.body.contains("href=\"http://example.com/a\""));
-    let zh = ask(&f, CLIENT, get("192.0.2.1:2050", "/welcome")).await;
+    let zh = f.page("/welcome").await;
     assert!(zh.body.contains("欢迎回来"), "{}", zh.body);
 }
 
 #[tokio::test]
 async fn wrong_codes_say_how_many_tries_are_left_then_lock_the_phone() {
     let f = with_hq(fixture()).await;
-    let a = ask(
-        &f,
-        CLIENT,
-        post(
-            "/signin/code",
-            &format!("phone={PHONE_Q}&marketing=yes&lang=en"),
-        ),
-    )
-    .await;
+    let a = f.request_code("marketing=yes&lang=en").await;
     assert_eq!(a.status, StatusCode::OK);
     let code = texted_codes(&f).remove(0);
     let bad = format!(
         "phone={PHONE_Q}&code={}&marketing=yes&lang=en",
         wrong(&code)
     );
-    let a = ask(&f, CLIENT, post("/signin/verify", &bad)).await;
+    let a = f.post("/signin/verify", &bad).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     assert!(a.body.contains("attempts left"), "{}", a.body);
     assert!(a.body.contains("name=\"code\""), "the code page again");
@@ -612,12 +615,9 @@ async fn wrong_codes_say_how_many_tries_are_left_then_lock_the_phone() {
     assert!(!f.fw.is_allowed(MAC1));
 
     // An empty code costs no attempt.
-    let empty = ask(
-        &f,
-        CLIENT,
-        post("/signin/verify", &format!("phone={PHONE_Q}&code=&lang=en")),
-    )
-    .await;
+    let empty = f
+        .post("/signin/verify", &format!("phone={PHONE_Q}&code=&lang=en"))
+        .await;
     assert_eq!(empty.status, StatusCode::BAD_REQUEST);
     assert!(
         empty.body.contains("Please enter the code"),
@@ -630,7 +630,7 @@ async fn wrong_codes_say_how_many_tries_are_left_then_lock_the_phone() {
         if last.status == StatusCode::TOO_MANY_REQUESTS {
             break;
         }
-        last = ask(&f, CLIENT, post("/signin/verify", &bad)).await;
+        last = f.post("/signin/verify", &bad).await;
     }
     assert_eq!(last.status, StatusCode::TOO_MANY_REQUESTS, "{}", last.body);
     assert!(last.body.contains("Too many wrong codes"), "{}", last.body);
@@ -643,7 +643,7 @@ async fn wrong_codes_say_how_many_tries_are_left_then_lock_the_phone() {
     );
     // Locked: even the right code does not sign in now.
     let right = format!("phone={PHONE_Q}&code={code}&lang=en");
-    let a = ask(&f, CLIENT, post("/signin/verify", &right)).await;
+    let a = f.post("/signin/verify", &right).await;
     assert!(a.status.is_client_error(), "{}", a.status);
     assert!(!f.fw.is_allowed(MAC1));
 }
@@ -653,12 +653,7 @@ async fn too_many_code_requests_are_refused_with_retry_after() {
     let f = with_hq(fixture()).await;
     let mut last = None;
     for _ in 0..30 {
-        let a = ask(
-            &f,
-            CLIENT,
-            post("/signin/code", &format!("phone={PHONE_Q}&lang=en")),
-        )
-        .await;
+        let a = f.request_code("lang=en").await;
         if a.status != StatusCode::OK {
             last = Some(a);
             break;
@@ -670,15 +665,7 @@ async fn too_many_code_requests_are_refused_with_retry_after() {
     assert!(a.body.contains("Please try again in"), "{}", a.body);
     assert!(a.body.contains(&format!("value=\"{PHONE}\"")));
     // A resend from the code page keeps that page.
-    let a = ask(
-        &f,
-        CLIENT,
-        post(
-            "/signin/code",
-            &format!("phone={PHONE_Q}&from=code&lang=en"),
-        ),
-    )
-    .await;
+    let a = f.request_code("from=code&lang=en").await;
     assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(a.body.contains("name=\"code\""), "{}", a.body);
 }
@@ -686,27 +673,16 @@ async fn too_many_code_requests_are_refused_with_retry_after() {
 #[tokio::test]
 async fn a_text_hq_will_not_send_is_a_503_that_keeps_the_number() {
     let f = with_hq(fixture()).await;
-    f.hq.as_ref().unwrap().script(vec![Reply::status(400)]);
-    let a = ask(
-        &f,
-        CLIENT,
-        post(
-            "/signin/code",
-            &format!("phone={PHONE_Q}&lang=en&staff=QR7"),
-        ),
-    )
-    .await;
+    f.hq().script(vec![Reply::status(400)]);
+    let a = f.request_code("lang=en&staff=QR7").await;
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(a.body.contains("could not send the code"), "{}", a.body);
     assert!(a.body.contains(&format!("value=\"{PHONE}\"")));
     assert!(a.body.contains("name=\"staff\" value=\"QR7\""));
     // A bad number never reaches HQ.
-    let a = ask(
-        &f,
-        CLIENT,
-        post("/signin/code", "phone=12ab&lang=en&remember_device=yes"),
-    )
-    .await;
+    let a = f
+        .post("/signin/code", "phone=12ab&lang=en&remember_device=yes")
+        .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     assert!(a.body.contains("not a mobile number"), "{}", a.body);
     assert!(a.body.contains("value=\"12ab\""));
@@ -714,18 +690,13 @@ async fn a_text_hq_will_not_send_is_a_503_that_keeps_the_number() {
         a.body
             .contains("name=\"remember_device\" value=\"yes\" checked")
     );
-    assert_eq!(f.hq.as_ref().unwrap().seen().len(), 1);
+    assert_eq!(f.hq().seen().len(), 1);
 }
 
 #[tokio::test]
 async fn member_number_sign_in() {
     let f = fixture();
-    let a = ask(
-        &f,
-        CLIENT,
-        post("/signin/member", "member_number=12&lang=en&staff=S1"),
-    )
-    .await;
+    let a = f.member_number("12", "lang=en&staff=S1").await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     assert!(a.body.contains("not a valid member number"), "{}", a.body);
     assert!(a.body.contains("name=\"member_number\""));
@@ -733,22 +704,16 @@ async fn member_number_sign_in() {
     assert!(a.body.contains("name=\"staff\" value=\"S1\""));
     assert!(!f.fw.is_allowed(MAC1));
 
-    let a = ask(
-        &f,
-        CLIENT,
-        post(
-            "/signin/member",
-            "member_number=8800+1234+5678&marketing=yes&staff=S1&lang=en",
-        ),
-    )
-    .await;
+    let a = f
+        .member_number("8800+1234+5678", "marketing=yes&staff=S1&lang=en")
+        .await;
     assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
     assert_eq!(a.header("location"), "/welcome?lang=en");
     assert!(f.fw.is_allowed(MAC1));
     let (method, member_id) = member_method_and_id(&f);
     assert_eq!(method, Some(AuthMethod::MemberNumber));
     let member_id = member_id.unwrap();
-    let views = f.portal.members.as_ref().unwrap().list();
+    let views = f.members().list();
     assert_eq!(views[0].member_id, member_id);
     assert_eq!(views[0].method, "member_number");
     let linked = linked_events(&f);
@@ -756,15 +721,11 @@ async fn member_number_sign_in() {
     assert_eq!(linked[0]["marketing"], true);
     assert_eq!(linked[0]["remember_device"], false);
     assert_eq!(
-        f.portal
-            .members
-            .as_ref()
-            .unwrap()
-            .recognise(MAC1, Timestamp::now()),
+        f.members().recognise(MAC1, Timestamp::now()),
         None,
         "not remembered: the box was not ticked"
     );
-    let w = ask(&f, CLIENT, get("192.0.2.1:2050", "/welcome?lang=en")).await;
+    let w = f.page("/welcome?lang=en").await;
     assert_eq!(w.status, StatusCode::OK);
     assert!(
         w.body.contains("Welcome back<"),
@@ -776,39 +737,31 @@ async fn member_number_sign_in() {
 #[tokio::test]
 async fn enter_in_the_member_number_field_signs_in_by_number() {
     let f = with_hq(fixture()).await;
-    let a = ask(
-        &f,
-        CLIENT,
-        post("/signin/code", "phone=&member_number=12345678&lang=en"),
-    )
-    .await;
+    let a = f
+        .post("/signin/code", "phone=&member_number=12345678&lang=en")
+        .await;
     assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
     assert_eq!(member_method_and_id(&f).0, Some(AuthMethod::MemberNumber));
-    assert!(f.hq.as_ref().unwrap().seen().is_empty());
+    assert!(f.hq().seen().is_empty());
 }
 
 #[tokio::test]
 async fn without_hq_texts_there_is_no_phone_sign_in() {
     let f = fixture();
-    let page = ask(&f, CLIENT, get("192.0.2.1:2050", "/login")).await;
+    let page = f.page("/login").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(!page.body.contains("name=\"phone\""), "{}", page.body);
     assert!(page.body.contains("name=\"member_number\""));
     assert!(page.body.contains("action=\"/signin/member\""));
-    let a = ask(
-        &f,
-        CLIENT,
-        post("/signin/code", &format!("phone={PHONE_Q}")),
-    )
-    .await;
+    let a = f.post("/signin/code", &format!("phone={PHONE_Q}")).await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     // And without members at all, only click-through.
     let mut f = fixture();
     f.portal.members = None;
-    let page = ask(&f, CLIENT, get("192.0.2.1:2050", "/login")).await;
+    let page = f.page("/login").await;
     assert!(!page.body.contains("member_number"));
     assert!(page.body.contains("name=\"accept_terms\""));
-    let a = ask(&f, CLIENT, post("/signin/member", "member_number=12345678")).await;
+    let a = f.post("/signin/member", "member_number=12345678").await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
 }
 
@@ -817,7 +770,7 @@ async fn a_device_hq_blocked_cannot_sign_in_by_any_method() {
     let f = with_hq(fixture()).await;
     let id = f.portal.device_key.device_id(MAC1);
     install_sync(&f, serde_json::json!([]), &[id]).await;
-    let page = ask(&f, CLIENT, get("192.0.2.1:2050", "/login?lang=en")).await;
+    let page = f.page("/login?lang=en").await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
     assert!(page.body.contains("cannot sign in here"), "{}", page.body);
     for (path, body) in [
@@ -832,13 +785,13 @@ async fn a_device_hq_blocked_cannot_sign_in_by_any_method() {
             "member_number=12345678&lang=en".to_string(),
         ),
     ] {
-        let a = ask(&f, CLIENT, post(path, &body)).await;
+        let a = f.post(path, &body).await;
         assert_eq!(a.status, StatusCode::FORBIDDEN, "{path}");
         assert!(a.body.contains("cannot sign in here"), "{path}");
     }
     assert!(!f.fw.is_allowed(MAC1));
-    assert!(f.hq.as_ref().unwrap().seen().is_empty(), "no text sent");
-    assert!(f.portal.members.as_ref().unwrap().list().is_empty());
+    assert!(f.hq().seen().is_empty(), "no text sent");
+    assert!(f.members().list().is_empty());
 }
 
 #[tokio::test]
@@ -853,29 +806,20 @@ async fn the_welcome_page_shows_the_campaign_for_the_member() {
         &[],
     )
     .await;
-    let a = ask(
-        &f,
-        CLIENT,
-        post("/signin/member", "member_number=12345678&lang=en"),
-    )
-    .await;
+    let a = f.member_number("12345678", "lang=en").await;
     assert_eq!(a.status, StatusCode::SEE_OTHER);
-    let w = ask(&f, CLIENT, get("192.0.2.1:2050", "/welcome?lang=en")).await;
+    let w = f.page("/welcome?lang=en").await;
     assert!(w.body.contains("For you today"), "{}", w.body);
     assert!(w.body.contains("Café &lt;20%&gt; off"), "{}", w.body);
     assert!(!w.body.contains("Gold lounge"));
 
     // Click-through guests have no welcome page: /status instead.
-    let f = fixture();
-    f.portal
-        .gate
-        .authorize(MAC1, None, AuthMethod::ClickThrough, None)
-        .unwrap();
-    let w = ask(&f, CLIENT, get("192.0.2.1:2050", "/welcome?lang=en")).await;
+    let f = signed_in();
+    let w = f.page("/welcome?lang=en").await;
     assert_eq!(w.status, StatusCode::OK);
     assert!(w.body.contains("You are connected") && !w.body.contains("Welcome back"));
     let f = fixture();
-    let w = ask(&f, CLIENT, get("192.0.2.1:2050", "/welcome")).await;
+    let w = f.page("/welcome").await;
     assert_eq!(w.status, StatusCode::SEE_OTHER);
 }
 
@@ -883,19 +827,17 @@ async fn the_welcome_page_shows_the_campaign_for_the_member() {
 async fn member_forms_have_the_same_limits_as_click_through() {
     let f = with_hq(fixture()).await;
     for path in ["/signin/code", "/signin/verify", "/signin/member"] {
-        let mut cross = post(path, &format!("phone={PHONE_Q}&member_number=12345678"));
-        cross
-            .headers_mut()
-            .insert(header::ORIGIN, "http://evil.example".parse().unwrap());
-        assert_eq!(ask(&f, CLIENT, cross).await.status, StatusCode::FORBIDDEN);
+        let body = format!("phone={PHONE_Q}&member_number=12345678");
+        let cross = with(header::ORIGIN, EVIL, post(path, &body));
+        assert_eq!(f.ask(CLIENT, cross).await.status, StatusCode::FORBIDDEN);
         let big = "a".repeat(routes::MAX_BODY_BYTES + 1);
-        let a = ask(&f, CLIENT, post(path, &format!("phone={big}"))).await;
+        let a = f.post(path, &format!("phone={big}")).await;
         assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE, "{path}");
-        let a = ask(&f, CLIENT, post(path, "phone=%zz")).await;
+        let a = f.post(path, "phone=%zz").await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{path}");
-        let a = ask(&f, STRANGER, post(path, "member_number=12345678")).await;
+        let a = f.ask(STRANGER, post(path, "member_number=12345678")).await;
         assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
-        let a = ask(&f, CLIENT, get("192.0.2.1:2050", path)).await;
+        let a = f.page(path).await;
         assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED, "{path}");
     }
     // Odd input is refused, never a panic.
@@ -906,12 +848,12 @@ async fn member_forms_have_the_same_limits_as_click_through() {
         "phone=1&phone=2&code=1&code=2",
     ] {
         for path in ["/signin/code", "/signin/verify", "/signin/member"] {
-            let a = ask(&f, CLIENT, post(path, body)).await;
+            let a = f.post(path, body).await;
             assert!(a.status.is_client_error(), "{path} {body}: {}", a.status);
         }
     }
     assert!(!f.fw.is_allowed(MAC1));
-    assert!(f.hq.as_ref().unwrap().seen().is_empty());
+    assert!(f.hq().seen().is_empty());
 }
 
 #[test]
@@ -965,49 +907,36 @@ async fn every_portal_form_carries_the_client_token() {
     let f = with_hq(fixture()).await;
     let want = token(MAC1);
     assert_eq!(want.len(), 22);
-    let login = ask(&f, CLIENT, get("192.0.2.1:2050", "/login?lang=en")).await;
+    let login = f.page("/login?lang=en").await;
     assert_eq!(
         form_tokens(&login.body),
         vec![want.clone(); 2],
         "member and guest forms"
     );
-    let code = ask(
-        &f,
-        CLIENT,
-        post("/signin/code", &format!("phone={PHONE_Q}&lang=en")),
-    )
-    .await;
+    let code = f.request_code("lang=en").await;
     assert_eq!(code.status, StatusCode::OK, "{}", code.body);
     assert_eq!(
         form_tokens(&code.body),
         vec![want.clone(); 2],
         "verify and resend"
     );
-    let ok = ask(
-        &f,
-        CLIENT,
-        post("/signin/member", "member_number=12345678&lang=en"),
-    )
-    .await;
+    let ok = f.member_number("12345678", "lang=en").await;
     assert_eq!(ok.status, StatusCode::SEE_OTHER);
-    let welcome = ask(&f, CLIENT, get("192.0.2.1:2050", "/welcome?lang=en")).await;
+    let welcome = f.page("/welcome?lang=en").await;
     assert_eq!(form_tokens(&welcome.body), vec![want.clone()], "sign-out");
     f.portal
         .gate
         .end(MAC1, crate::access::EndReason::Logout)
         .unwrap();
-    f.portal
-        .gate
-        .authorize(MAC1, None, AuthMethod::ClickThrough, None)
-        .unwrap();
-    let status = ask(&f, CLIENT, get("192.0.2.1:2050", "/status?lang=en")).await;
+    f.click_through();
+    let status = f.page("/status?lang=en").await;
     assert_eq!(form_tokens(&status.body), vec![want.clone()], "sign-out");
     // A refused form comes back with the token.
-    let refused = ask(&f, CLIENT, post("/login", "lang=en")).await;
+    let refused = f.post("/login", "lang=en").await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
     assert_eq!(form_tokens(&refused.body), vec![want; 2]);
     // Nobody else's token; an unknown device gets none.
-    let other = ask(&f, STRANGER, get("192.0.2.1:2050", "/login")).await;
+    let other = f.ask(STRANGER, get(HOST, "/login")).await;
     assert_eq!(form_tokens(&other.body), vec![String::new(); 2]);
 }
 
@@ -1015,7 +944,7 @@ async fn every_portal_form_carries_the_client_token() {
 async fn forms_without_this_clients_token_are_refused_and_change_nothing() {
     let f = with_hq(fixture()).await;
     let other = token(MacAddr([2, 0, 0, 0, 0, 2]));
-    let key = crate::privacy::DeviceKey::from_bytes(rig::KEY);
+    let key = device_key();
     let today = routes::utc_day(Timestamp::now());
     let stale = routes::csrf_token(&key, MAC1, today - 2);
     let wrong_key =
@@ -1041,38 +970,29 @@ async fn forms_without_this_clients_token_are_refused_and_change_nothing() {
             format!("&csrf={wrong_key}"),
             format!("&csrf={}", &token(MAC1)[..21]),
         ] {
-            let a = ask(&f, CLIENT, post_raw(path, &format!("{body}{bad}"))).await;
+            let a = f.ask(CLIENT, post_raw(path, &format!("{body}{bad}"))).await;
             assert_eq!(a.status, StatusCode::FORBIDDEN, "{path} {bad}");
             assert!(a.body.contains("reload the page"), "{path}: {}", a.body);
         }
     }
     assert!(!f.fw.is_allowed(MAC1), "nothing authorised");
-    assert!(
-        f.portal.members.as_ref().unwrap().list().is_empty(),
-        "nothing bound"
-    );
+    assert!(f.members().list().is_empty(), "nothing bound");
     assert!(linked_events(&f).is_empty());
-    assert!(f.hq.as_ref().unwrap().seen().is_empty(), "no text sent");
+    assert!(f.hq().seen().is_empty(), "no text sent");
     // In Chinese too.
-    let a = ask(
-        &f,
-        CLIENT,
-        post_raw("/login", "accept_terms=yes&lang=zh-CN"),
-    )
-    .await;
+    let a = f
+        .ask(CLIENT, post_raw("/login", "accept_terms=yes&lang=zh-CN"))
+        .await;
     assert!(a.body.contains("刷新页面"), "{}", a.body);
 
     // Sign-out needs it as well.
-    f.portal
-        .gate
-        .authorize(MAC1, None, AuthMethod::ClickThrough, None)
-        .unwrap();
-    let a = ask(
-        &f,
-        CLIENT,
-        post_raw("/logout", &format!("lang=en&csrf={other}")),
-    )
-    .await;
+    f.click_through();
+    let a = f
+        .ask(
+            CLIENT,
+            post_raw("/logout", &format!("lang=en&csrf={other}")),
+        )
+        .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
     assert!(f.fw.is_allowed(MAC1), "still signed in");
 }
@@ -1080,34 +1000,39 @@ async fn forms_without_this_clients_token_are_refused_and_change_nothing() {
 #[tokio::test]
 async fn our_own_pages_post_with_origin_null_and_yesterdays_token_works() {
     let f = fixture();
-    let login = ask(&f, CLIENT, get("192.0.2.1:2050", "/login")).await;
+    let login = f.page("/login").await;
     let csrf = form_tokens(&login.body).pop().unwrap();
-    let mut own = post_raw("/login", &format!("accept_terms=yes&csrf={csrf}"));
-    own.headers_mut()
-        .insert(header::ORIGIN, "null".parse().unwrap());
-    let a = ask(&f, CLIENT, own).await;
+    let own = with(
+        header::ORIGIN,
+        "null",
+        post_raw("/login", &format!("accept_terms=yes&csrf={csrf}")),
+    );
+    let a = f.ask(CLIENT, own).await;
     assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
     assert!(f.fw.is_allowed(MAC1));
     // A page left open over midnight.
-    let key = crate::privacy::DeviceKey::from_bytes(rig::KEY);
+    let key = device_key();
     let yesterday = routes::csrf_token(&key, MAC1, routes::utc_day(Timestamp::now()) - 1);
-    let mut own = post_raw("/logout", &format!("lang=en&csrf={yesterday}"));
-    own.headers_mut()
-        .insert(header::ORIGIN, "http://192.0.2.1:2050".parse().unwrap());
-    assert_eq!(ask(&f, CLIENT, own).await.status, StatusCode::SEE_OTHER);
+    let own = with(
+        header::ORIGIN,
+        "http://192.0.2.1:2050",
+        post_raw("/logout", &format!("lang=en&csrf={yesterday}")),
+    );
+    assert_eq!(f.ask(CLIENT, own).await.status, StatusCode::SEE_OTHER);
     assert!(!f.fw.is_allowed(MAC1));
     // An explicit foreign origin is still refused, token or not.
-    let mut cross = post_raw("/login", &format!("accept_terms=yes&csrf={csrf}"));
-    cross
-        .headers_mut()
-        .insert(header::ORIGIN, "http://evil.example".parse().unwrap());
-    assert_eq!(ask(&f, CLIENT, cross).await.status, StatusCode::FORBIDDEN);
+    let cross = with(
+        header::ORIGIN,
+        EVIL,
+        post_raw("/login", &format!("accept_terms=yes&csrf={csrf}")),
+    );
+    assert_eq!(f.ask(CLIENT, cross).await.status, StatusCode::FORBIDDEN);
     assert!(!f.fw.is_allowed(MAC1));
 }
 
 #[test]
 fn tokens_differ_by_client_day_and_key() {
-    let key = crate::privacy::DeviceKey::from_bytes(rig::KEY);
+    let key = device_key();
     let t = routes::csrf_token(&key, MAC1, 20_000);
     assert_eq!(t, routes::csrf_token(&key, MAC1, 20_000));
     assert_ne!(t, routes::csrf_token(&key, MAC1, 20_001));
