@@ -67,6 +67,15 @@ fn join(d: &Dashboard, n: u8, hostname: &str) {
     d.app.presence.observe(&s, &mut Vec::new());
 }
 
+/// DHCP requests from devices 1, 2, … with these host names.
+fn join_all(d: &Dashboard, hostnames: &[&str]) {
+    for (n, hostname) in (1..).zip(hostnames) {
+        join(d, n, hostname);
+    }
+}
+
+/// A request as a browser sends it: `cookie` is a session id, a POST's
+/// body a form.
 fn req(method: &str, path: &str, cookie: Option<&str>, body: &str) -> Request<Full<Bytes>> {
     let mut b = Request::builder().method(method).uri(path);
     if let Some(c) = cookie {
@@ -78,7 +87,11 @@ fn req(method: &str, path: &str, cookie: Option<&str>, body: &str) -> Request<Fu
     b.body(Full::new(Bytes::from(body.to_string()))).unwrap()
 }
 
-async fn call(d: &Dashboard, r: Request<Full<Bytes>>) -> (StatusCode, http::HeaderMap, String) {
+/// A dashboard answer: status, headers and body.
+type Answer = (StatusCode, http::HeaderMap, String);
+
+/// The dashboard's answer to `r` from [`PEER`], read in full.
+async fn call(d: &Dashboard, r: Request<Full<Bytes>>) -> Answer {
     let resp = routes::route(d, PEER.parse::<IpAddr>().unwrap(), r).await;
     let (parts, body) = resp.into_parts();
     let bytes = body.collect().await.unwrap().to_bytes();
@@ -89,13 +102,29 @@ async fn call(d: &Dashboard, r: Request<Full<Bytes>>) -> (StatusCode, http::Head
     )
 }
 
+/// A GET with the session cookie `session`, if any.
+async fn get(d: &Dashboard, path: &str, session: Option<&str>) -> Answer {
+    call(d, req("GET", path, session, "")).await
+}
+
+/// A form POST of `body` with the session cookie `session`, if any.
+async fn post(d: &Dashboard, path: &str, session: Option<&str>, body: &str) -> Answer {
+    call(d, req("POST", path, session, body)).await
+}
+
+/// A sign-in with `password`.
+async fn try_password(d: &Dashboard, password: &str) -> Answer {
+    post(d, "/login", None, &format!("password={password}")).await
+}
+
+/// The Content-Type of an answer.
+fn content_type(headers: &http::HeaderMap) -> &str {
+    headers[header::CONTENT_TYPE].to_str().unwrap()
+}
+
 /// Signs in; returns (session id, CSRF token).
 async fn sign_in(d: &Dashboard) -> (String, String) {
-    let (status, headers, _) = call(
-        d,
-        req("POST", "/login", None, &format!("password={PASSWORD}")),
-    )
-    .await;
+    let (status, headers, _) = try_password(d, PASSWORD).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let cookie = headers[header::SET_COOKIE].to_str().unwrap();
     let id = cookie
@@ -124,36 +153,27 @@ async fn without_a_session_apis_answer_401_and_pages_redirect() {
         "/api/events",
         "/api/visits.csv",
     ] {
-        let (status, _, _) = call(&d, req("GET", path, None, "")).await;
+        let (status, _, _) = get(&d, path, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
     }
-    let (status, _, _) = call(
-        &d,
-        req("POST", "/api/devices/00:11:22:00:00:01/block", None, ""),
-    )
-    .await;
+    let (status, _, _) = post(&d, "/api/devices/00:11:22:00:00:01/block", None, "").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     for path in ["/", "/devices"] {
-        let (status, headers, _) = call(&d, req("GET", path, None, "")).await;
+        let (status, headers, _) = get(&d, path, None).await;
         assert_eq!(status, StatusCode::SEE_OTHER);
         assert_eq!(headers[header::LOCATION], "/login");
     }
-    let (status, _, _) = call(&d, req("GET", "/api/devices", Some("forged"), "")).await;
+    let (status, _, _) = get(&d, "/api/devices", Some("forged")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn sign_in_sets_a_strict_session_cookie() {
     let d = fixture();
-    let (status, headers, _) =
-        call(&d, req("POST", "/login", None, "password=wrong-password")).await;
+    let (status, headers, _) = try_password(&d, "wrong-password").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(headers.get(header::SET_COOKIE).is_none());
-    let (status, headers, _) = call(
-        &d,
-        req("POST", "/login", None, &format!("password={PASSWORD}")),
-    )
-    .await;
+    let (status, headers, _) = try_password(&d, PASSWORD).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let cookie = headers[header::SET_COOKIE].to_str().unwrap();
     for flag in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
@@ -161,10 +181,17 @@ async fn sign_in_sets_a_strict_session_cookie() {
     }
     let id = cookie.split(';').next().unwrap().split_once('=').unwrap().1;
     assert_eq!(id.len(), 64, "32 random bytes, hex");
-    let (status, _, page) = call(&d, req("GET", "/", Some(id), "")).await;
+    let (status, _, page) = get(&d, "/", Some(id)).await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("id=\"present-now\""));
     assert!(page.contains("Wulin &lt;Store&gt;"));
+}
+
+/// Even the right password is refused for now, with a time to come back.
+async fn assert_locked_out(d: &Dashboard) {
+    let (status, headers, _) = try_password(d, PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(headers.contains_key(header::RETRY_AFTER));
 }
 
 #[tokio::test]
@@ -177,29 +204,17 @@ async fn sign_in_attempts_are_limited_in_all_too() {
         last = resp.status();
     }
     assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
-    let (status, headers, _) = call(
-        &d,
-        req("POST", "/login", None, &format!("password={PASSWORD}")),
-    )
-    .await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-    assert!(headers.contains_key(header::RETRY_AFTER));
+    assert_locked_out(&d).await;
 }
 
 #[tokio::test]
 async fn sign_in_attempts_are_rate_limited() {
     let d = fixture();
     for _ in 0..auth::MAX_ATTEMPTS {
-        let (status, _, _) = call(&d, req("POST", "/login", None, "password=nope-nope")).await;
+        let (status, _, _) = try_password(&d, "nope-nope").await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
-    let (status, headers, _) = call(
-        &d,
-        req("POST", "/login", None, &format!("password={PASSWORD}")),
-    )
-    .await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-    assert!(headers.contains_key(header::RETRY_AFTER));
+    assert_locked_out(&d).await;
 }
 
 #[tokio::test]
@@ -207,9 +222,9 @@ async fn posts_need_the_csrf_token() {
     let d = fixture();
     let (id, csrf) = sign_in(&d).await;
     let path = format!("/api/devices/{}/block", mac(1));
-    let (status, _, _) = call(&d, req("POST", &path, Some(&id), "")).await;
+    let (status, _, _) = post(&d, &path, Some(&id), "").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _, _) = call(&d, req("POST", &path, Some(&id), "csrf=wrong")).await;
+    let (status, _, _) = post(&d, &path, Some(&id), "csrf=wrong").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(!d.app.blocklist.manager().contains(mac(1)));
     let mut r = req("POST", &path, Some(&id), "");
@@ -218,7 +233,7 @@ async fn posts_need_the_csrf_token() {
     let (status, _, _) = call(&d, r).await;
     assert_eq!(status, StatusCode::OK);
     assert!(d.app.blocklist.manager().contains(mac(1)));
-    let (status, _, _) = call(&d, req("POST", "/logout", Some(&id), "")).await;
+    let (status, _, _) = post(&d, "/logout", Some(&id), "").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
@@ -227,14 +242,14 @@ async fn hostnames_are_escaped() {
     let d = fixture();
     join(&d, 1, "<script>alert(1)</script>");
     let (id, _) = sign_in(&d).await;
-    let (status, _, page) = call(&d, req("GET", "/devices", Some(&id), "")).await;
+    let (status, _, page) = get(&d, "/devices", Some(&id)).await;
     assert_eq!(status, StatusCode::OK);
     assert!(!page.contains("<script>alert"), "raw host name in the page");
     assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
-    let (_, _, live) = call(&d, req("GET", "/", Some(&id), "")).await;
+    let (_, _, live) = get(&d, "/", Some(&id)).await;
     assert!(!live.contains("<script>alert"));
     assert!(live.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
-    let (_, headers, json) = call(&d, req("GET", "/api/devices", Some(&id), "")).await;
+    let (_, headers, json) = get(&d, "/api/devices", Some(&id)).await;
     assert_eq!(headers[header::CONTENT_TYPE], "application/json");
     let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(rows[0]["hostname"], "<script>alert(1)</script>");
@@ -245,34 +260,24 @@ async fn hostnames_are_escaped() {
 #[tokio::test]
 async fn visits_export_by_date_range() {
     let d = fixture();
-    join(&d, 1, "phone-1");
-    join(&d, 2, "=cmd|calc");
+    join_all(&d, &["phone-1", "=cmd|calc"]);
     let (id, _) = sign_in(&d).await;
     let today = {
         let m = d.app.presence.machine();
         crate::presence::local::local_date(crate::time::Timestamp::now(), m.timezone()).to_string()
     };
     let path = format!("/api/visits.csv?from={today}&to={today}");
-    let (status, headers, csv) = call(&d, req("GET", &path, Some(&id), "")).await;
+    let (status, headers, csv) = get(&d, &path, Some(&id)).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(
-        headers[header::CONTENT_TYPE]
-            .to_str()
-            .unwrap()
-            .starts_with("text/csv")
-    );
+    assert!(content_type(&headers).starts_with("text/csv"));
     let lines: Vec<&str> = csv.lines().collect();
     assert!(lines[0].starts_with("visit_id,mac,started_at"));
     assert_eq!(lines.len(), 3, "{csv}");
     assert!(csv.contains(&mac(1).to_string()));
-    let (_, _, empty) = call(
+    let (_, _, empty) = get(
         &d,
-        req(
-            "GET",
-            "/api/visits.csv?from=2001-01-01&to=2001-01-31",
-            Some(&id),
-            "",
-        ),
+        "/api/visits.csv?from=2001-01-01&to=2001-01-31",
+        Some(&id),
     )
     .await;
     assert_eq!(empty.lines().count(), 1);
@@ -283,11 +288,7 @@ async fn visits_export_by_date_range() {
         "from=2024-01-01",
         "from=2020-01-01&to=2024-01-01",
     ] {
-        let (status, _, msg) = call(
-            &d,
-            req("GET", &format!("/api/visits.csv?{bad}"), Some(&id), ""),
-        )
-        .await;
+        let (status, _, msg) = get(&d, &format!("/api/visits.csv?{bad}"), Some(&id)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
         assert!(!msg.is_empty());
     }
@@ -296,8 +297,7 @@ async fn visits_export_by_date_range() {
 #[tokio::test]
 async fn marking_staff_drops_present_now() {
     let d = fixture();
-    join(&d, 1, "phone-1");
-    join(&d, 2, "till-tablet");
+    join_all(&d, &["phone-1", "till-tablet"]);
     let (id, csrf) = sign_in(&d).await;
     let present = |d: &Dashboard| {
         d.app
@@ -308,10 +308,10 @@ async fn marking_staff_drops_present_now() {
     };
     assert_eq!(present(&d), 2);
     let path = format!("/api/devices/{}/staff", mac(2));
-    let (status, _, _) = call(&d, req("POST", &path, Some(&id), &format!("csrf={csrf}"))).await;
+    let (status, _, _) = post(&d, &path, Some(&id), &format!("csrf={csrf}")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(present(&d), 1);
-    let (_, _, json) = call(&d, req("GET", "/api/live", Some(&id), "")).await;
+    let (_, _, json) = get(&d, "/api/live", Some(&id)).await;
     let live: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(live["live"]["present_now"], 1);
     // Persisted: a new machine restored from the store keeps the mark.
@@ -330,26 +330,18 @@ async fn a_blocked_device_is_signed_out_and_refused_by_the_portal() {
         .unwrap();
     let (id, csrf) = sign_in(&d).await;
     let path = format!("/api/devices/{m}/block");
-    let (status, _, body) = call(&d, req("POST", &path, Some(&id), &format!("csrf={csrf}"))).await;
+    let (status, _, body) = post(&d, &path, Some(&id), &format!("csrf={csrf}")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(!d.app.gate.client(m).is_some_and(|c| c.is_authorized()));
     assert!(d.app.blocklist.is_blocked(m));
     let portal = portal_of(&d);
     // The portal itself refuses the device's sign-in.
-    let r = Request::builder()
-        .method("POST")
-        .uri("/login")
-        .header(header::HOST, "127.0.0.1:2050")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Full::new(Bytes::from(format!(
-            "accept_terms=yes&lang=en&csrf={}",
-            crate::portal::routes::csrf_token(
-                &portal.device_key,
-                m,
-                crate::portal::routes::utc_day(crate::time::Timestamp::now()),
-            )
-        ))))
-        .unwrap();
+    let today = crate::portal::routes::utc_day(crate::time::Timestamp::now());
+    let token = crate::portal::routes::csrf_token(&portal.device_key, m, today);
+    let form = format!("accept_terms=yes&lang=en&csrf={token}");
+    let mut r = req("POST", "/login", None, &form);
+    let host = header::HeaderValue::from_static("127.0.0.1:2050");
+    r.headers_mut().insert(header::HOST, host);
     let resp = crate::portal::routes::route(&portal, ip, r).await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     let body = resp.into_body().collect().await.unwrap().to_bytes();
@@ -393,21 +385,21 @@ async fn the_event_stream_sends_a_new_snapshot_after_a_change() {
     assert!(!d.live.refresh(&d.app.presence), "no change, nothing sent");
 }
 
-#[tokio::test]
-async fn metrics_are_prometheus_text() {
-    let d = Dashboard {
+/// A dashboard that serves `/metrics` without a session.
+fn public_metrics() -> Dashboard {
+    Dashboard {
         metrics_public: true,
         ..fixture()
-    };
+    }
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text() {
+    let d = public_metrics();
     join(&d, 1, "phone-1");
-    let (status, headers, text) = call(&d, req("GET", "/metrics", None, "")).await;
+    let (status, headers, text) = get(&d, "/metrics", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(
-        headers[header::CONTENT_TYPE]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain; version=0.0.4")
-    );
+    assert!(content_type(&headers).starts_with("text/plain; version=0.0.4"));
     let mut names = std::collections::HashSet::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("# ") {
@@ -449,31 +441,28 @@ async fn metrics_are_prometheus_text() {
     // Private by default: guests and passers-by get nothing.
     let private = fixture();
     assert!(!private.metrics_public);
-    let (status, _, _) = call(&private, req("GET", "/metrics", None, "")).await;
+    let (status, _, _) = get(&private, "/metrics", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (id, _) = sign_in(&private).await;
-    let (status, _, _) = call(&private, req("GET", "/metrics", Some(&id), "")).await;
+    let (status, _, _) = get(&private, "/metrics", Some(&id)).await;
     assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn metrics_read_the_live_snapshot_not_the_presence_machine() {
-    let d = Dashboard {
-        metrics_public: true,
-        ..fixture()
-    };
+    let d = public_metrics();
     join(&d, 1, "phone-1");
-    let (_, _, text) = call(&d, req("GET", "/metrics", None, "")).await;
+    let (_, _, text) = get(&d, "/metrics", None).await;
     assert!(text.contains("storegate_present_now 1"), "{text}");
     let seq = d.live.current().seq;
     // Within the snapshot's age limit a scrape reuses it...
     join(&d, 2, "phone-2");
-    let (_, _, text) = call(&d, req("GET", "/metrics", None, "")).await;
+    let (_, _, text) = get(&d, "/metrics", None).await;
     assert_eq!(d.live.current().seq, seq, "no new snapshot");
     assert!(text.contains("storegate_present_now 1"), "{text}");
     // ...and takes a new one once it is older.
     tokio::time::sleep(live::POLL_EVERY).await;
-    let (_, _, text) = call(&d, req("GET", "/metrics", None, "")).await;
+    let (_, _, text) = get(&d, "/metrics", None).await;
     assert!(text.contains("storegate_present_now 2"), "{text}");
     assert!(text.contains("storegate_devices_known 2"), "{text}");
 }
@@ -487,13 +476,13 @@ async fn the_poller_leaves_presence_alone_without_viewers_and_api_live_is_curren
     tokio::time::sleep(live::POLL_EVERY * 3).await;
     assert_eq!(d.live.current().seq, 0, "no stream open: no snapshot taken");
     let (id, _) = sign_in(&d).await;
-    let (status, _, body) = call(&d, req("GET", "/api/live", Some(&id), "")).await;
+    let (status, _, body) = get(&d, "/api/live", Some(&id)).await;
     assert_eq!(status, StatusCode::OK);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["live"]["present_now"], 1, "{body}");
     join(&d, 2, "phone-2");
-    let (_, _, page) = call(&d, req("GET", "/", Some(&id), "")).await;
-    let (_, _, body) = call(&d, req("GET", "/api/live", Some(&id), "")).await;
+    let (_, _, page) = get(&d, "/", Some(&id)).await;
+    let (_, _, body) = get(&d, "/api/live", Some(&id)).await;
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["live"]["present_now"], 2, "{body}");
     assert!(page.contains("data-seq"), "{page}");
@@ -510,11 +499,7 @@ async fn a_sign_in_while_passwords_are_being_checked_gets_429() {
         .clone()
         .try_acquire_many_owned(auth::MAX_VERIFYING as u32)
         .unwrap();
-    let (status, headers, _) = call(
-        &d,
-        req("POST", "/login", None, &format!("password={PASSWORD}")),
-    )
-    .await;
+    let (status, headers, _) = try_password(&d, PASSWORD).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(headers[header::RETRY_AFTER], "1");
     assert!(!headers.contains_key(header::SET_COOKIE));
@@ -570,39 +555,23 @@ async fn the_visits_export_refuses_dates_the_box_may_have_dropped() {
 
     // Fewer than the cap: nothing was dropped, every date is answered.
     restore(MAX_RECENT_VISITS - 1);
-    let (status, _, csv) = call(
-        &d,
-        req("GET", &ask(local(oldest_end).to_string()), Some(&id), ""),
-    )
-    .await;
+    let (status, _, csv) = get(&d, &ask(local(oldest_end).to_string()), Some(&id)).await;
     assert_eq!(status, StatusCode::OK, "{csv}");
     assert_eq!(csv.lines().count(), MAX_RECENT_VISITS);
 
     // At the cap, older visits may be gone: no silently short file.
     restore(MAX_RECENT_VISITS);
-    let (status, _, msg) = call(
-        &d,
-        req("GET", &ask(local(oldest_end).to_string()), Some(&id), ""),
-    )
-    .await;
+    let (status, _, msg) = get(&d, &ask(local(oldest_end).to_string()), Some(&id)).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert!(msg.contains(&first_complete.to_string()), "{msg}");
-    let (status, _, msg) = call(
+    let (status, _, msg) = get(
         &d,
-        req(
-            "GET",
-            &ask(days_before(local(oldest_end), 30).to_string()),
-            Some(&id),
-            "",
-        ),
+        &ask(days_before(local(oldest_end), 30).to_string()),
+        Some(&id),
     )
     .await;
     assert_eq!(status, StatusCode::CONFLICT, "{msg}");
-    let (status, _, csv) = call(
-        &d,
-        req("GET", &ask(first_complete.to_string()), Some(&id), ""),
-    )
-    .await;
+    let (status, _, csv) = get(&d, &ask(first_complete.to_string()), Some(&id)).await;
     assert_eq!(status, StatusCode::OK, "{csv}");
     assert!(csv.starts_with("visit_id,"));
 }
@@ -612,7 +581,7 @@ async fn a_new_password_signs_everyone_out() {
     let d = fixture();
     let (id, _) = sign_in(&d).await;
     d.set_password("another-pass-2").unwrap();
-    let (status, _, _) = call(&d, req("GET", "/api/devices", Some(&id), "")).await;
+    let (status, _, _) = get(&d, "/api/devices", Some(&id)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(matches!(
         d.set_password("short"),
