@@ -58,11 +58,29 @@ fn own_host_recognition() {
     assert_eq!(site.url, "http://192.0.2.1:2050/");
     assert!(site.is_own_host("192.0.2.1:2050"));
     assert!(site.is_own_host("[2001:db8::1]:2050"));
-    assert!(site.is_own_host("portal.lan:2050"));
+    assert!(
+        site.is_own_host("10.0.0.1:2050"),
+        "the box on another address"
+    );
+    // Another name with the portal's port is not the portal: DNS rebinding.
+    assert!(!site.is_own_host("portal.lan:2050"));
+    assert!(!site.is_own_host("evil.example:2050"));
+    assert!(!site.is_own_host("192.0.2.1.evil.example:2050"));
+    assert!(!site.is_own_host("[not-an-ip]:2050"));
     assert!(!site.is_own_host("192.0.2.1"));
     assert!(!site.is_own_host("example.com"));
     assert!(!site.is_own_host("[2001:db8::1]"));
     assert!(!site.is_own_host("example.com:80"));
+    // A configured portal URL's own name is the portal.
+    let named = Site::new(
+        Some("http://Portal.Store.lan:2050/"),
+        "0.0.0.0:2050".parse().unwrap(),
+        None,
+        "s",
+        Language::En,
+    );
+    assert!(named.is_own_host("portal.store.lan:2050"));
+    assert!(!named.is_own_host("other.store.lan:2050"));
 }
 
 #[test]
