@@ -127,7 +127,12 @@ impl App {
         hostname: Option<String>,
     ) -> Result<serde_json::Value, OpError> {
         let mac = client_mac(mac)?;
-        let hostname = hostname.map(|h| h.chars().filter(|c| !c.is_control()).take(64).collect());
+        let hostname = hostname.and_then(|h| {
+            crate::net::wire::dhcp::clean_text(
+                h.as_bytes(),
+                crate::net::wire::dhcp::MAX_HOSTNAME_CHARS,
+            )
+        });
         let sighting = Sighting {
             mac,
             kind: SightingKind::DhcpClient(DhcpInfo {

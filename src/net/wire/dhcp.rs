@@ -360,12 +360,31 @@ fn dhcp_message_type(value: Option<u8>) -> DhcpMessageType {
     }
 }
 
-/// LAN text made safe to keep: invalid UTF-8 replaced, control characters
-/// dropped, surrounding white space trimmed, at most `max` characters.
-/// `None` when nothing is left.
-fn clean_text(data: &[u8], max: usize) -> Option<String> {
+/// Invisible Unicode format characters: bidirectional controls (which
+/// can make `gnp.exe` read as `exe.png`, or a hostname pose as another),
+/// zero-width characters, soft hyphens, tags. Nothing a device name needs.
+fn is_hidden_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206F}'
+        | '\u{FEFF}'
+        | '\u{FFF9}'..='\u{FFFB}'
+        | '\u{E0000}'..='\u{E007F}')
+}
+
+/// LAN text made safe to keep: invalid UTF-8 replaced, control and
+/// invisible format characters (bidi overrides, zero-width) dropped,
+/// surrounding white space trimmed, at most `max` characters. `None` when
+/// nothing is left.
+pub fn clean_text(data: &[u8], max: usize) -> Option<String> {
     let text = String::from_utf8_lossy(data);
-    let kept: String = text.chars().filter(|c| !c.is_control()).collect();
+    let kept: String = text
+        .chars()
+        .filter(|c| !c.is_control() && !is_hidden_format(*c))
+        .collect();
     let out: String = kept.trim().chars().take(max).collect();
     let out = out.trim_end().to_string();
     (!out.is_empty()).then_some(out)

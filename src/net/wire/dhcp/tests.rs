@@ -279,3 +279,20 @@ fn every_prefix_and_every_byte_flip_is_safe() {
         }
     }
 }
+
+#[test]
+fn hostnames_lose_bidi_and_zero_width_characters() {
+    // "Manager-iPhone" with a right-to-left override and zero-width joins:
+    // shown as is, it could pose as another name on the dashboard.
+    let raw = "Ma\u{202E}nager\u{200B}-i\u{2066}Phone\u{2069}\u{FEFF}";
+    assert_eq!(
+        clean_text(raw.as_bytes(), 64).as_deref(),
+        Some("Manager-iPhone")
+    );
+    assert_eq!(clean_text("\u{200F}\u{202B}".as_bytes(), 64), None);
+    // Ordinary non-Latin names stay.
+    assert_eq!(
+        clean_text("张三的手机".as_bytes(), 64).as_deref(),
+        Some("张三的手机")
+    );
+}
