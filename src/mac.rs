@@ -70,6 +70,27 @@ impl FromStr for MacAddr {
     }
 }
 
+/// A MAC for the log: only its last two octets (`**:**:**:**:bb:cc`).
+/// Enough to tell devices apart and find one in `ctl clients`; not enough
+/// to follow a shopper's phone from logs that leave the box (syslog
+/// forwarding, support bundles). Debug-level lines may show whole MACs.
+#[derive(Clone, Copy)]
+pub struct Redacted(MacAddr);
+
+impl fmt::Display for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let o = self.0.0;
+        write!(f, "**:**:**:**:{:02x}:{:02x}", o[4], o[5])
+    }
+}
+
+impl MacAddr {
+    /// This MAC as info-level log lines show it (see [`Redacted`]).
+    pub fn redacted(self) -> Redacted {
+        Redacted(self)
+    }
+}
+
 impl fmt::Display for MacAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let o = self.0;
@@ -103,6 +124,12 @@ impl<'de> Deserialize<'de> for MacAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_lines_show_only_the_last_two_octets() {
+        let mac = MacAddr([0x3c, 0x22, 0xfb, 0x12, 0xab, 0x0c]);
+        assert_eq!(mac.redacted().to_string(), "**:**:**:**:ab:0c");
+    }
 
     #[test]
     fn parses_and_prints_round_trip() {

@@ -28,7 +28,7 @@ fn to_event(event: &SessionEvent) -> (Event, Timestamp) {
             member_id,
             at,
         } => {
-            tracing::info!(device = %mac, ?method, "client authorised");
+            tracing::info!(device = %mac.redacted(), ?method, "client authorised");
             let recognised_by =
                 matches!(method, AuthMethod::ReturningDevice).then_some(RecognisedBy::Mac);
             let e = Event::SessionAuthorized {
@@ -40,7 +40,7 @@ fn to_event(event: &SessionEvent) -> (Event, Timestamp) {
             (e, *at)
         }
         SessionEvent::Ended { mac, reason, at } => {
-            tracing::info!(device = %mac, ?reason, "session ended");
+            tracing::info!(device = %mac.redacted(), ?reason, "session ended");
             let e = Event::SessionEnded {
                 mac: *mac,
                 reason: reason.as_str(),
@@ -211,7 +211,7 @@ impl Gate {
         let pending: Vec<MacAddr> = self.pending_revokes().drain().collect();
         for mac in pending {
             if let Err(e) = self.firewall.revoke(mac) {
-                tracing::warn!(%mac, "revoke still failing: {e}");
+                tracing::warn!(mac = %mac.redacted(), "revoke still failing: {e}");
                 self.pending_revokes().insert(mac);
             }
         }
@@ -255,7 +255,7 @@ impl Gate {
                 // Undo quietly: HQ never heard of this session.
                 let undo = sessions.end(mac, EndReason::FirewallError, now);
                 if let (_, Some(undo_err)) = self.apply(undo, now) {
-                    tracing::error!(%mac, "could not undo a failed sign-in: {undo_err}");
+                    tracing::error!(mac = %mac.redacted(), "could not undo a failed sign-in: {undo_err}");
                 }
                 Err(e)
             }

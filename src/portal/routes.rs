@@ -221,7 +221,7 @@ async fn accept_terms<B: crate::http::Body>(cx: &Cx<'_>, req: Request<B>) -> Res
             see_other(&location)
         }
         Err(e) => {
-            tracing::error!(%mac, "sign-in failed: {e}");
+            tracing::error!(mac = %mac.redacted(), "sign-in failed: {e}");
             busy(portal, lang)
         }
     }
@@ -237,7 +237,7 @@ async fn sign_out<B: crate::http::Body>(cx: &Cx<'_>, req: Request<B>) -> Resp {
     if let Some(mac) = cx.asker.mac
         && let Err(e) = blocking(move || gate.end(mac, EndReason::Logout)).await
     {
-        tracing::error!(%mac, "sign-out failed: {e}");
+        tracing::error!(mac = %mac.redacted(), "sign-out failed: {e}");
         return busy(cx.portal, lang);
     }
     see_other(&format!("/login?lang={}", lang.tag()))

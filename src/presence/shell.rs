@@ -417,7 +417,7 @@ impl PresenceShell {
                 None => self.store.remove(Tree::Devices, &mac.octets()),
             };
             if let Err(e) = result {
-                tracing::warn!(%mac, "could not save the device: {e}");
+                tracing::warn!(mac = %mac.redacted(), "could not save the device: {e}");
             }
         }
     }

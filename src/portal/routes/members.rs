@@ -132,7 +132,7 @@ pub(super) async fn request_code<B: crate::http::Body>(cx: &Cx<'_>, req: Request
         Ok(Ok(issued)) => issued,
         Ok(Err(e)) => return refused(portal, lang, &input, retry, e),
         Err(e) => {
-            tracing::error!(%mac, "code request task: {e}");
+            tracing::error!(mac = %mac.redacted(), "code request task: {e}");
             return busy(portal, lang);
         }
     };
@@ -142,7 +142,7 @@ pub(super) async fn request_code<B: crate::http::Body>(cx: &Cx<'_>, req: Request
         .send_otp(&issued.phone_e164, &issued.code, lang.tag())
         .await
     {
-        tracing::warn!(%mac, "the sign-in code could not be sent: {e}");
+        tracing::warn!(mac = %mac.redacted(), "the sign-in code could not be sent: {e}");
         let error = crate::web::error_box(lang, "error_send_code");
         let status = StatusCode::SERVICE_UNAVAILABLE;
         return form_page(portal, retry, lang, status, &input, Some(&error));
@@ -253,7 +253,7 @@ pub(super) fn signed_in(
         }
         Err(SignInError::Member(e)) => refused(portal, lang, input, retry, e),
         Err(SignInError::Gate(e)) => {
-            tracing::error!(%mac, "member sign-in failed: {e}");
+            tracing::error!(mac = %mac.redacted(), "member sign-in failed: {e}");
             busy(portal, lang)
         }
     }

@@ -101,7 +101,7 @@ async fn enroll_members(h: &Handles, sim: &Sim) {
             });
             if let Err(e) = linked {
                 failed += 1;
-                tracing::warn!(%mac, "demo: could not enrol a member: {e}");
+                tracing::warn!(mac = %mac.redacted(), "demo: could not enrol a member: {e}");
             }
         }
         (members.len(), failed)
