@@ -19,13 +19,26 @@ use crate::time::Timestamp;
 const MAX_CONNECTIONS: usize = 16;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Binds the socket, replacing a stale file left by a crash (but not a
-/// socket another daemon still answers on).
+/// Binds the socket, replacing a stale socket left by a crash (but not a
+/// socket another daemon still answers on, nor anything that is not a
+/// socket).
 pub async fn bind(path: &Path) -> std::io::Result<UnixListener> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    if path.exists() {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        // Only a socket left by a crash is ours to replace: a mistyped
+        // `control.socket` must never delete someone's file.
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_socket() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} exists and is not a socket; not replacing it",
+                    path.display()
+                ),
+            ));
+        }
         if UnixStream::connect(path).await.is_ok() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::AddrInUse,
@@ -208,5 +221,23 @@ mod tests {
         drop(listener);
         // A stale socket file (no daemon behind it) is replaced.
         bind(&path).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_file_that_is_not_a_socket_is_never_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        std::fs::write(&path, "the operator's notes").unwrap();
+        let e = bind(&path).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists, "{e}");
+        assert!(e.to_string().contains("not a socket"), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "the operator's notes"
+        );
+        let link = dir.path().join("link.sock");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        assert!(bind(&link).await.is_err());
+        assert!(path.exists());
     }
 }
