@@ -80,6 +80,11 @@ pub(super) fn base_url(key: &str, s: &str) -> Result<http::Uri, ConfigError> {
     if uri.host().is_none_or(str::is_empty) {
         return Err(bad("it has no host".into()));
     }
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        // `http://127.0.0.1@evil.example/` goes to evil.example: a user
+        // name in front of the host only disguises where it points.
+        return Err(bad("it must not carry a user name or password".into()));
+    }
     if uri.query().is_some() || s.contains('#') {
         return Err(bad(
             "it must not have a query or fragment (paths are appended to it)".into(),

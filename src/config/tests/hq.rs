@@ -273,6 +273,10 @@ fn the_hq_url_must_be_usable_for_requests() {
         // Plain http only to this machine, not to names that look like it.
         "http://localhost.example.com/sg",
         "http://127.example.com/sg",
+        "http://127.0.0.1@evil.example/sg",
+        "http://localhost@evil.example/sg",
+        "https://user:secret@hq.example.com/sg",
+        "http://localhost.evil.example/sg",
         "http://192.0.2.1/sg",
     ] {
         let e = ok(bad).expect_err(bad);
