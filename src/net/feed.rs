@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::capture::Capture;
 use super::wire;
 use crate::mac::MacAddr;
-use crate::presence::{PresenceShell, Prober};
+use crate::presence::{PresenceShell, Prober, SightingKind};
 use crate::uplink::event::Event;
 
 /// Most frames handled before their events are flushed together.
@@ -49,11 +49,27 @@ impl Prober for CaptureProber {
     }
 }
 
+/// What a DHCPACK that the box did not send counts as: a guest posing as
+/// the DHCP server, naming any device it likes.
+pub const FOREIGN_DHCP_SERVER: &str = "foreign_dhcp_server";
+
 /// One frame from the LAN: parsed, counted, and its sighting handed to
 /// the shell (the box's own frames and group addresses are not devices).
-pub fn frame(shell: &PresenceShell, own_mac: MacAddr, bytes: &[u8], events: &mut Vec<Event>) {
+/// `outgoing`: the box sent it (the capture's `PACKET_OUTGOING`). A DHCP
+/// server's answer is believed only then: the box's own DHCP server is
+/// the only one on a guest LAN, and anyone else's "ACK" is a forgery.
+pub fn frame(
+    shell: &PresenceShell,
+    own_mac: MacAddr,
+    bytes: &[u8],
+    outgoing: bool,
+    events: &mut Vec<Event>,
+) {
     shell.count(|s| s.frames += 1);
     let sighting = match wire::parse_frame(bytes) {
+        Ok(Some(s)) if matches!(s.kind, SightingKind::DhcpAck { .. }) && !outgoing => {
+            return shell.count(|s| *s.malformed.entry(FOREIGN_DHCP_SERVER).or_default() += 1);
+        }
         Ok(Some(s)) if s.mac != own_mac && s.mac.is_unicast_client() => s,
         Ok(_) => return shell.count(|s| s.ignored += 1),
         Err(e) => {
@@ -85,7 +101,13 @@ pub async fn capture_loop(
         };
         match first {
             // `recv` never reports more than the buffer holds.
-            Ok(f) => frame(&shell, own_mac, &buf[..f.len.min(buf.len())], &mut events),
+            Ok(f) => frame(
+                &shell,
+                own_mac,
+                &buf[..f.len.min(buf.len())],
+                f.outgoing,
+                &mut events,
+            ),
             Err(e) => {
                 tracing::warn!("capture: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -100,7 +122,13 @@ pub async fn capture_loop(
                 _ = std::future::ready(()) => break,
             };
             match more {
-                Ok(f) => frame(&shell, own_mac, &buf[..f.len.min(buf.len())], &mut events),
+                Ok(f) => frame(
+                    &shell,
+                    own_mac,
+                    &buf[..f.len.min(buf.len())],
+                    f.outgoing,
+                    &mut events,
+                ),
                 Err(_) => break,
             }
         }
@@ -111,5 +139,29 @@ pub async fn capture_loop(
                 shell.count(|s| s.kernel_drops = st.drops);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::wire::samples::{DHCP_ACK, DHCP_DISCOVER_DHCLIENT};
+
+    #[test]
+    fn only_the_box_s_own_dhcp_answers_are_believed() {
+        let r = crate::app::rig::rig();
+        let shell = &r.app.presence;
+        let own = MacAddr([0x02, 0, 0, 0, 0, 0xfe]);
+        let mut events = Vec::new();
+        // Another station sends a DHCPACK: nothing is learnt from it.
+        frame(shell, own, DHCP_ACK, false, &mut events);
+        assert_eq!(shell.machine().devices().count(), 0);
+        assert_eq!(shell.stats().malformed.get(FOREIGN_DHCP_SERVER), Some(&1));
+        // The box's own DHCP server's ACK is a sighting of the client.
+        frame(shell, own, DHCP_ACK, true, &mut events);
+        assert_eq!(shell.machine().devices().count(), 1);
+        // A client's own DISCOVER is a sighting wherever it comes from.
+        frame(shell, own, DHCP_DISCOVER_DHCLIENT, false, &mut events);
+        assert_eq!(shell.stats().sightings, 2);
     }
 }

@@ -6,8 +6,10 @@ with the interface's own Ethernet source address: one station speaking
 for devices that are not it.
 
     forge.py flood IFACE COUNT
-        COUNT DHCP DISCOVERs, each with a random unicast chaddr, then COUNT
-        ARP requests, each with a random sender hardware address.
+        COUNT DHCP DISCOVERs, each with a random unicast chaddr, COUNT ARP
+        requests, each with a random sender hardware address, and COUNT
+        DHCPACKs (as if this station were the DHCP server) to random
+        chaddrs.
     forge.py as IFACE MAC
         A DHCP DISCOVER and a DHCP REQUEST whose chaddr is MAC (say, a
         remembered member's phone), and an ARP request from MAC.
@@ -47,21 +49,25 @@ def random_unicast_mac():
     return bytes(b)
 
 
-def dhcp_frame(src, chaddr, message_type, requested=None):
+def dhcp_frame(src, chaddr, message_type, requested=None, yiaddr=None):
+    """A client message, or with `yiaddr` a server's answer (a forged ACK)."""
+    reply = yiaddr is not None
     options = bytes([53, 1, message_type])
     if requested is not None:
         options += bytes([50, 4]) + socket.inet_aton(requested)
     options += bytes([255])
     bootp = struct.pack(
         "!BBBBIHH4s4s4s4s16s64s128s4s",
-        1, 1, 6, 0,                     # BOOTREQUEST, Ethernet, hlen 6
+        2 if reply else 1, 1, 6, 0,      # BOOTREPLY/BOOTREQUEST, Ethernet
         int.from_bytes(os.urandom(4), "big"), 0, 0x8000,
-        b"\0" * 4, b"\0" * 4, b"\0" * 4, b"\0" * 4,
+        b"\0" * 4, socket.inet_aton(yiaddr) if reply else b"\0" * 4,
+        b"\0" * 4, b"\0" * 4,
         chaddr + b"\0" * 10, b"\0" * 64, b"\0" * 128,
         bytes([99, 130, 83, 99]),
     ) + options
     bootp += b"\0" * max(0, 300 - len(bootp))
-    udp = struct.pack("!HHHH", 68, 67, 8 + len(bootp), 0) + bootp
+    ports = (67, 68) if reply else (68, 67)
+    udp = struct.pack("!HHHH", ports[0], ports[1], 8 + len(bootp), 0) + bootp
     ip = struct.pack(
         "!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
         socket.inet_aton("0.0.0.0"), socket.inet_aton("255.255.255.255"),
@@ -143,6 +149,10 @@ def main():
         for i in range(count):
             ip = "192.0.2.%d" % (2 + i % 250)
             s.send(arp_frame(src, random_unicast_mac(), ip, "192.0.2.1"))
+            sent += 1
+        for i in range(count):
+            ip = "192.0.2.%d" % (2 + i % 250)
+            s.send(dhcp_frame(src, random_unicast_mac(), 5, yiaddr=ip))
             sent += 1
     elif mode == "as":
         mac = bytes(int(x, 16) for x in sys.argv[3].split(":"))
