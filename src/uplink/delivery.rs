@@ -3,16 +3,22 @@
 //! Oldest events first, in batches bounded by count, bytes and a short
 //! wait (so an arrival reaches HQ within a fraction of a second, yet a
 //! burst goes as one request). Each batch is signed the Standard Webhooks
-//! way; any 2xx acknowledges it and it leaves the outbox. Anything else,
-//! or no answer within the timeout, is retried with exponential backoff
-//! and jitter, in order, with the same `webhook-id`. A 410 Gone stops
-//! delivery (HQ has retired this endpoint): loudly in the log and in
-//! `ctl status`, and events keep queueing.
+//! way, with a fresh `webhook-timestamp` on every attempt; any 2xx
+//! acknowledges it and it leaves the outbox. Anything else, or no answer
+//! within the timeout, is retried with exponential backoff and jitter, in
+//! order, with the same `webhook-id`. A 410 Gone stops delivery (HQ has
+//! retired this endpoint): loudly in the log and in `ctl status`, and
+//! events keep queueing.
 //!
 //! Batches are gzipped unless `hq.gzip = false` (the signature is over the
 //! uncompressed body). A 4xx other than 408 and 429 means HQ will never
 //! take that batch as it is: it is parked in the dead-letter tree (`ctl
-//! dead-letters`, `--retry`) and delivery goes on with the next one.
+//! dead-letters`, `--retry`) and delivery goes on with the next one. The
+//! exception is a 401 that the box's clock explains (HQ's `Date` far from
+//! it, or the clock plainly unset; the rule is in [`clock`]): the timestamp
+//! was refused, not the batch, so it is retried like a 5xx and
+//! `hq.last_error` names the skew. Dead letters count toward the outbox
+//! cap (see `super::outbox`), so refusals cannot fill the flash.
 //!
 //! Two limits bound a request: `hq.connect_timeout` (default 5 s) for the
 //! TCP connection, and `hq.timeout` (default 10 s) for the whole request,
@@ -21,8 +27,10 @@
 //! limit is retried like a 5xx. With `hq.client_cert` and `hq.client_key`
 //! the box presents its certificate when HQ asks (mutual TLS).
 //!
-//! Not built yet: the outbox size cap and `outbox.gap`. (`/sync` and
-//! `/messages` are built: `super::sync`, `super::messages`.)
+//! `/sync` and `/messages` are their own clients: `super::sync`,
+//! `super::messages`.
+
+pub mod clock;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -220,7 +228,7 @@ pub async fn run(
             _ = shutdown.cancelled() => return,
             o = send(&client, &config, &key, &batch) => o,
         };
-        match outcome {
+        let (reason, clock) = match outcome {
             Ok(()) => {
                 if let Err(e) = outbox.ack(&seqs) {
                     tracing::error!(
@@ -235,6 +243,7 @@ pub async fn run(
                     s.last_error = None;
                     s.last_delivery = Some(Timestamp::now().rfc3339());
                 });
+                continue;
             }
             Err(Failure::Refused(status)) => {
                 tracing::error!(
@@ -250,6 +259,7 @@ pub async fn run(
                     s.dead_lettered += n;
                     s.last_error = Some(format!("HQ refused a batch: {status}"));
                 });
+                continue;
             }
             Err(Failure::Gone) => {
                 tracing::error!(
@@ -263,21 +273,26 @@ pub async fn run(
                 shutdown.cancelled().await;
                 return;
             }
-            Err(Failure::Retry(reason)) => {
-                let wait = jitter(backoff);
-                tracing::warn!("delivery to HQ failed ({reason}); retrying in {wait:?}");
-                set(&|s| {
-                    s.state = "backing off";
-                    s.retries += 1;
-                    s.last_error = Some(reason.clone());
-                });
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(wait) => {}
-                }
-                backoff = (backoff * 2).min(config.backoff_max);
-            }
+            Err(Failure::Retry(reason)) => (reason, false),
+            Err(Failure::Clock(reason)) => (reason, true),
+        };
+        let wait = jitter(backoff);
+        if clock {
+            // Every batch fails until the clock is right: say so loudly.
+            tracing::error!("the box's clock is off: {reason}; retrying in {wait:?}");
+        } else {
+            tracing::warn!("delivery to HQ failed ({reason}); retrying in {wait:?}");
         }
+        set(&|s| {
+            s.state = "backing off";
+            s.retries += 1;
+            s.last_error = Some(reason.clone());
+        });
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        backoff = (backoff * 2).min(config.backoff_max);
     }
 }
 
@@ -286,6 +301,8 @@ enum Failure {
     /// A 4xx that retrying cannot fix.
     Refused(StatusCode),
     Retry(String),
+    /// A 401 the box's clock explains ([`clock`]): retried, never parked.
+    Clock(String),
 }
 
 /// Full jitter over the upper half: [d/2, d).
@@ -308,17 +325,20 @@ pub fn batch_body(batch: &[(u64, Vec<u8>)]) -> Vec<u8> {
     body
 }
 
-async fn send(
-    client: &HttpsClient,
+/// The signed request for a batch, stamped `now`. The `webhook-id` is
+/// the batch's own, so a retry of the same events keeps it; the timestamp
+/// and signature are made afresh on every call, so a retry after the
+/// clock was set carries a timestamp HQ accepts.
+fn request(
     config: &DeliveryConfig,
     key: &SigningKey,
     batch: &[(u64, Vec<u8>)],
-) -> Result<(), Failure> {
+    now: Timestamp,
+) -> Result<Request<Full<Bytes>>, http::Error> {
     let body = batch_body(batch);
-    // The same batch keeps the same id across retries.
     let (first, last) = (batch[0].0, batch[batch.len() - 1].0);
     let id = format!("batch_{first}_{last}");
-    let ts = Timestamp::now().millis() / 1000;
+    let ts = now.millis().div_euclid(1000);
     let signature = key.sign(&id, ts, &body);
     let mut req = Request::post(&config.events_url);
     let body = if config.gzip {
@@ -327,8 +347,7 @@ async fn send(
     } else {
         body
     };
-    let req = req
-        .header(header::CONTENT_TYPE, "application/cloudevents-batch+json")
+    req.header(header::CONTENT_TYPE, "application/cloudevents-batch+json")
         .header(
             header::USER_AGENT,
             concat!("storegate/", env!("CARGO_PKG_VERSION")),
@@ -337,6 +356,15 @@ async fn send(
         .header("webhook-timestamp", ts.to_string())
         .header("webhook-signature", signature)
         .body(Full::new(Bytes::from(body)))
+}
+
+async fn send(
+    client: &HttpsClient,
+    config: &DeliveryConfig,
+    key: &SigningKey,
+    batch: &[(u64, Vec<u8>)],
+) -> Result<(), Failure> {
+    let req = request(config, key, batch, Timestamp::now())
         .map_err(|e| Failure::Retry(format!("building the request: {e}")))?;
     let resp = match tokio::time::timeout(config.timeout, client.request(req)).await {
         Err(_) => {
@@ -354,7 +382,13 @@ async fn send(
         }
         Ok(Ok(r)) => r,
     };
+    let answered = Timestamp::now();
     let status = resp.status();
+    let date = resp
+        .headers()
+        .get(header::DATE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     // Drain (bounded) so the connection can be reused.
     let _ = tokio::time::timeout(
         Duration::from_secs(2),
@@ -366,6 +400,12 @@ async fn send(
         StatusCode::GONE => Err(Failure::Gone),
         StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS => {
             Err(Failure::Retry(format!("HQ answered {status}")))
+        }
+        StatusCode::UNAUTHORIZED => {
+            match clock::clock_at_fault(date.as_deref(), answered, clock::CLOCK_FLOOR) {
+                Some(reason) => Err(Failure::Clock(reason)),
+                None => Err(Failure::Refused(status)),
+            }
         }
         s if s.is_client_error() => Err(Failure::Refused(s)),
         s => Err(Failure::Retry(format!("HQ answered {s}"))),
@@ -443,6 +483,42 @@ mod tests {
         let body = batch_body(&[(1, br#"{"a":1}"#.to_vec()), (2, br#"{"b":2}"#.to_vec())]);
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v, serde_json::json!([{"a": 1}, {"b": 2}]));
+    }
+
+    #[test]
+    fn every_attempt_is_signed_afresh_under_the_same_id() {
+        use crate::uplink::signing::SignedHeaders;
+        let key = SigningKey::from_secret("whsec_c3RvcmVnYXRlLWRlbGl2ZXJ5LXRlc3Qta2V5").unwrap();
+        let config = DeliveryConfig {
+            gzip: false,
+            ..DeliveryConfig::new("http://127.0.0.1:9/hq")
+        };
+        let batch = [(7, br#"{"a":1}"#.to_vec()), (9, br#"{"b":2}"#.to_vec())];
+        let body = batch_body(&batch);
+        // A first attempt with the clock an hour behind, a retry after NTP.
+        let (before, after) = (1_796_160_289, 1_796_163_889);
+        let mut timestamps = Vec::new();
+        for secs in [before, after] {
+            let req = request(&config, &key, &batch, Timestamp::from_secs(secs)).unwrap();
+            let h = req.headers();
+            assert_eq!(h["webhook-id"], "batch_7_9", "the same batch keeps its id");
+            assert_eq!(h["webhook-timestamp"], secs.to_string());
+            key.verify(SignedHeaders::from_header_map(h), &body, secs, 300)
+                .expect("signed for its own timestamp");
+            timestamps.push(h["webhook-timestamp"].clone());
+        }
+        assert_ne!(timestamps[0], timestamps[1]);
+        let first = request(&config, &key, &batch, Timestamp::from_secs(before)).unwrap();
+        assert!(
+            key.verify(
+                SignedHeaders::from_header_map(first.headers()),
+                &body,
+                after,
+                300
+            )
+            .is_err(),
+            "the first attempt's timestamp is stale an hour later"
+        );
     }
 
     #[test]

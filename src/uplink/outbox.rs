@@ -11,13 +11,23 @@
 //! against the last key, so a crash between the two can never reuse a
 //! number.
 //!
-//! Bounded: past `max_events` queued events the oldest droppable ones
-//! (footfall summaries, kept in their own tree) go first, then the oldest
-//! of the rest; one `outbox.gap` event, which is never dropped before
-//! anything else, tells HQ which sequence numbers it will not see. Events
-//! are dropped in chunks (a hundredth of the cap, at most
-//! [`MAX_DROP_CHUNK`]), so a full outbox costs one gap event per chunk,
-//! not one per event.
+//! Bounded: the cap, `max_events`, counts queued events and dead letters
+//! (events HQ refused, parked for an operator) together, so neither a long
+//! outage nor an HQ that refuses everything can fill the flash. Past it,
+//! events go in this order, oldest first within each:
+//!
+//! 1. footfall summaries (kept in their own tree): counts HQ can also
+//!    draw from the visit events, so dropping one loses least;
+//! 2. dead letters: HQ has already refused them once, and they go out
+//!    again only if an operator asks (`ctl dead-letters --retry`), so they
+//!    are less likely to reach HQ than anything still queued;
+//! 3. the rest of the queue, which delivery is still working through.
+//!
+//! One `outbox.gap` event, which is never dropped before anything else,
+//! tells HQ which sequence numbers it will not see (dead letters dropped
+//! are named there too). Events are dropped in chunks (a hundredth of the
+//! cap, at most [`MAX_DROP_CHUNK`]), so a full outbox costs one gap event
+//! per chunk, not one per event.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -57,10 +67,12 @@ pub struct Outbox {
 
 struct State {
     next: u64,
-    /// Events waiting, in both trees.
+    /// Events waiting, in both queue trees.
     queued: usize,
     /// Of those, how many are droppable.
     droppable: usize,
+    /// Events parked in the dead-letter tree (they count toward the cap).
+    dead: usize,
     max_events: usize,
     /// Events dropped for room, ever (kept in `Meta`).
     dropped: u64,
@@ -77,6 +89,8 @@ struct Gap {
     /// Sequence numbers HQ will not see, as sorted `[first, last]` ranges.
     ranges: Vec<[u64; 2]>,
     count: u64,
+    /// Of `count`, how many were dead letters (refused by HQ earlier).
+    dead_letters: u64,
     types: BTreeMap<String, u64>,
 }
 
@@ -104,8 +118,12 @@ impl Gap {
 /// What `ctl status` and the metrics show of the outbox.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct OutboxStats {
+    /// Events waiting for delivery (dead letters not included).
     pub queued: usize,
     pub droppable: usize,
+    /// Events HQ refused, parked (`ctl dead-letters`); they count toward
+    /// `max_events` with `queued`.
+    pub dead_letters: usize,
     pub max_events: usize,
     /// Events dropped because the outbox was full, over the box's life.
     pub dropped: u64,
@@ -122,6 +140,10 @@ struct Head {
     #[serde(default)]
     time: String,
 }
+
+/// Where room is made first when the outbox is full (see the module's
+/// header for why in this order).
+const DROP_ORDER: [Tree; 3] = [Tree::OutboxDroppable, Tree::DeadLetter, Tree::Outbox];
 
 fn tree_for(ty: &str) -> Tree {
     if ty == FOOTFALL_SUMMARY {
@@ -162,6 +184,7 @@ impl Outbox {
         }
         let droppable = store.count(Tree::OutboxDroppable)?;
         let queued = store.count(Tree::Outbox)? + droppable;
+        let dead = store.count(Tree::DeadLetter)?;
         let dropped = read_u64(&*store, DROPPED)?.unwrap_or(0);
         let next = saved.max(after_last);
         Ok(Outbox {
@@ -171,6 +194,7 @@ impl Outbox {
                 next,
                 queued,
                 droppable,
+                dead,
                 max_events: max_events.max(1),
                 dropped,
                 gap: None,
@@ -263,14 +287,15 @@ impl Outbox {
         Ok(())
     }
 
-    /// Over the cap: drops the oldest droppable events, then the oldest of
-    /// the rest, a chunk at a time, and queues an `outbox.gap` event that
-    /// names them. A gap event still waiting from an earlier drop is folded
-    /// into the new one, so a long outage leaves one gap event, not a pile
-    /// of them crowding out real events. Called with the lock held, before
-    /// the flush.
+    /// Over the cap (queued events and dead letters together): drops the
+    /// oldest droppable events, then the oldest dead letters, then the
+    /// oldest of the rest, a chunk at a time, and queues an `outbox.gap`
+    /// event that names them. A gap event still waiting from an earlier
+    /// drop is folded into the new one, so a long outage leaves one gap
+    /// event, not a pile of them crowding out real events. Called with the
+    /// lock held, before the flush.
     fn make_room(&self, state: &mut State, now: Timestamp) -> Result<(), StoreError> {
-        if state.queued <= state.max_events {
+        if state.queued + state.dead <= state.max_events {
             return Ok(());
         }
         let mut gap = Gap::default();
@@ -287,32 +312,44 @@ impl Outbox {
         }
         let chunk = (state.max_events / 100).clamp(1, MAX_DROP_CHUNK);
         // Room for the new gap event too.
-        let want = (state.queued + 1)
+        let want = (state.queued + state.dead + 1)
             .saturating_sub(state.max_events)
             .max(chunk);
-        let mut dropped = 0;
-        for tree in [Tree::OutboxDroppable, Tree::Outbox] {
+        // How many went from each tree, in the order they go.
+        let mut from = [0usize; 3];
+        for (i, tree) in DROP_ORDER.into_iter().enumerate() {
+            let dropped: usize = from.iter().sum();
             if dropped >= want {
                 break;
             }
             for (k, v) in self.store.first(tree, want - dropped)? {
                 let Some(seq) = seq_of(&k) else { continue };
                 self.store.remove(tree, &k)?;
-                state.queued = state.queued.saturating_sub(1);
-                if tree == Tree::OutboxDroppable {
-                    state.droppable = state.droppable.saturating_sub(1);
+                match tree {
+                    Tree::DeadLetter => state.dead = state.dead.saturating_sub(1),
+                    Tree::OutboxDroppable => {
+                        state.queued = state.queued.saturating_sub(1);
+                        state.droppable = state.droppable.saturating_sub(1);
+                    }
+                    _ => state.queued = state.queued.saturating_sub(1),
                 }
                 let ty = serde_json::from_slice::<Head>(&v)
                     .map(|h| h.ty)
                     .unwrap_or_else(|_| "unreadable".into());
                 gap.add(seq, &ty);
-                dropped += 1;
+                if tree == Tree::DeadLetter {
+                    gap.dead_letters += 1;
+                }
+                from[i] += 1;
             }
         }
+        let dropped: usize = from.iter().sum();
         state.dropped += dropped as u64;
         if dropped > 0 {
+            let [summaries, dead, live] = from;
             tracing::warn!(
-                "outbox full ({} events): dropped the {dropped} oldest (summaries first); \
+                "outbox full ({} events, dead letters included): dropped the oldest {dropped} \
+                 ({summaries} footfall summaries, {dead} dead letters, {live} queued events); \
                  an outbox.gap event tells HQ",
                 state.max_events
             );
@@ -326,6 +363,7 @@ impl Outbox {
             "count": gap.count,
             "ranges": gap.ranges,
             "types": gap.types,
+            "dead_letters": gap.dead_letters,
             "max_events": state.max_events,
         });
         let event = CloudEvent::new(&self.store_id, OUTBOX_GAP, gap.seq, now, data);
@@ -368,21 +406,30 @@ impl Outbox {
         Ok(out)
     }
 
-    /// Takes one queued event out of whichever tree holds it; false if
-    /// neither does (it was dropped for room meanwhile).
-    fn take(&self, state: &mut State, seq: u64) -> Result<bool, StoreError> {
+    /// The queue tree that holds event `seq`, if any (none: it was
+    /// delivered, parked, or dropped for room meanwhile).
+    fn queued_in(&self, seq: u64) -> Result<Option<Tree>, StoreError> {
         let key = seq.to_be_bytes();
         for tree in [Tree::Outbox, Tree::OutboxDroppable] {
             if self.store.get(tree, &key)?.is_some() {
-                self.store.remove(tree, &key)?;
-                state.queued = state.queued.saturating_sub(1);
-                if tree == Tree::OutboxDroppable {
-                    state.droppable = state.droppable.saturating_sub(1);
-                }
-                return Ok(true);
+                return Ok(Some(tree));
             }
         }
-        Ok(false)
+        Ok(None)
+    }
+
+    /// Takes one queued event out of whichever tree holds it; false if
+    /// neither does (it was dropped for room meanwhile).
+    fn take(&self, state: &mut State, seq: u64) -> Result<bool, StoreError> {
+        let Some(tree) = self.queued_in(seq)? else {
+            return Ok(false);
+        };
+        self.store.remove(tree, &seq.to_be_bytes())?;
+        state.queued = state.queued.saturating_sub(1);
+        if tree == Tree::OutboxDroppable {
+            state.droppable = state.droppable.saturating_sub(1);
+        }
+        Ok(true)
     }
 
     /// Removes delivered events. Not flushed: should the box die before
@@ -396,13 +443,21 @@ impl Outbox {
         Ok(())
     }
 
-    /// Moves events HQ refused to the dead-letter tree.
+    /// Moves events HQ refused to the dead-letter tree. An event dropped
+    /// for room while HQ was answering stays dropped: a gap event already
+    /// names it. The total against the cap does not change.
     pub fn park(&self, batch: &[(u64, Vec<u8>)]) -> Result<(), StoreError> {
         let mut state = self.lock();
         for (seq, bytes) in batch {
+            if self.queued_in(*seq)?.is_none() {
+                continue;
+            }
+            // Written before it leaves the queue: a crash in between leaves
+            // it in both, never in neither.
             self.store
                 .put(Tree::DeadLetter, &seq.to_be_bytes(), bytes)?;
             self.take(&mut state, *seq)?;
+            state.dead += 1;
         }
         self.store.flush()
     }
@@ -418,16 +473,22 @@ impl Outbox {
     }
 
     /// Puts every parked event back in the queue, under its own sequence
-    /// number (so it goes out before anything newer). Returns how many.
+    /// number (so it goes out before anything newer) and in the tree its
+    /// type belongs to. Returns how many.
     pub fn retry_dead_letters(&self) -> Result<usize, StoreError> {
         let mut state = self.lock();
         let parked = self.store.scan(Tree::DeadLetter)?;
         for (k, v) in &parked {
-            self.store.put(Tree::Outbox, k, v)?;
+            let tree = serde_json::from_slice::<Head>(v).map_or(Tree::Outbox, |h| tree_for(&h.ty));
+            self.store.put(tree, k, v)?;
             self.store.remove(Tree::DeadLetter, k)?;
+            state.queued += 1;
+            state.dead = state.dead.saturating_sub(1);
+            if tree == Tree::OutboxDroppable {
+                state.droppable += 1;
+            }
         }
         self.store.flush()?;
-        state.queued += parked.len();
         drop(state);
         self.appended.notify_one();
         Ok(parked.len())
@@ -466,9 +527,9 @@ impl Outbox {
 
     /// Counts, and the age of the oldest waiting event.
     pub fn stats(&self, now: Timestamp) -> OutboxStats {
-        let (queued, droppable, max_events, dropped) = {
+        let (queued, droppable, dead_letters, max_events, dropped) = {
             let s = self.lock();
-            (s.queued, s.droppable, s.max_events, s.dropped)
+            (s.queued, s.droppable, s.dead, s.max_events, s.dropped)
         };
         let oldest = [Tree::Outbox, Tree::OutboxDroppable]
             .into_iter()
@@ -484,6 +545,7 @@ impl Outbox {
         OutboxStats {
             queued,
             droppable,
+            dead_letters,
             max_events,
             dropped,
             oldest,

@@ -29,6 +29,8 @@
 //!   is down, are parked when HQ refuses them, and survive a SIGKILL.
 //! * [`hq_faults`]: an HQ that never answers or closes without answering is
 //!   timed out and retried without loss.
+//! * [`hq_clock`]: a `401` for a stale `webhook-timestamp` (HQ's `Date` an
+//!   hour from the box's clock) is retried, re-signed, never parked.
 //! * [`hq_tls`]: delivery over HTTPS with a pinned CA, mutual TLS with
 //!   client certificates, and the usage errors of the TLS options.
 //! * [`outbox`]: the outbox cap drops footfall summaries first and HQ hears
@@ -50,6 +52,7 @@ mod captive;
 mod dashboard;
 mod delivery;
 mod demo;
+mod hq_clock;
 mod hq_faults;
 mod hq_tls;
 mod layering;

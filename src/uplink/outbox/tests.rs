@@ -363,3 +363,152 @@ fn gap_ranges_stay_sorted_merged_and_exact() {
     }
     assert_eq!(got, expect);
 }
+
+/// Parks the queued events numbered `which`, as delivery does when HQ
+/// refuses them.
+fn park(outbox: &Outbox, which: &[u64]) {
+    let batch: Vec<(u64, Vec<u8>)> = outbox
+        .peek(1000, 1 << 24)
+        .unwrap()
+        .into_iter()
+        .filter(|(s, _)| which.contains(s))
+        .collect();
+    assert_eq!(batch.len(), which.len());
+    outbox.park(&batch).unwrap();
+}
+
+fn dead_seqs(outbox: &Outbox) -> Vec<u64> {
+    outbox
+        .dead_letters(1000)
+        .unwrap()
+        .iter()
+        .filter_map(CloudEvent::sequence_number)
+        .collect()
+}
+
+/// The newest gap event's ranges as a set, and every number up to it that
+/// is neither queued nor parked: the two must be equal.
+fn listed_and_missing(
+    outbox: &Outbox,
+) -> (
+    serde_json::Value,
+    std::collections::BTreeSet<u64>,
+    std::collections::BTreeSet<u64>,
+) {
+    let gap = outbox
+        .recent(1000)
+        .unwrap()
+        .into_iter()
+        .rfind(|e| e.ty == OUTBOX_GAP)
+        .expect("a gap event is queued");
+    let mut listed = std::collections::BTreeSet::new();
+    for r in gap.data["ranges"].as_array().unwrap() {
+        listed.extend(r[0].as_u64().unwrap()..=r[1].as_u64().unwrap());
+    }
+    let kept: std::collections::BTreeSet<u64> =
+        seqs(outbox).into_iter().chain(dead_seqs(outbox)).collect();
+    let missing = (1..gap.sequence_number().unwrap())
+        .filter(|s| !kept.contains(s))
+        .collect();
+    (gap.data, listed, missing)
+}
+
+#[test]
+fn dead_letters_count_toward_the_cap_and_go_after_summaries_before_live_events() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let outbox = Outbox::open_with(store.clone(), "s", 10).unwrap();
+    let t = Timestamp(1_800_000_000_000);
+    // 1-2 live, 3-6 refused by HQ, 7 a summary, 8-10 live: exactly full.
+    outbox
+        .append_all((1..=6).map(|i| ("v", json!({"i": i}))).collect(), t)
+        .unwrap();
+    park(&outbox, &[3, 4, 5, 6]);
+    outbox.append(FOOTFALL_SUMMARY, json!({}), t).unwrap();
+    outbox
+        .append_all((8..=10).map(|i| ("v", json!({"i": i}))).collect(), t)
+        .unwrap();
+    let st = outbox.stats(t);
+    assert_eq!((st.queued, st.dead_letters, st.dropped), (6, 4, 0));
+
+    // One more: the summary goes, then the oldest dead letter (room for
+    // the gap event), though live events 1 and 2 are older than both.
+    outbox.append("v", json!({"i": 11}), t).unwrap();
+    assert_eq!(seqs(&outbox), [1, 2, 8, 9, 10, 11, 12]);
+    assert_eq!(dead_seqs(&outbox), [4, 5, 6]);
+    let (data, listed, missing) = listed_and_missing(&outbox);
+    assert_eq!(data["ranges"], json!([[3, 3], [7, 7]]));
+    assert_eq!(
+        (data["count"].clone(), data["dead_letters"].clone()),
+        (json!(2), json!(1))
+    );
+    assert_eq!(listed, missing);
+
+    // Every further event pushes out a dead letter, never a live event,
+    // while any are parked; the gap event folds them all in.
+    // (Each drop also takes a number for its gap event: 14, 16, 18.)
+    for i in [13, 15, 17] {
+        let e = outbox.append("v", json!({"i": i}), t).unwrap();
+        assert_eq!(e.sequence_number(), Some(i));
+        let (_, listed, missing) = listed_and_missing(&outbox);
+        assert_eq!(listed, missing, "after event {i}");
+        assert_eq!(outbox.len() + outbox.stats(t).dead_letters, 10);
+    }
+    assert!(dead_seqs(&outbox).is_empty());
+    let (data, _, _) = listed_and_missing(&outbox);
+    assert_eq!(data["dead_letters"], 4, "{data}");
+    assert_eq!(data["types"]["v"], 4, "{data}");
+    let live: Vec<u64> = seqs(&outbox);
+    for s in [1, 2, 8, 9, 10, 11, 13, 15, 17] {
+        assert!(live.contains(&s), "live event {s} kept: {live:?}");
+    }
+
+    // With no dead letters left, the oldest live event is next.
+    outbox.append("v", json!({}), t).unwrap();
+    assert!(!seqs(&outbox).contains(&1), "{:?}", seqs(&outbox));
+    let (_, listed, missing) = listed_and_missing(&outbox);
+    assert_eq!(listed, missing);
+    assert_eq!(
+        outbox.stats(t).dropped,
+        6,
+        "a summary, four dead letters, one live"
+    );
+
+    // The counts come back from the trees after a restart.
+    let st = outbox.stats(t);
+    let reopened = Outbox::open_with(store, "s", 10).unwrap().stats(t);
+    assert_eq!(
+        (reopened.queued, reopened.dead_letters, reopened.dropped),
+        (st.queued, st.dead_letters, st.dropped)
+    );
+}
+
+#[test]
+fn a_parked_event_that_was_dropped_meanwhile_stays_dropped() {
+    let outbox = Outbox::open_with(Arc::new(MemoryStore::new()), "s", 3).unwrap();
+    let t = Timestamp(1_800_000_000_000);
+    outbox
+        .append_all((0..3).map(|_| (FOOTFALL_SUMMARY, json!({}))).collect(), t)
+        .unwrap();
+    let in_flight = outbox.peek(2, 1 << 20).unwrap();
+    outbox.append("v", json!({}), t).unwrap(); // drops 1 and 2
+    // HQ refuses the batch it was sending.
+    outbox.park(&in_flight).unwrap();
+    assert!(dead_seqs(&outbox).is_empty(), "the gap event names them");
+    let st = outbox.stats(t);
+    assert_eq!((st.queued, st.dead_letters), (3, 0));
+}
+
+#[test]
+fn retried_dead_letters_return_to_their_own_tree() {
+    let outbox = Outbox::open(Arc::new(MemoryStore::new()), "s").unwrap();
+    let t = Timestamp(1_800_000_000_000);
+    outbox.append("v", json!({}), t).unwrap();
+    outbox.append(FOOTFALL_SUMMARY, json!({}), t).unwrap();
+    park(&outbox, &[1, 2]);
+    let st = outbox.stats(t);
+    assert_eq!((st.queued, st.droppable, st.dead_letters), (0, 0, 2));
+    assert_eq!(outbox.retry_dead_letters().unwrap(), 2);
+    let st = outbox.stats(t);
+    assert_eq!((st.queued, st.droppable, st.dead_letters), (2, 1, 0));
+    assert_eq!(seqs(&outbox), [1, 2]);
+}
