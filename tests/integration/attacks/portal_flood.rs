@@ -57,21 +57,16 @@ fn two_thousand_idle_connections_from_one_guest_leave_room_for_others() {
         held["opened"].as_u64().unwrap_or(0) >= (CONNECTIONS as u64) / 2,
         "the attack did not open its connections: {held}"
     );
-    // All but a handful were closed by the portal (over the per-client
-    // cap at once, the rest once idle).
-    check!(
-        lab,
-        held["closed_by_server"].as_u64().unwrap_or(0) + 16 >= held["opened"].as_u64().unwrap_or(0),
-        "the portal left the attacker's connections open: {held}"
-    );
+    // Past its first few, every connection of the attacker's was closed
+    // as soon as the portal accepted it (the rest once idle).
     let status = gate.ctl_json(&["status"]);
+    let over_cap = status["portal"]["connections_over_client_cap"]
+        .as_u64()
+        .unwrap_or(0);
     check!(
         lab,
-        status["portal"]["connections_over_client_cap"]
-            .as_u64()
-            .unwrap_or(0)
-            > 0,
-        "no connection was counted over the per-client cap: {}",
+        over_cap >= (CONNECTIONS as u64) / 2,
+        "only {over_cap} of {CONNECTIONS} connections were refused over the per-client cap: {}; {held}",
         status["portal"]
     );
     harness::say(&format!(
