@@ -19,6 +19,11 @@ for devices that are not it.
         them for SECONDS; then reports how many the server had closed.
         {"opened": N, "closed_by_server": M, "elapsed_ms": T}
 
+    forge.py dns IFACE SERVER NAME COUNT
+        COUNT DNS queries for NAME to SERVER:53 as fast as it can (a
+        tunnel's pace), then one second for the answers.
+        {"sent": N, "answered": M, "elapsed_ms": T}
+
 Prints one JSON object on one line: {"sent": N, "elapsed_ms": T}.
 """
 
@@ -131,8 +136,33 @@ def hold(host, port, count, seconds):
                       "elapsed_ms": round(elapsed, 1)}), flush=True)
 
 
+def dns_burst(server, name, count):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    qname = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
+    start = time.monotonic()
+    answered = set()
+    for i in range(count):
+        query = struct.pack("!HHHHHH", i, 0x0100, 1, 0, 0, 0) + qname + struct.pack("!HH", 1, 1)
+        sock.sendto(query, (server, 53))
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        try:
+            data, _ = sock.recvfrom(2048)
+            if len(data) >= 2:
+                answered.add(struct.unpack("!H", data[:2])[0])
+        except BlockingIOError:
+            time.sleep(0.005)
+    elapsed = (time.monotonic() - start) * 1000
+    print(json.dumps({"sent": count, "answered": len(answered),
+                      "elapsed_ms": round(elapsed, 1)}), flush=True)
+
+
 def main():
     mode, iface = sys.argv[1], sys.argv[2]
+    if mode == "dns":
+        dns_burst(sys.argv[3], sys.argv[4], int(sys.argv[5]))
+        return
     if mode == "hold":
         hold(sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]))
         return

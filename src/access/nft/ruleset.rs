@@ -15,6 +15,7 @@
 //!   chain input (filter input, filter - 5):
 //!     LAN tcp dport <dashboard> → drop (the dashboard is for the
 //!     management side, never for guests, authorised or not)
+//!     LAN, not authorised, DNS over its per-client rate → drop
 //!     LAN: established/related, DHCP/DHCPv6/DNS, ICMP/ICMPv6, the portal
 //!     port → accept; any other TCP → reset; everything else drop. The
 //!     same for every guest, signed in or not: signing in opens the
@@ -48,6 +49,15 @@ const FAMILY: &str = "inet";
 const ACTIVE_SET_SIZE: u32 = 65_536;
 /// DHCP, DNS and DHCPv6 server ports on the box.
 const UDP_SERVICES: [u16; 3] = [53, 67, 547];
+/// Set of clients' DNS budgets before sign-in (one token bucket each).
+pub const SET_DNS_RATE: &str = "dns_rate";
+/// DNS queries a second a client may send before sign-in, and the burst
+/// on top: plenty to look names up, too little to tunnel through the
+/// box's resolver.
+const DNS_RATE: u32 = 20;
+const DNS_BURST: u32 = 50;
+/// How long a client's bucket outlives its last query.
+const DNS_RATE_TIMEOUT_S: u64 = 60;
 
 /// What the ruleset depends on.
 #[derive(Debug, Clone)]
@@ -77,6 +87,12 @@ pub fn document(p: &RulesetParams, grants: &[Grant]) -> Value {
             "ether_addr",
             json!(["timeout"]),
             Some(p.active_window.as_secs().max(1)),
+        ),
+        set(
+            SET_DNS_RATE,
+            "ether_addr",
+            json!(["timeout"]),
+            Some(DNS_RATE_TIMEOUT_S),
         ),
         set("garden4", "ipv4_addr", json!(["interval"]), None),
         set("garden6", "ipv6_addr", json!(["interval"]), None),
@@ -164,6 +180,22 @@ pub fn document(p: &RulesetParams, grants: &[Grant]) -> Value {
     cmds.push(rule(
         "input",
         vec![lan(), tcp_dport(json!(p.dashboard_port)), drop.clone()],
+    ));
+    // DNS before sign-in: each client's own budget, the excess dropped,
+    // so the resolver cannot carry a tunnel to the Internet. Before the
+    // "established" rule: a tunnel's queries share one conntrack flow.
+    cmds.push(rule(
+        "input",
+        vec![
+            lan(),
+            json!({"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": {"set": ["udp", "tcp"]}}}),
+            json!({"match": {"op": "==", "left": {"payload": {"protocol": "th", "field": "dport"}}, "right": 53}}),
+            json!({"match": {"op": "!=", "left": ether_saddr, "right": format!("@{SET_ALLOWED}")}}),
+            json!({"set": {"op": "update", "elem": ether_saddr, "set": format!("@{SET_DNS_RATE}"), "stmt": [
+                {"limit": {"rate": DNS_RATE, "per": "second", "burst": DNS_BURST, "inv": true}}
+            ]}}),
+            drop.clone(),
+        ],
     ));
     cmds.push(rule(
         "input",
@@ -391,15 +423,46 @@ mod tests {
     }
 
     #[test]
+    fn dns_before_sign_in_has_a_per_client_budget() {
+        let doc = document(&params(), &[]);
+        let input = input_rules(&doc);
+        let limited: Vec<&&Value> = input
+            .iter()
+            .filter(|r| r.to_string().contains(&format!("@{SET_DNS_RATE}")))
+            .collect();
+        assert_eq!(limited.len(), 1, "{input:?}");
+        let r = limited[0].to_string();
+        assert!(
+            r.contains(r#""inv":true"#) && r.contains(r#""rate":20"#),
+            "{r}"
+        );
+        assert!(r.contains(r#""drop""#), "{r}");
+        // Only before sign-in: signed-in clients are not in its way.
+        let not_allowed = &limited[0]["expr"][3]["match"];
+        assert_eq!(not_allowed["op"], "!=", "{r}");
+        assert_eq!(not_allowed["right"], format!("@{SET_ALLOWED}"), "{r}");
+        // It comes before the rule that accepts DNS.
+        let at = |needle: &str| input.iter().position(|r| r.to_string().contains(needle));
+        assert!(at(SET_DNS_RATE) < at("547"), "{input:?}");
+        let set = commands(&doc)
+            .iter()
+            .find(|c| c["add"]["set"]["name"] == SET_DNS_RATE)
+            .expect("the dns_rate set");
+        assert_eq!(set["add"]["set"]["timeout"], 60);
+    }
+
+    #[test]
     fn signing_in_opens_no_service_of_the_box() {
         let doc = document(&params(), &[]);
         let input = input_rules(&doc);
-        // No input rule looks at the authorised set: a signed-in guest
-        // reaches the box exactly as far as one who is not.
+        // No input rule lets the authorised set through: a signed-in
+        // guest reaches the box's services exactly as far as one who is
+        // not (the set only exempts it from the DNS budget).
         assert!(
-            input
-                .iter()
-                .all(|r| !r.to_string().contains(&format!("@{SET_ALLOWED}"))),
+            input.iter().all(|r| {
+                let r = r.to_string();
+                !(r.contains(&format!("@{SET_ALLOWED}")) && r.contains(r#""accept""#))
+            }),
             "{input:?}"
         );
         // Past the few services, TCP is reset and the rest dropped.
@@ -437,7 +500,7 @@ mod tests {
         let updates: Vec<&Value> = commands(&doc)
             .iter()
             .filter_map(|c| c["add"].get("rule"))
-            .filter(|r| r.to_string().contains(r#""op":"update""#))
+            .filter(|r| r.to_string().contains(&format!(r#""set":"@{SET_ACTIVE}""#)))
             .collect();
         assert_eq!(updates.len(), 1, "{updates:?}");
         let m = &updates[0]["expr"][1]["match"];

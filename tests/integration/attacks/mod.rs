@@ -5,6 +5,8 @@
 //! * [`box_services`]: a signed-in guest reaches none of the router's own
 //!   services (SSH, the router's web server, the dashboard, any high
 //!   port); DNS, DHCP and the portal still work.
+//! * [`dns_tunnel`]: before sign-in the box's resolver answers each client
+//!   only at a lookup's pace, never a tunnel's.
 //! * [`forged_packets`]: raw DHCP and ARP frames naming other devices (a
 //!   flood of invented phones, a remembered member's MAC) are not
 //!   believed; a real phone joining during the flood is tracked.
@@ -12,5 +14,6 @@
 //!   portal leaves room for another phone's sign-in sheet.
 
 mod box_services;
+mod dns_tunnel;
 mod forged_packets;
 mod portal_flood;
