@@ -48,6 +48,11 @@ const KEY: [u8; 32] = [7; 32];
 
 /// Click-through and member-number sign-in; no texts, no sync document.
 fn fixture() -> Fixture {
+    fixture_with(crate::config::MembersConfig::default())
+}
+
+/// [`fixture`] with members configured so.
+fn fixture_with(config: crate::config::MembersConfig) -> Fixture {
     let fw = Arc::new(MemoryFirewall::new());
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let outbox = Arc::new(Outbox::open(store.clone(), "wulin-01").unwrap());
@@ -61,7 +66,7 @@ fn fixture() -> Fixture {
     let members = Members::open(
         store.clone(),
         key.clone(),
-        crate::config::MembersConfig::default(),
+        config,
         Arc::new(crate::uplink::sink::OutboxSink {
             outbox: outbox.clone(),
             key: key.clone(),
@@ -201,6 +206,24 @@ fn token(mac: MacAddr) -> String {
 fn post(path: &str, body: &str) -> Request<Full<Bytes>> {
     let sep = if body.is_empty() { "" } else { "&" };
     post_raw(path, &format!("{body}{sep}csrf={}", token(MAC1)))
+}
+
+/// A code request as CLIENT's sign-in page posts it: `body`, CLIENT's
+/// form token and the code ticket of a sign-in page just fetched.
+async fn code_post(f: &Fixture, body: &str) -> Request<Full<Bytes>> {
+    let page = ask(f, CLIENT, get("192.0.2.1:2050", "/login")).await;
+    let ticket = code_ticket(&page.body);
+    assert!(!ticket.is_empty(), "no code ticket on {}", page.body);
+    post("/signin/code", &format!("{body}&code_ticket={ticket}"))
+}
+
+/// The phone form's code ticket on a page ("" when there is none).
+fn code_ticket(body: &str) -> String {
+    let field = "name=\"code_ticket\" value=\"";
+    body.find(field)
+        .map(|i| &body[i + field.len()..])
+        .and_then(|v| v.find('"').map(|end| v[..end].to_string()))
+        .unwrap_or_default()
 }
 
 /// A form POST of exactly `body` (no token unless it has one).
@@ -494,10 +517,11 @@ async fn phone_sign_in_end_to_end() {
     let a = ask(
         &f,
         CLIENT,
-        post(
-            "/signin/code",
+        code_post(
+            &f,
             &format!("phone={PHONE_Q}&remember_device=yes&staff=QR7&dst={dst}&lang=en"),
-        ),
+        )
+        .await,
     )
     .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
@@ -588,10 +612,7 @@ async fn wrong_codes_say_how_many_tries_are_left_then_lock_the_phone() {
     let a = ask(
         &f,
         CLIENT,
-        post(
-            "/signin/code",
-            &format!("phone={PHONE_Q}&marketing=yes&lang=en"),
-        ),
+        code_post(&f, &format!("phone={PHONE_Q}&marketing=yes&lang=en")).await,
     )
     .await;
     assert_eq!(a.status, StatusCode::OK);
@@ -656,7 +677,7 @@ async fn too_many_code_requests_are_refused_with_retry_after() {
         let a = ask(
             &f,
             CLIENT,
-            post("/signin/code", &format!("phone={PHONE_Q}&lang=en")),
+            code_post(&f, &format!("phone={PHONE_Q}&lang=en")).await,
         )
         .await;
         if a.status != StatusCode::OK {
@@ -673,10 +694,7 @@ async fn too_many_code_requests_are_refused_with_retry_after() {
     let a = ask(
         &f,
         CLIENT,
-        post(
-            "/signin/code",
-            &format!("phone={PHONE_Q}&from=code&lang=en"),
-        ),
+        code_post(&f, &format!("phone={PHONE_Q}&from=code&lang=en")).await,
     )
     .await;
     assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
@@ -690,10 +708,7 @@ async fn a_text_hq_will_not_send_is_a_503_that_keeps_the_number() {
     let a = ask(
         &f,
         CLIENT,
-        post(
-            "/signin/code",
-            &format!("phone={PHONE_Q}&lang=en&staff=QR7"),
-        ),
+        code_post(&f, &format!("phone={PHONE_Q}&lang=en&staff=QR7")).await,
     )
     .await;
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -704,7 +719,7 @@ async fn a_text_hq_will_not_send_is_a_503_that_keeps_the_number() {
     let a = ask(
         &f,
         CLIENT,
-        post("/signin/code", "phone=12ab&lang=en&remember_device=yes"),
+        code_post(&f, "phone=12ab&lang=en&remember_device=yes").await,
     )
     .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
@@ -719,7 +734,12 @@ async fn a_text_hq_will_not_send_is_a_503_that_keeps_the_number() {
 
 #[tokio::test]
 async fn member_number_sign_in() {
-    let f = fixture();
+    // Consent and "remember" from a member number need the operator's
+    // trust (see `abuse` for the default).
+    let f = fixture_with(crate::config::MembersConfig {
+        member_number_trusted: true,
+        ..crate::config::MembersConfig::default()
+    });
     let a = ask(
         &f,
         CLIENT,
@@ -929,6 +949,11 @@ fn every_member_error_is_translated() {
         MemberError::BadMemberNumber,
         MemberError::UnknownMember,
         MemberError::Store(StoreError::Backend("x".into())),
+        MemberError::CountryNotAllowed,
+        MemberError::PageExpired,
+        MemberError::NumberLimited {
+            retry_after: Duration::from_secs(60),
+        },
     ];
     for e in all {
         for lang in [Language::En, Language::ZhCn] {
@@ -974,14 +999,14 @@ async fn every_portal_form_carries_the_client_token() {
     let code = ask(
         &f,
         CLIENT,
-        post("/signin/code", &format!("phone={PHONE_Q}&lang=en")),
+        code_post(&f, &format!("phone={PHONE_Q}&lang=en")).await,
     )
     .await;
     assert_eq!(code.status, StatusCode::OK, "{}", code.body);
     assert_eq!(
         form_tokens(&code.body),
-        vec![want.clone(); 2],
-        "verify and resend"
+        vec![want.clone(); 1],
+        "verify (a new code is asked for on the sign-in page)"
     );
     let ok = ask(
         &f,
@@ -1130,3 +1155,5 @@ fn tokens_differ_by_client_day_and_key() {
     assert_eq!(routes::utc_day(Timestamp::from_secs(86_399)), 0);
     assert_eq!(routes::utc_day(Timestamp::from_secs(86_400)), 1);
 }
+
+mod abuse;
