@@ -208,24 +208,6 @@ fn post(path: &str, body: &str) -> Request<Full<Bytes>> {
     post_raw(path, &format!("{body}{sep}csrf={}", token(MAC1)))
 }
 
-/// A code request as CLIENT's sign-in page posts it: `body`, CLIENT's
-/// form token and the code ticket of a sign-in page just fetched.
-async fn code_post(f: &Fixture, body: &str) -> Request<Full<Bytes>> {
-    let page = ask(f, CLIENT, get("192.0.2.1:2050", "/login")).await;
-    let ticket = code_ticket(&page.body);
-    assert!(!ticket.is_empty(), "no code ticket on {}", page.body);
-    post("/signin/code", &format!("{body}&code_ticket={ticket}"))
-}
-
-/// The phone form's code ticket on a page ("" when there is none).
-fn code_ticket(body: &str) -> String {
-    let field = "name=\"code_ticket\" value=\"";
-    body.find(field)
-        .map(|i| &body[i + field.len()..])
-        .and_then(|v| v.find('"').map(|end| v[..end].to_string()))
-        .unwrap_or_default()
-}
-
 /// A form POST of exactly `body` (no token unless it has one).
 fn post_raw(path: &str, body: &str) -> Request<Full<Bytes>> {
     Request::post(path)
@@ -1157,3 +1139,4 @@ fn tokens_differ_by_client_day_and_key() {
 }
 
 mod abuse;
+use abuse::code_post;

@@ -7,6 +7,24 @@
 use super::*;
 use crate::config::MembersConfig;
 
+/// A code request as CLIENT's sign-in page posts it: `body`, CLIENT's
+/// form token and the code ticket of a sign-in page just fetched.
+pub(super) async fn code_post(f: &Fixture, body: &str) -> Request<Full<Bytes>> {
+    let page = ask(f, CLIENT, get("192.0.2.1:2050", "/login")).await;
+    let ticket = code_ticket(&page.body);
+    assert!(!ticket.is_empty(), "no code ticket on {}", page.body);
+    post("/signin/code", &format!("{body}&code_ticket={ticket}"))
+}
+
+/// The phone form's code ticket on a page ("" when there is none).
+pub(super) fn code_ticket(body: &str) -> String {
+    let field = "name=\"code_ticket\" value=\"";
+    body.find(field)
+        .map(|i| &body[i + field.len()..])
+        .and_then(|v| v.find('"').map(|end| v[..end].to_string()))
+        .unwrap_or_default()
+}
+
 fn trusted() -> MembersConfig {
     MembersConfig {
         member_number_trusted: true,
