@@ -28,9 +28,15 @@ secret = \"$SECRET\""
 # The phone gets its address by DHCP from here on.
 ip -n "$C1" -4 addr flush dev eth0
 ip netns exec "$C1" busybox udhcpc -f -q -n -i eth0 -s "$PWD/tests/lab/udhcpc-script" >/dev/null 2>&1
-# Portal forms carry the per-client token from the sign-in page.
-token() { ip netns exec "$C1" curl -s http://192.0.2.1:2050/login | sed -n 's/.*name="csrf" value="\([A-Za-z0-9_-]*\)".*/\1/p' | head -1; }
-post() { ip netns exec "$C1" curl -s -o /dev/null -w '%{http_code}' -d "$2&csrf=$(token)" "http://192.0.2.1:2050$1"; }
+# Portal forms carry the per-client token from the sign-in page, and a code
+# request also that page's code ticket (one page load, one text).
+field() { sed -n "s/.*name=\"$1\" value=\"\([A-Za-z0-9_-]*\)\".*/\1/p" | head -1; }
+post() {
+  page=$(ip netns exec "$C1" curl -s http://192.0.2.1:2050/login)
+  ip netns exec "$C1" curl -s -o /dev/null -w '%{http_code}' \
+    -d "$2&csrf=$(echo "$page" | field csrf)&code_ticket=$(echo "$page" | field code_ticket)" \
+    "http://192.0.2.1:2050$1"
+}
 [ "$(post /signin/code 'phone=13800138000&remember_device=yes')" = 200 ] || { echo "code request failed" >&2; exit 1; }
 code=
 for _ in $(seq 100); do

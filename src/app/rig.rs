@@ -37,6 +37,15 @@ pub fn rig() -> Rig {
 }
 
 pub fn rig_with(presence: PresenceConfig) -> Rig {
+    build(presence, MembersConfig::default())
+}
+
+/// A rig whose members run on `members`.
+pub fn rig_with_members(members: MembersConfig) -> Rig {
+    build(PresenceConfig::default(), members)
+}
+
+fn build(presence: PresenceConfig, members_config: MembersConfig) -> Rig {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let key = DeviceKey::from_bytes(KEY);
     let outbox = Arc::new(Outbox::open(store.clone(), "wulin-01").unwrap());
@@ -54,13 +63,7 @@ pub fn rig_with(presence: PresenceConfig) -> Rig {
         Gate::open(policy, firewall.clone(), store.clone(), events.clone()).unwrap();
     let gate = Arc::new(gate);
     let members = Arc::new(
-        Members::open(
-            store.clone(),
-            key.clone(),
-            MembersConfig::default(),
-            events.clone(),
-        )
-        .unwrap(),
+        Members::open(store.clone(), key.clone(), members_config, events.clone()).unwrap(),
     );
     let sync = Arc::new(SyncState::empty());
     let blocklist = Arc::new(Blocklist::new(

@@ -39,8 +39,10 @@ fn erasure_reaches_sessions_presence_and_hq() {
     let r = rig();
     let members = r.app.members.clone().unwrap();
     let now = Timestamp::now();
+    // By phone: a bare member number would bind no device.
+    let issued = members.request_code("13812345678", mac(2), now).unwrap();
     let id = members
-        .verify_member_number("12345678", mac(2), now)
+        .verify_code("13812345678", &issued.code, mac(2), now)
         .unwrap();
     let consent = Consent {
         remember_device: true,
@@ -49,7 +51,7 @@ fn erasure_reaches_sessions_presence_and_hq() {
     members.link(&id, mac(2), consent, None, now).unwrap();
     r.app
         .gate
-        .authorize(mac(2), None, AuthMethod::MemberNumber, Some(id.clone()))
+        .authorize(mac(2), None, AuthMethod::Otp, Some(id.clone()))
         .unwrap();
     r.app.observe(mac(2), None, None).unwrap();
     let erased = r.app.erase_member(&id).unwrap();

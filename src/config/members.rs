@@ -1,6 +1,9 @@
 //! `[members]`: how long a member's device stays remembered, phone sign-in
 //! (country code, one-time codes and their lockout), member numbers, and
-//! the version of the consent texts.
+//! the version of the consent texts; and the limits that keep a hostile
+//! guest from using the box to text the world or to fill it with members
+//! (the countries codes are texted to, the hourly caps, the number of
+//! stored members, whether a bare member number is trusted with consent).
 
 use std::time::Duration;
 
@@ -27,6 +30,24 @@ pub struct MembersConfig {
     pub member_number_check: MemberNumberCheck,
     /// Version of the consent texts, recorded with every consent.
     pub consent_version: String,
+    /// Calling codes (no `+`) whose numbers may be texted a code; always
+    /// holds `default_country_code`.
+    pub otp_countries: Vec<String>,
+    /// Codes the whole box may have HQ text per hour (counted on disk).
+    pub otp_per_hour: u32,
+    /// Codes per hour to numbers that share their first 7 digits after
+    /// the calling code (a block of numbers a pumping scheme walks).
+    pub otp_per_prefix_per_hour: u32,
+    /// Whether a member number alone (which HQ never confirms) may carry
+    /// consent and bind a device. Off: such a sign-in is for this session
+    /// only.
+    pub member_number_trusted: bool,
+    /// Member-number sign-in attempts the whole box takes per hour
+    /// (counted on disk), successes and failures alike.
+    pub member_number_per_hour: u32,
+    /// Member records kept; past it a new member signs in for the session
+    /// only and nothing is stored for them.
+    pub max_members: u32,
 }
 
 impl Default for MembersConfig {
@@ -42,6 +63,12 @@ impl Default for MembersConfig {
             member_number_digits: (6, 16),
             member_number_check: MemberNumberCheck::None,
             consent_version: "1".into(),
+            otp_countries: vec!["86".into()],
+            otp_per_hour: 200,
+            otp_per_prefix_per_hour: 10,
+            member_number_trusted: false,
+            member_number_per_hour: 100,
+            max_members: 20_000,
         }
     }
 }
@@ -67,15 +94,50 @@ pub(super) fn validate(raw: RawMembers) -> Result<MembersConfig, ConfigError> {
             "must be between 1 and 16",
         ));
     }
-    let cc = &raw.default_country_code;
-    if !(1..=3).contains(&cc.len())
-        || !cc.bytes().all(|b| b.is_ascii_digit())
-        || cc.starts_with('0')
-    {
+    calling_code("members.default_country_code", &raw.default_country_code)?;
+    let countries = raw
+        .otp_countries
+        .clone()
+        .unwrap_or_else(|| vec![raw.default_country_code.clone()]);
+    if !(1..=16).contains(&countries.len()) {
         return Err(ConfigError::new(
-            "members.default_country_code",
-            format!("{cc:?} must be a calling code of 1 to 3 digits without '+', such as \"86\""),
+            "members.otp_countries",
+            "must list 1 to 16 calling codes, such as [\"86\"]",
         ));
+    }
+    for cc in &countries {
+        calling_code("members.otp_countries", cc)?;
+    }
+    if !countries.contains(&raw.default_country_code) {
+        return Err(ConfigError::new(
+            "members.otp_countries",
+            format!(
+                "must include members.default_country_code ({:?}): numbers typed without a \
+                 country code are taken as from there",
+                raw.default_country_code
+            ),
+        ));
+    }
+    for (key, value, max) in [
+        ("members.otp_per_hour", raw.otp_per_hour, 1000),
+        (
+            "members.otp_per_prefix_per_hour",
+            raw.otp_per_prefix_per_hour,
+            1000,
+        ),
+        (
+            "members.member_number_per_hour",
+            raw.member_number_per_hour,
+            10_000,
+        ),
+        ("members.max_members", raw.max_members, 1_000_000),
+    ] {
+        if !(1..=max).contains(&value) {
+            return Err(ConfigError::new(
+                key,
+                format!("must be between 1 and {max}"),
+            ));
+        }
     }
     let otp_ttl = positive("members.otp_ttl", &raw.otp_ttl)?;
     if !(Duration::from_secs(30)..=Duration::from_secs(3600)).contains(&otp_ttl) {
@@ -143,7 +205,28 @@ pub(super) fn validate(raw: RawMembers) -> Result<MembersConfig, ConfigError> {
         member_number_digits: digits,
         member_number_check: check,
         consent_version: raw.consent_version,
+        otp_countries: countries,
+        otp_per_hour: raw.otp_per_hour,
+        otp_per_prefix_per_hour: raw.otp_per_prefix_per_hour,
+        member_number_trusted: raw.member_number_trusted,
+        member_number_per_hour: raw.member_number_per_hour,
+        max_members: raw.max_members,
     })
+}
+
+/// A calling code as the config writes it: 1 to 3 digits, no `+`, not
+/// starting with 0.
+fn calling_code(key: &str, cc: &str) -> Result<(), ConfigError> {
+    if !(1..=3).contains(&cc.len())
+        || !cc.bytes().all(|b| b.is_ascii_digit())
+        || cc.starts_with('0')
+    {
+        return Err(ConfigError::new(
+            key,
+            format!("{cc:?} must be a calling code of 1 to 3 digits without '+', such as \"86\""),
+        ));
+    }
+    Ok(())
 }
 
 /// `"10"` or `"8-12"` → (min, max), within 1..=32.

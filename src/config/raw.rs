@@ -148,6 +148,18 @@ pub struct RawMembers {
     pub member_number_check: String,
     #[serde(default = "default_consent_version")]
     pub consent_version: String,
+    /// `None`: the store's own `default_country_code` only.
+    pub otp_countries: Option<Vec<String>>,
+    #[serde(default = "default_otp_per_hour")]
+    pub otp_per_hour: u32,
+    #[serde(default = "default_otp_per_prefix_per_hour")]
+    pub otp_per_prefix_per_hour: u32,
+    #[serde(default)]
+    pub member_number_trusted: bool,
+    #[serde(default = "default_member_number_per_hour")]
+    pub member_number_per_hour: u32,
+    #[serde(default = "default_max_members")]
+    pub max_members: u32,
 }
 
 impl Default for RawMembers {
@@ -162,6 +174,12 @@ impl Default for RawMembers {
             member_number_digits: default_member_number_digits(),
             member_number_check: default_member_number_check(),
             consent_version: default_consent_version(),
+            otp_countries: None,
+            otp_per_hour: default_otp_per_hour(),
+            otp_per_prefix_per_hour: default_otp_per_prefix_per_hour(),
+            member_number_trusted: false,
+            member_number_per_hour: default_member_number_per_hour(),
+            max_members: default_max_members(),
         }
     }
 }
@@ -189,6 +207,18 @@ fn default_member_number_check() -> String {
 }
 fn default_consent_version() -> String {
     "1".into()
+}
+fn default_otp_per_hour() -> u32 {
+    200
+}
+fn default_otp_per_prefix_per_hour() -> u32 {
+    10
+}
+fn default_member_number_per_hour() -> u32 {
+    100
+}
+fn default_max_members() -> u32 {
+    20_000
 }
 
 #[derive(Debug, Deserialize)]

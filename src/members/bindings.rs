@@ -3,12 +3,19 @@
 //! the presence shell calls for every sighting) and the housekeeping
 //! that keeps the stored bindings in step with it (`tick`, `expire`,
 //! `persist`).
+//!
+//! Consent and a binding are only taken from a sign-in that proved
+//! something: a texted code, or a member number where the operator trusts
+//! member numbers (`members.member_number_trusted`). Anyone may type
+//! someone else's member number; without that trust it signs the device
+//! in for the session and stores neither a consent nor a binding in that
+//! member's name.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::ids::clean_staff_code;
-use super::record::MemberRecord;
+use super::record::{MemberRecord, Method};
 use super::{Bound, Consent, Linked, MemberError, MemberId, Members, PENDING_TTL};
 use crate::mac::MacAddr;
 use crate::time::Timestamp;
@@ -27,7 +34,12 @@ impl Members {
     /// nothing and drops any binding of `mac` ("no consent, no
     /// remembering"). Keeps the first valid `staff_code`, and appends
     /// `com.storegate.member.linked` {member_id, device_id, staff_code,
-    /// remember_device, marketing}.
+    /// remember_device, marketing}, the consents as stored.
+    ///
+    /// The consents are taken as not given when the sign-in proved
+    /// nothing (a member number that is not trusted), and for a new
+    /// member when `members.max_members` records are stored already (then
+    /// no record is stored either).
     pub fn link(
         &self,
         member_id: &str,
@@ -40,14 +52,35 @@ impl Members {
         // The staff code HQ credits: the member's first one, on every link,
         // so a later sign-in through another poster credits no one else.
         let mut credited: Option<String> = None;
+        // The consents as taken (see above), for HQ.
+        let taken;
         let linked = {
             let mut inner = self.lock();
             let pending = inner.pending(member_id, now).cloned();
-            let mut rec = match (self.load(member_id)?, &pending) {
-                (Some(r), _) => r,
-                (None, Some(p)) => MemberRecord::new(member_id, p.method, p.last4.clone(), now),
+            let (mut rec, new) = match (self.load(member_id)?, &pending) {
+                (Some(r), _) => (r, false),
+                (None, Some(p)) => (
+                    MemberRecord::new(member_id, p.method, p.last4.clone(), now),
+                    true,
+                ),
                 (None, None) => return Err(MemberError::UnknownMember),
             };
+            let method = pending.as_ref().map_or(rec.method, |p| p.method);
+            let proven = method == Method::Otp || self.config.member_number_trusted;
+            let room = !new || inner.records < self.config.max_members as usize;
+            if !room {
+                tracing::warn!(
+                    max_members = self.config.max_members,
+                    "member records are at their cap: a new member is signed in for this \
+                     session only"
+                );
+            }
+            let consent = if proven && room {
+                consent
+            } else {
+                Consent::default()
+            };
+            taken = consent;
             if let Some(last4) = pending.as_ref().and_then(|p| p.last4.clone()) {
                 rec.phone_last4 = Some(last4);
             }
@@ -99,7 +132,12 @@ impl Members {
             if let Some(o) = &other {
                 self.save(o)?;
             }
-            self.save(&rec)?;
+            if room {
+                self.save(&rec)?;
+                if new {
+                    inner.records += 1;
+                }
+            }
             for m in unindex {
                 inner.index.remove(&m);
                 inner.touched.remove(&m);
@@ -118,6 +156,7 @@ impl Members {
             Linked {
                 member_id: member_id.to_string(),
                 remembered: consent.remember_device,
+                consent_stored: proven && room,
                 unbound,
             }
         };
@@ -134,8 +173,8 @@ impl Members {
             member_id: member_id.to_string(),
             mac,
             staff_code: credited,
-            remember_device: consent.remember_device,
-            marketing: consent.marketing,
+            remember_device: taken.remember_device,
+            marketing: taken.marketing,
         };
         if let Err(e) = self.events.emit(event, now) {
             tracing::error!("could not store a member.linked event: {e}");
@@ -171,6 +210,8 @@ impl Members {
         let expired = self.expire(now);
         let mut inner = self.lock();
         inner.otp.gc(now);
+        inner.spent.gc(now);
+        inner.limits.gc(now);
         inner.pending.retain(|_, p| p.at.plus(PENDING_TTL) > now);
         expired
     }

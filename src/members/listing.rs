@@ -85,6 +85,9 @@ impl Members {
         let record = self.load(member_id).ok().flatten();
         let mut inner = self.lock();
         self.store.remove(Tree::Members, member_id.as_bytes())?;
+        if stored {
+            inner.records = inner.records.saturating_sub(1);
+        }
         let mut devices: Vec<MacAddr> = inner
             .index
             .iter()

@@ -15,21 +15,39 @@
 //! - `listing`: `list`, `phone_last4` and `erase`;
 //! - `types`: what the API takes and returns, and its errors;
 //! - `phone`: phone numbers to E.164, member-number formats and Luhn;
-//! - `otp`: the pure code machine (expiry, rate limits, lockout);
+//! - `otp`: the pure code machine (expiry, per-phone and per-device
+//!   limits, lockout);
+//! - `limits`: the hourly caps kept on disk (codes per box and per block
+//!   of numbers, member-number attempts per box);
+//! - `ticket`: the sign-in page's proof that it was loaded, which every
+//!   texted code from the portal costs;
 //! - `record`: the stored record and the pure binding rules.
 //!
 //! This file holds `Members` itself: its state, `open` and the record
 //! store.
 //!
+//! The guest LAN is hostile: anyone on it can post the portal's forms in
+//! a loop and change MAC address at will. So a texted code (which costs
+//! the retailer money) goes only to the store's own countries
+//! (`members.otp_countries`), only for a page load (a ticket), and within
+//! caps per phone, device, block of numbers and box, the last two on
+//! disk; and a member number, which proves nothing (HQ never confirms
+//! it), is counted on every attempt, per device and per box, and carries
+//! no consent and binds no device unless the operator trusts member
+//! numbers (`members.member_number_trusted`). At most
+//! `members.max_members` records are kept.
+//!
 //! Privacy: the box never stores a phone number. A member's id is a keyed
 //! hash (the `privacy` key, domain-separated from device ids) of
 //! `phone:<E.164 digits>` or `number:<member number>`; the record keeps
-//! only the last four digits for the welcome page. Codes live in memory
-//! only and are never logged, so **a restart invalidates every code
-//! handed out** (shoppers ask for a new one), and rate-limit windows and
-//! lockouts start afresh. `erase` removes the record, its bindings and
-//! consents and tells HQ (`com.storegate.member.erased`); the daemon also
-//! ends the member's sessions and scrubs it from presence.
+//! only the last four digits for the welcome page, and the caps know a
+//! block of numbers only by a keyed hash. Codes live in memory only and
+//! are never logged, so **a restart invalidates every code handed out**
+//! (shoppers ask for a new one), and the per-phone and per-device windows
+//! and lockouts start afresh (the box's and the blocks' caps do not).
+//! `erase` removes the record, its bindings and consents and tells HQ
+//! (`com.storegate.member.erased`); the daemon also ends the member's
+//! sessions and scrubs it from presence.
 //!
 //! Bindings not recognised for `members.remember_days` expire: at `open`
 //! and at every `tick`, which the daemon calls now and then and which
@@ -38,11 +56,13 @@
 
 mod bindings;
 mod ids;
+pub mod limits;
 mod listing;
 pub mod otp;
 pub mod phone;
 pub mod record;
 mod sign_in;
+pub mod ticket;
 mod types;
 
 use std::collections::{HashMap, HashSet};
@@ -59,8 +79,13 @@ use crate::uplink::sink::EventSink;
 pub use ids::{MemberId, is_member_id};
 pub use types::{CodeIssued, Consent, Erased, Linked, MemberError, MemberView};
 
+use limits::Limits;
 use otp::{OtpBook, OtpPolicy};
 use record::{MemberRecord, Method};
+use ticket::Spent;
+
+/// Where `limits` are stored in `Tree::Meta`.
+const LIMITS_KEY: &[u8] = b"members/limits";
 
 /// A verified shopper has this long to finish signing in (`link`).
 const PENDING_TTL: Duration = Duration::from_secs(30 * 60);
@@ -91,6 +116,12 @@ struct Inner {
     touched: HashSet<MacAddr>,
     otp: OtpBook,
     pending: HashMap<MemberId, Pending>,
+    /// The hourly caps kept on disk (a copy of what is stored).
+    limits: Limits,
+    /// Code tickets already spent.
+    spent: Spent,
+    /// Member records stored (bounded by `members.max_members`).
+    records: usize,
 }
 
 impl Inner {
@@ -190,6 +221,14 @@ impl Members {
             store.flush()?;
             tracing::info!(changed, "member bindings expired or repaired");
         }
+        let limits = match store.get(Tree::Meta, LIMITS_KEY)? {
+            None => Limits::default(),
+            Some(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!("the stored sign-in limits are corrupt, starting afresh: {e}");
+                Limits::default()
+            }),
+        };
+        let records = store.count(Tree::Members)?;
         let policy = OtpPolicy {
             ttl: config.otp_ttl,
             max_attempts: config.otp_max_attempts.max(1),
@@ -207,6 +246,9 @@ impl Members {
                 touched: HashSet::new(),
                 otp: OtpBook::new(policy),
                 pending: HashMap::new(),
+                limits,
+                spent: Spent::default(),
+                records,
             }),
         })
     }
@@ -234,6 +276,11 @@ impl Members {
         }
     }
 
+    /// Stores the caps' counts (`flush` makes them durable).
+    fn save_limits(&self, limits: &Limits) -> Result<(), StoreError> {
+        store::put_json(self.store.as_ref(), Tree::Meta, LIMITS_KEY, limits)
+    }
+
     fn save(&self, r: &MemberRecord) -> Result<(), StoreError> {
         store::put_json(
             self.store.as_ref(),
@@ -244,5 +291,7 @@ impl Members {
     }
 }
 
+#[cfg(test)]
+mod abuse_tests;
 #[cfg(test)]
 mod tests;

@@ -5,9 +5,11 @@
 //! Pure: it takes `now` and the code to hand out (the shell draws it
 //! from the OS's CSPRNG), reads no clock and does no I/O. Phones are
 //! keyed by their member id (the keyed hash of the number), so not even
-//! this memory holds a phone number. Everything is in memory only: a
-//! restart forgets live codes (shoppers ask for a new one), rate-limit
-//! windows and lockouts.
+//! this memory holds a phone number. Everything here is in memory only:
+//! a restart forgets live codes (shoppers ask for a new one), the
+//! per-phone and per-device windows and lockouts. The caps that must
+//! survive a restart (the whole box's, a block of numbers') are in
+//! `limits`, on disk.
 //!
 //! Bounded: at most [`MAX_ENTRIES`] phones and as many devices. When full,
 //! entries with nothing live are dropped; if none can go, the request is
@@ -40,12 +42,8 @@ pub struct OtpPolicy {
     pub phone_min_gap: Duration,
     /// Codes per phone per hour.
     pub phone_per_hour: usize,
-    /// Code requests (and failed member numbers) per device per hour.
+    /// Code requests and member-number attempts per device per hour.
     pub device_per_hour: usize,
-    /// Codes the whole box may text per hour: MACs can be changed at
-    /// will and one phone can be written several ways, so the per-phone
-    /// and per-device limits alone do not bound what HQ is asked to send.
-    pub box_per_hour: usize,
 }
 
 impl Default for OtpPolicy {
@@ -57,7 +55,6 @@ impl Default for OtpPolicy {
             phone_min_gap: Duration::from_secs(30),
             phone_per_hour: 5,
             device_per_hour: 10,
-            box_per_hour: 200,
         }
     }
 }
@@ -91,8 +88,6 @@ pub struct OtpBook {
     phones: HashMap<String, PhoneState>,
     /// Per device, request times within the last hour, oldest first.
     devices: HashMap<MacAddr, VecDeque<Timestamp>>,
-    /// Every code handed out within the last hour, oldest first.
-    sent: VecDeque<Timestamp>,
 }
 
 /// Drops times an hour old or more.
@@ -135,7 +130,6 @@ impl OtpBook {
             policy,
             phones: HashMap::new(),
             devices: HashMap::new(),
-            sent: VecDeque::new(),
         }
     }
 
@@ -145,8 +139,9 @@ impl OtpBook {
         w
     }
 
-    /// Whether `mac` may make one more counted attempt now.
-    fn device_allowed(&mut self, mac: MacAddr, now: Timestamp) -> Result<(), MemberError> {
+    /// Whether `mac` may make one more counted attempt (a code request or
+    /// a member number) now.
+    pub fn device_allowed(&mut self, mac: MacAddr, now: Timestamp) -> Result<(), MemberError> {
         if !self.devices.contains_key(&mac) && self.devices.len() >= MAX_ENTRIES {
             self.gc(now);
             if self.devices.len() >= MAX_ENTRIES {
@@ -165,12 +160,14 @@ impl OtpBook {
         Ok(())
     }
 
-    fn count_device(&mut self, mac: MacAddr, now: Timestamp) {
+    /// Counts an attempt of `mac` (see [`Self::device_allowed`]).
+    pub fn count_device(&mut self, mac: MacAddr, now: Timestamp) {
         self.devices.entry(mac).or_default().push_back(now);
     }
 
     /// Hands out `code` for the phone `key` asked from `mac`, replacing
-    /// any earlier code of that phone. Returns when it expires.
+    /// any earlier code of that phone, if [`Self::may_request`] allows it.
+    /// Returns when it expires.
     pub fn request(
         &mut self,
         key: &str,
@@ -178,6 +175,19 @@ impl OtpBook {
         code: String,
         now: Timestamp,
     ) -> Result<Timestamp, MemberError> {
+        self.may_request(key, mac, now)?;
+        Ok(self.issue(key, mac, code, now))
+    }
+
+    /// Whether the phone `key` may be sent a code asked from `mac` now: not
+    /// locked out, not within 30 s of its last code, under its hourly
+    /// limit and the device's. Changes nothing that matters.
+    pub fn may_request(
+        &mut self,
+        key: &str,
+        mac: MacAddr,
+        now: Timestamp,
+    ) -> Result<(), MemberError> {
         if let Some(until) = self
             .phones
             .get(key)
@@ -209,14 +219,13 @@ impl OtpBook {
                 });
             }
         }
-        self.device_allowed(mac, now)?;
-        trim(&mut self.sent, now);
-        if self.sent.len() >= self.policy.box_per_hour {
-            return Err(MemberError::RateLimited {
-                retry_after: wait_for(&self.sent, now),
-            });
-        }
-        self.sent.push_back(now);
+        self.device_allowed(mac, now)
+    }
+
+    /// Hands out `code` for the phone `key` asked from `mac` (after
+    /// [`Self::may_request`]), replacing any earlier code of that phone.
+    /// Returns when it expires.
+    pub fn issue(&mut self, key: &str, mac: MacAddr, code: String, now: Timestamp) -> Timestamp {
         self.count_device(mac, now);
         let expires_at = now.plus(self.policy.ttl);
         let p = self.phones.entry(key.to_string()).or_default();
@@ -227,7 +236,7 @@ impl OtpBook {
             expires_at,
             attempts: 0,
         });
-        Ok(expires_at)
+        expires_at
     }
 
     /// Checks a typed code for the phone `key`. A right code is used up;
@@ -260,17 +269,6 @@ impl OtpBook {
         Err(MemberError::WrongCode {
             attempts_left: policy.max_attempts - live.attempts,
         })
-    }
-
-    /// Counts a failed attempt of another kind (a bad member number)
-    /// against `mac`; refuses when the device's hourly budget is spent.
-    pub fn device_attempt(&mut self, mac: MacAddr, now: Timestamp) -> Result<(), MemberError> {
-        self.device_allowed(mac, now)
-    }
-
-    /// Notes a failed attempt of `mac` (see [`Self::device_attempt`]).
-    pub fn device_failed(&mut self, mac: MacAddr, now: Timestamp) {
-        self.count_device(mac, now);
     }
 
     /// Forgets everything about the phone `key` (erasure).
@@ -472,26 +470,5 @@ mod tests {
         assert!(!constant_time_eq(b"123456", b"123457"));
         assert!(!constant_time_eq(b"123456", b"12345"));
         assert!(constant_time_eq(b"", b""));
-    }
-
-    #[test]
-    fn the_whole_box_texts_at_most_box_per_hour() {
-        let mut b = OtpBook::new(OtpPolicy {
-            box_per_hour: 3,
-            ..OtpPolicy::default()
-        });
-        // Three phones from three "devices" (MACs are cheap to change).
-        for i in 0..3u8 {
-            let mac = MacAddr([0x02, 0, 0, 0, 9, i]);
-            b.request(&format!("m_{i}"), mac, code("1"), at(i.into()))
-                .unwrap();
-        }
-        let mac = MacAddr([0x02, 0, 0, 0, 9, 9]);
-        assert!(matches!(
-            b.request("m_9", mac, code("1"), at(10)),
-            Err(MemberError::RateLimited { .. })
-        ));
-        // An hour after the first, one more may go.
-        b.request("m_9", mac, code("1"), at(3600)).unwrap();
     }
 }

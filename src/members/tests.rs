@@ -169,7 +169,7 @@ fn member_numbers_follow_the_configured_format_and_luhn() {
     }
     assert!(matches!(
         m.verify_member_number("79927398713", mac(3), now),
-        Err(MemberError::RateLimited { .. })
+        Err(MemberError::NumberLimited { .. })
     ));
 }
 
@@ -184,6 +184,7 @@ fn link_binds_and_max_devices_1_moves_the_binding() {
         Linked {
             member_id: a.clone(),
             remembered: true,
+            consent_stored: true,
             unbound: vec![]
         }
     );

@@ -54,9 +54,20 @@ pub enum MemberError {
     /// Not a phone number the config accepts.
     #[error("not a phone number this store accepts")]
     BadPhone,
-    /// Too many code requests for this phone or this device.
+    /// A number of a country the store does not text
+    /// (`members.otp_countries`).
+    #[error("codes are not texted to numbers of that country here")]
+    CountryNotAllowed,
+    /// A code request without a live ticket from the sign-in page.
+    #[error("the sign-in page has expired (no valid code ticket)")]
+    PageExpired,
+    /// Too many code requests for this phone, this device, this block of
+    /// numbers or the whole box.
     #[error("too many requests; try again in {}s", .retry_after.as_secs())]
     RateLimited { retry_after: Duration },
+    /// Too many member-number attempts from this device or on the box.
+    #[error("too many member-number sign-ins; try again in {}s", .retry_after.as_secs())]
+    NumberLimited { retry_after: Duration },
     /// Verify without a live code for that phone (none asked, or expired).
     #[error("no valid code for this phone (none was requested, or it expired)")]
     NoCode,
@@ -80,7 +91,10 @@ impl MemberError {
     pub fn key(&self) -> &'static str {
         match self {
             MemberError::BadPhone => "err_bad_phone",
+            MemberError::CountryNotAllowed => "err_country",
+            MemberError::PageExpired => "err_page_expired",
             MemberError::RateLimited { .. } => "err_rate_limited",
+            MemberError::NumberLimited { .. } => "err_number_limited",
             MemberError::NoCode => "err_no_code",
             MemberError::WrongCode { .. } => "err_code_wrong",
             MemberError::LockedOut { .. } => "err_locked_out",
@@ -97,6 +111,11 @@ pub struct Linked {
     pub member_id: MemberId,
     /// The device is bound (it will be recognised).
     pub remembered: bool,
+    /// The shopper's consents were stored. Not when the sign-in proved
+    /// nothing (a member number, unless `members.member_number_trusted`)
+    /// or the box holds `members.max_members` already and this member is
+    /// new: then nothing is stored for them.
+    pub consent_stored: bool,
     /// MACs whose binding moved away (no longer recognised): the member's
     /// oldest device past `max_devices`, or this device when it is no
     /// longer to be remembered.

@@ -22,6 +22,11 @@
 //! * [`members`]: phone + code and member-number sign-in with HQ's messages
 //!   endpoint; remembered devices let in on their DHCP request, lockout,
 //!   erasure, the binding moving to a new MAC, consent.
+//! * [`members_abuse`]: a guest posting the member forms in a loop from
+//!   one MAC and from fifty: member-number sign-ins stay under the device's
+//!   and the box's caps and store no consent; codes go only to the store's
+//!   country, only for a page's ticket, and the box's cap on texts survives
+//!   a restart.
 //!
 //! On loopback (no root):
 //!
@@ -57,6 +62,7 @@ mod hq_faults;
 mod hq_tls;
 mod layering;
 mod members;
+mod members_abuse;
 mod outbox;
 mod presence;
 mod receiver;

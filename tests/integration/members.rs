@@ -12,7 +12,9 @@
 //!   and nothing about the member is left in `ctl` output.
 //! - The same member on a new MAC moves the binding; the old MAC is no
 //!   longer recognised. A member who did not tick "remember this device"
-//!   is not recognised on return.
+//!   is not recognised on return. (Member numbers, which prove nothing,
+//!   remember a device only where the operator trusts them: that test's
+//!   config does.)
 
 use std::time::{Duration, Instant};
 
@@ -27,10 +29,18 @@ const C1: Client = Client::C1;
 const C2: Client = Client::C2;
 const SECRET: &str = "whsec_c3RvcmVnYXRlLW1lbWJlcnMtbGFiLXRlc3Qta2V5";
 const HQ_PORT: u16 = 18080;
+/// Opts a lab's storegate into trusting member numbers.
+const TRUST_NUMBERS: &str = "[members]\nmember_number_trusted = true\n";
 
 /// A lab with HQ (the reference receiver) on the gateway's loopback and
 /// storegate delivering to it.
 fn member_lab(tag: &str) -> Option<(Lab, Storegate)> {
+    member_lab_with(tag, "")
+}
+
+/// [`member_lab`] with more config (new sections only, such as
+/// `[members]`).
+pub(crate) fn member_lab_with(tag: &str, extra: &str) -> Option<(Lab, Storegate)> {
     let lab = Lab::new(tag)?;
     lab.start_in(
         lab.gw_ns(),
@@ -56,12 +66,18 @@ fn member_lab(tag: &str) -> Option<(Lab, Storegate)> {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let cfg = GateConfig {
-        extra: format!("[hq]\nurl = \"http://127.0.0.1:{HQ_PORT}/hq\"\nsecret = \"{SECRET}\"\n"),
-        ..GateConfig::default()
-    };
-    let gate = lab.start_storegate_ready(&cfg);
+    let gate = lab.start_storegate_ready(&member_config(extra));
     Some((lab, gate))
+}
+
+/// The config of a [`member_lab_with`]: HQ, and `extra`.
+pub(crate) fn member_config(extra: &str) -> GateConfig {
+    GateConfig {
+        extra: format!(
+            "[hq]\nurl = \"http://127.0.0.1:{HQ_PORT}/hq\"\nsecret = \"{SECRET}\"\n\n{extra}"
+        ),
+        ..GateConfig::default()
+    }
 }
 
 fn inet() -> String {
@@ -69,7 +85,7 @@ fn inet() -> String {
 }
 
 /// What HQ printed: one JSON value a line of `hq.log`.
-fn hq_lines(lab: &Lab) -> Vec<Value> {
+pub(crate) fn hq_lines(lab: &Lab) -> Vec<Value> {
     let log = std::fs::read_to_string(lab.file("hq.log")).unwrap_or_default();
     log.lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -301,7 +317,7 @@ fn a_remembered_member_comes_back_without_the_portal_until_erased() {
 
 #[test]
 fn the_binding_moves_with_a_new_mac_and_needs_consent() {
-    let Some((lab, gate)) = member_lab("memm") else {
+    let Some((lab, gate)) = member_lab_with("memm", TRUST_NUMBERS) else {
         return;
     };
     let old_mac = lab.client_mac(C1);

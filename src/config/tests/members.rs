@@ -98,3 +98,63 @@ fn members_keys_are_read_and_checked() {
         assert_eq!(e.key, "privacy.forget_unbound_after_days");
     }
 }
+
+#[test]
+fn abuse_limits_default_to_the_store_country_and_distrust_member_numbers() {
+    let c = Config::parse(MINIMAL).unwrap();
+    assert_eq!(c.members.otp_countries, vec!["86".to_string()]);
+    assert_eq!(c.members.otp_per_hour, 200);
+    assert_eq!(c.members.otp_per_prefix_per_hour, 10);
+    assert!(!c.members.member_number_trusted);
+    assert_eq!(c.members.member_number_per_hour, 100);
+    assert_eq!(c.members.max_members, 20_000);
+    // Texts go to the store's own country unless told otherwise.
+    let uk = Config::parse(&format!(
+        "{MINIMAL}\n[members]\ndefault_country_code = \"44\"\n"
+    ))
+    .unwrap();
+    assert_eq!(uk.members.otp_countries, vec!["44".to_string()]);
+}
+
+#[test]
+fn abuse_limits_are_read_and_checked() {
+    let ok = |members: &str| Config::parse(&format!("{MINIMAL}\n[members]\n{members}\n"));
+    let c = ok("otp_countries = [\"86\", \"852\"]\notp_per_hour = 50\n\
+                otp_per_prefix_per_hour = 3\nmember_number_trusted = true\n\
+                member_number_per_hour = 20\nmax_members = 500")
+    .unwrap()
+    .members;
+    assert_eq!(c.otp_countries, vec!["86".to_string(), "852".to_string()]);
+    assert_eq!(c.otp_per_hour, 50);
+    assert_eq!(c.otp_per_prefix_per_hour, 3);
+    assert!(c.member_number_trusted);
+    assert_eq!(c.member_number_per_hour, 20);
+    assert_eq!(c.max_members, 500);
+    for (bad, key) in [
+        ("otp_countries = []", "members.otp_countries"),
+        ("otp_countries = [\"+86\"]", "members.otp_countries"),
+        ("otp_countries = [\"0\"]", "members.otp_countries"),
+        ("otp_countries = [\"1234\"]", "members.otp_countries"),
+        ("otp_countries = [\"1\"]", "members.otp_countries"),
+        ("otp_countries = \"86\"", "members"),
+        ("otp_per_hour = 0", "members.otp_per_hour"),
+        ("otp_per_hour = 1001", "members.otp_per_hour"),
+        (
+            "otp_per_prefix_per_hour = 0",
+            "members.otp_per_prefix_per_hour",
+        ),
+        (
+            "member_number_per_hour = 0",
+            "members.member_number_per_hour",
+        ),
+        ("max_members = 0", "members.max_members"),
+        ("max_members = 1000001", "members.max_members"),
+        ("member_number_trusted = \"yes\"", "members"),
+    ] {
+        let e = ok(bad).expect_err(bad);
+        assert!(e.key.starts_with(key), "{bad}: {e}");
+    }
+    let many: Vec<String> = (1..=17).map(|n| format!("\"{n}\"")).collect();
+    let e = ok(&format!("otp_countries = [{}]", many.join(", "))).unwrap_err();
+    assert_eq!(e.key, "members.otp_countries");
+}

@@ -1,5 +1,14 @@
 //! The member sign-in routes: phone + code and member number, the
 //! pages they show, and how refusals are answered.
+//!
+//! A texted code costs the retailer money and the guest LAN is hostile,
+//! so the phone form carries a code ticket (`Members::code_ticket`) that
+//! only a `GET` of the sign-in page hands out and a sent code spends:
+//! posting the code form in a loop, with or without the day's form
+//! token, sends nothing. A refused request shows the form again with the
+//! same ticket (nothing was sent, it is still good); a sign-in page that
+//! came from anything but a `GET` carries what was posted, never a new
+//! one.
 
 use super::*;
 
@@ -15,6 +24,10 @@ pub(super) struct MemberInput {
     /// The form token for the pages this input is shown on again (a
     /// fresh one, not the one posted).
     pub(super) csrf: String,
+    /// The code ticket posted with the phone form, shown again with it;
+    /// `None` on a page that is no answer to a POST (a `GET` of the
+    /// sign-in page), which gets a fresh one.
+    pub(super) ticket: Option<String>,
 }
 
 impl MemberInput {
@@ -37,6 +50,13 @@ impl MemberInput {
                 marketing: ticked(fields, "marketing"),
             },
             csrf,
+            ticket: Some(
+                form::get(fields, TICKET_FIELD)
+                    .unwrap_or("")
+                    .chars()
+                    .take(MAX_TICKET_LEN)
+                    .collect(),
+            ),
         }
     }
 
@@ -48,6 +68,11 @@ impl MemberInput {
             .unwrap_or_default()
     }
 }
+
+/// The phone form's field that carries the code ticket.
+const TICKET_FIELD: &str = "code_ticket";
+/// Longest code ticket passed on (a real one has 43 characters).
+const MAX_TICKET_LEN: usize = 64;
 
 /// A sign-in that got past the member checks but failed further on.
 pub(super) enum SignInError {
@@ -123,9 +148,14 @@ pub(super) async fn request_code<B: crate::http::Body>(cx: &Cx<'_>, req: Request
     if input.phone.is_empty() || input.phone.chars().count() > MAX_NUMBER_LEN {
         return refused(portal, lang, &input, Form::Login, MemberError::BadPhone);
     }
-    let phone = input.phone.clone();
+    // The ticket was minted for the page's form token, which the guard
+    // has just checked belongs to this device.
+    let holder = form::get(&fields, "csrf").unwrap_or("").to_string();
+    let ticket = input.ticket.clone().unwrap_or_default();
+    let (phone, m) = (input.phone.clone(), members.clone());
+    let (h, t) = (holder.clone(), ticket.clone());
     let issued = match tokio::task::spawn_blocking(move || {
-        members.request_code(&phone, mac, Timestamp::now())
+        m.request_code_for_page(&phone, mac, &h, &t, Timestamp::now())
     })
     .await
     {
@@ -143,6 +173,8 @@ pub(super) async fn request_code<B: crate::http::Body>(cx: &Cx<'_>, req: Request
         .await
     {
         tracing::warn!(mac = %mac.redacted(), "the sign-in code could not be sent: {e}");
+        // Nothing was sent: the page's ticket may pay for another try.
+        members.return_code_ticket(&holder, &ticket, Timestamp::now());
         let error = crate::web::error_box(lang, "error_send_code");
         let status = StatusCode::SERVICE_UNAVAILABLE;
         return form_page(portal, retry, lang, status, &input, Some(&error));
@@ -270,7 +302,7 @@ pub(super) fn refused(
 ) -> Resp {
     let text = t(lang, err.key());
     let (status, page, wait, text) = match &err {
-        MemberError::RateLimited { retry_after } => (
+        MemberError::RateLimited { retry_after } | MemberError::NumberLimited { retry_after } => (
             StatusCode::TOO_MANY_REQUESTS,
             retry,
             Some(*retry_after),
@@ -295,6 +327,27 @@ pub(super) fn refused(
         | MemberError::NoCode
         | MemberError::BadMemberNumber
         | MemberError::UnknownMember => (StatusCode::BAD_REQUEST, Form::Login, None, text),
+        MemberError::CountryNotAllowed => {
+            let countries = portal
+                .members
+                .as_ref()
+                .map(|m| {
+                    let codes: Vec<String> = m
+                        .config()
+                        .otp_countries
+                        .iter()
+                        .map(|cc| format!("+{cc}"))
+                        .collect();
+                    codes.join(", ")
+                })
+                .unwrap_or_default();
+            let text = text.replace("{countries}", &countries);
+            (StatusCode::FORBIDDEN, Form::Login, None, text)
+        }
+        // No form: a new ticket comes only with a fresh load of the page.
+        MemberError::PageExpired => {
+            return bad(portal, StatusCode::FORBIDDEN, lang, err.key());
+        }
         MemberError::Store(_) => {
             tracing::error!("member sign-in: {err}");
             return message(
@@ -335,9 +388,35 @@ pub(super) fn member_section(portal: &Portal, lang: Language, input: &MemberInpu
         return String::new();
     };
     let phone = if portal.phone_sign_in() {
-        render(pages::PHONE, lang, &[("phone", &input.phone)], &[])
+        // A fresh ticket only for a page that answers a GET; a page that
+        // answers a POST carries the ticket posted.
+        let ticket = match &input.ticket {
+            Some(t) => t.clone(),
+            None if input.csrf.is_empty() => String::new(),
+            None => members.code_ticket(&input.csrf, Timestamp::now()),
+        };
+        render(
+            pages::PHONE,
+            lang,
+            &[("phone", &input.phone), ("ticket", &ticket)],
+            &[],
+        )
     } else {
         String::new()
+    };
+    // Said where the number is typed: without the operator's trust, a
+    // member number signs in for this session only.
+    let number_note = if members.config().member_number_trusted {
+        String::new()
+    } else {
+        let mut note = t(lang, "member_number_note");
+        if portal.phone_sign_in() {
+            if lang == Language::En {
+                note.push(' ');
+            }
+            note.push_str(&t(lang, "member_number_note_phone"));
+        }
+        format!("<p class=\"fine\">{}</p>", escape(&note))
     };
     let checked = |on: bool| if on { " checked" } else { "" };
     // Enter in either field sends the form to its default action; a
@@ -363,7 +442,7 @@ pub(super) fn member_section(portal: &Portal, lang: Language, input: &MemberInpu
             ("member_number", &input.member_number),
             ("csrf", &input.csrf),
         ],
-        &[("phone", &phone)],
+        &[("phone", &phone), ("number_note", &number_note)],
     )
 }
 

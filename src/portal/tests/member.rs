@@ -51,7 +51,12 @@ async fn login_page_offers_member_sign_in_with_unticked_consents_and_the_staff_c
 
 #[tokio::test]
 async fn member_number_sign_in() {
-    let f = fixture();
+    // Consent and "remember" from a member number need the operator's
+    // trust (see `abuse` for the default).
+    let f = fixture_with(crate::config::MembersConfig {
+        member_number_trusted: true,
+        ..crate::config::MembersConfig::default()
+    });
     let a = f.member_number("12", "lang=en&staff=S1").await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     assert!(a.body.contains("not a valid member number"), "{}", a.body);
@@ -115,6 +120,11 @@ fn every_member_error_is_translated() {
         },
         MemberError::BadMemberNumber,
         MemberError::UnknownMember,
+        MemberError::CountryNotAllowed,
+        MemberError::PageExpired,
+        MemberError::NumberLimited {
+            retry_after: Duration::from_secs(60),
+        },
         MemberError::Store(StoreError::Backend("x".into())),
     ];
     for e in all {

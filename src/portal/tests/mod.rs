@@ -74,12 +74,17 @@ struct Fixture {
 /// pages here are checked for a one-hour session, so the portal gets a
 /// gate of its own with that policy, over the rig's firewall and store.
 fn fixture() -> Fixture {
+    fixture_with(crate::config::MembersConfig::default())
+}
+
+/// [`fixture`] with members configured so.
+fn fixture_with(config: crate::config::MembersConfig) -> Fixture {
     let rig::Rig {
         app,
         store,
         firewall,
         outbox,
-    } = rig::rig();
+    } = rig::rig_with_members(config);
     let policy = SessionPolicy {
         session_timeout: Duration::from_secs(3600),
         idle_timeout: Duration::from_secs(600),
@@ -181,10 +186,18 @@ impl Fixture {
         self.ask(CLIENT, post(path, body)).await
     }
 
-    /// CLIENT asks for a code texted to [`PHONE`], sending `fields` too.
+    /// CLIENT asks for a code texted to [`PHONE`], sending `fields` too,
+    /// from a sign-in page it just fetched (with that page's code ticket).
     async fn request_code(&self, fields: &str) -> Answer {
-        self.post("/signin/code", &format!("phone={PHONE_Q}&{fields}"))
+        self.request_code_for(&format!("phone={PHONE_Q}&{fields}"))
             .await
+    }
+
+    /// CLIENT's phone form sent with `body`, from a sign-in page it just
+    /// fetched.
+    async fn request_code_for(&self, body: &str) -> Answer {
+        let req = abuse::code_post(self, body).await;
+        self.ask(CLIENT, req).await
     }
 
     /// CLIENT signs in with member number `number`, sending `fields` too.
@@ -279,3 +292,5 @@ fn linked_events(f: &Fixture) -> Vec<serde_json::Value> {
         .map(|e| e.data)
         .collect()
 }
+
+mod abuse;

@@ -182,7 +182,7 @@ async fn a_text_hq_will_not_send_is_a_503_that_keeps_the_number() {
     assert!(a.body.contains("name=\"staff\" value=\"QR7\""));
     // A bad number never reaches HQ.
     let a = f
-        .post("/signin/code", "phone=12ab&lang=en&remember_device=yes")
+        .request_code_for("phone=12ab&lang=en&remember_device=yes")
         .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     assert!(a.body.contains("not a mobile number"), "{}", a.body);

@@ -152,7 +152,9 @@ fn quoted(s: &str) -> String {
 /// The daemon's config. Presence timers are short so that leaving is
 /// noticed at the compressed pace (present phones ARP every 3 s; a silent
 /// one is gone after 8 s); idle sessions end after 30 simulated
-/// minutes (at least 2 real minutes).
+/// minutes (at least 2 real minutes). The simulated members sign in by
+/// member number, so the demo trusts member numbers (a real store's
+/// default does not) and takes a simulated day's sign-ins in minutes.
 fn config_text(state: &Path, ports: Ports, secret: &str, sim: &Sim) -> String {
     let idle = (1800.0 / sim.config().speed).max(120.0) as u64;
     let staff: Vec<String> = sim
@@ -169,6 +171,7 @@ fn config_text(state: &Path, ports: Ports, secret: &str, sim: &Sim) -> String {
          [firewall]\nbackend = \"none\"\n\n\
          [presence]\nprobe_after = \"5s\"\nleave_after = \"8s\"\nrejoin_gap = \"5s\"\n\
          summary_interval = \"60s\"\nstaff_devices = [{staff}]\n\n\
+         [members]\nmember_number_trusted = true\nmember_number_per_hour = 10000\n\n\
          [storage]\npath = {db}\n\n\
          [hq]\nurl = \"http://127.0.0.1:{hq}/storegate\"\nsecret = \"{secret}\"\n\n\
          [dashboard]\nlisten = \"127.0.0.1:{dashboard}\"\npassword_file = {password}\n\n\

@@ -120,7 +120,13 @@ fn a_flood_of_invented_phones_is_not_believed_and_a_real_one_is_tracked() {
 
 #[test]
 fn a_forged_chaddr_of_a_remembered_member_lets_nobody_in() {
-    let Some((lab, gate)) = gate_lab("forgem", GateConfig::default()) else {
+    // Member numbers remember a device only where the operator trusts
+    // them; this store does, so the member's phone is bound.
+    let cfg = GateConfig {
+        extra: "[members]\nmember_number_trusted = true\n".into(),
+        ..GateConfig::default()
+    };
+    let Some((lab, gate)) = gate_lab("forgem", cfg) else {
         return;
     };
     let member_mac = lab.client_mac(PHONE);

@@ -13,9 +13,18 @@ impl Lab {
     /// The portal's form token for `c`: the hidden `csrf` field of the
     /// sign-in page as `c` gets it (every portal form must carry it).
     pub fn portal_token(&self, c: Client) -> String {
+        self.portal_fields(c).0
+    }
+
+    /// The sign-in page as `c` gets it: its form token, and the code
+    /// ticket of its phone form (empty when phone sign-in is not offered).
+    pub fn portal_fields(&self, c: Client) -> (String, String) {
         let page = self.http(c, &format!("{PORTAL}/login"));
         match csrf_field(page.body()) {
-            Some(token) if !token.is_empty() => token,
+            Some(token) if !token.is_empty() => (
+                token,
+                form_field(page.body(), "code_ticket").unwrap_or_default(),
+            ),
             _ => fail!(
                 self,
                 "no csrf field on the sign-in page for {}: {page}",
@@ -25,18 +34,28 @@ impl Lab {
     }
 
     /// `POST url` with `form` from the portal's pages, as a browser sends
-    /// it: with `c`'s form token.
+    /// it: with `c`'s form token, and the code ticket when the sign-in
+    /// page has one (a code request needs it; other forms ignore it).
     pub fn portal_post(&self, c: Client, url: &str, form: &str) -> Probe {
-        let token = self.portal_token(c);
+        let (token, ticket) = self.portal_fields(c);
         let sep = if form.is_empty() { "" } else { "&" };
-        self.post(c, url, &format!("{form}{sep}csrf={token}"))
+        let mut body = format!("{form}{sep}csrf={token}");
+        if !ticket.is_empty() {
+            body.push_str(&format!("&code_ticket={ticket}"));
+        }
+        self.post(c, url, &body)
     }
 }
 
 /// The value of the first `name="csrf"` hidden field in a portal page.
 pub fn csrf_field(html: &str) -> Option<String> {
-    const FIELD: &str = "name=\"csrf\" value=\"";
-    let at = html.find(FIELD)? + FIELD.len();
+    form_field(html, "csrf")
+}
+
+/// The value of the first hidden field called `name` in a portal page.
+pub fn form_field(html: &str, name: &str) -> Option<String> {
+    let field = format!("name=\"{name}\" value=\"");
+    let at = html.find(&field)? + field.len();
     let len = html[at..].find('"')?;
     Some(html[at..at + len].to_string())
 }
