@@ -50,8 +50,10 @@ pub fn attempt_key(ip: IpAddr) -> IpAddr {
 type Window = (Timestamp, u32);
 
 /// Sign-in attempts in fixed windows: per client (see [`attempt_key`])
-/// and, so that rotating addresses buys no more guesses, for all clients
-/// together ([`MAX_ATTEMPTS_TOTAL`]).
+/// first, then, so that rotating addresses buys no more guesses, for all
+/// clients together ([`MAX_ATTEMPTS_TOTAL`]). A client's first attempt in
+/// its window is never refused for the total: whoever spends the shared
+/// budget from other addresses cannot lock the manager out.
 pub struct AttemptLimiter {
     state: Mutex<Attempts>,
     max_total: u32,
@@ -95,9 +97,11 @@ impl AttemptLimiter {
         {
             return Err(wait(w));
         }
+        let first = a.per_key.get(&key).is_none_or(|w| !live(w));
         if let Some(w) = a.total.as_ref()
             && live(w)
             && w.1 >= self.max_total
+            && !first
         {
             return Err(wait(w));
         }
@@ -219,12 +223,17 @@ mod tests {
         let l = AttemptLimiter::default();
         let t0 = Timestamp::from_secs(1_000_000);
         let ip = |i: u32| IpAddr::from(std::net::Ipv4Addr::from(0xc000_0200 + i));
+        // Six addresses spend the shared budget, five guesses each.
         for i in 0..MAX_ATTEMPTS_TOTAL {
-            assert!(l.attempt(ip(i), t0).is_ok(), "attempt {i}");
+            assert!(l.attempt(ip(i % 6), t0).is_ok(), "attempt {i}");
         }
+        // A newcomer (the manager) still gets a first try...
+        assert!(l.attempt(ip(1000), t0).is_ok());
+        // ...but no second while the budget is spent.
         let wait = l.attempt(ip(1000), t0).unwrap_err();
         assert_eq!(wait, ATTEMPT_WINDOW);
         let later = t0.plus(Duration::from_secs(20));
+        assert!(l.attempt(ip(1001), later).is_ok(), "first try of another");
         assert_eq!(l.attempt(ip(1001), later), Err(Duration::from_secs(40)));
         assert!(l.attempt(ip(1002), t0.plus(ATTEMPT_WINDOW)).is_ok());
     }

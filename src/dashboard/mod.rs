@@ -4,7 +4,8 @@
 //! Routes:
 //! - `GET /login`, `POST /login` — sign-in (password, argon2id); attempts
 //!   are limited per client (5 a minute per IPv4 address or IPv6 /64) and
-//!   in all (30 a minute), then `429` with `Retry-After`; at most
+//!   in all (30 a minute; a client's first attempt in its minute is never
+//!   refused for the total), then `429` with `Retry-After`; at most
 //!   [`auth::MAX_VERIFYING`] passwords are checked at once, a sign-in that
 //!   finds them busy gets `429` with `Retry-After: 1`;
 //! - `POST /logout` — ends the session;
