@@ -21,6 +21,15 @@ use storegate::store::{SledStore, Store};
 use storegate::time::Timestamp;
 use storegate::uplink::Outbox;
 
+/// The defaults, but no per-minute budget for new devices: the benchmark
+/// fills the table on purpose.
+fn unlimited() -> PresenceConfig {
+    PresenceConfig {
+        new_devices_per_minute: u32::MAX,
+        ..PresenceConfig::default()
+    }
+}
+
 fn cpu_seconds() -> f64 {
     // utime + stime of this process, from /proc (clock ticks of 10 ms).
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -64,7 +73,7 @@ async fn latency(rx_if: &str, tx_if: &str, n: u32) {
     let _ = std::fs::remove_dir_all(&dir);
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir).expect("store"));
     let outbox = Outbox::open(store, "bench").expect("outbox");
-    let mut presence = Presence::new(PresenceConfig::default(), 1);
+    let mut presence = Presence::new(unlimited(), 1);
     let mut buf = vec![0u8; 2048];
     let (mut full, mut wire_only) = (Vec::new(), Vec::new());
     for i in 0..n * 2 {
@@ -195,7 +204,7 @@ fn rss_kib() -> u64 {
 /// outbox holding N events, each measured as growth of this process.
 fn mem(n: u32) {
     let base = rss_kib();
-    let mut presence = Presence::new(PresenceConfig::default(), 1);
+    let mut presence = Presence::new(unlimited(), 1);
     let now = Timestamp::now();
     for i in 0..n {
         let (_, frame) = arp_from(i);

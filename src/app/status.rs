@@ -28,11 +28,12 @@ impl App {
     pub fn status(&self) -> serde_json::Value {
         let info = &self.info;
         let (authorized, preauth) = self.gate.counts();
-        let (devices_known, present_now) = {
+        let (devices_known, present_now, counters) = {
             let m = self.presence.machine();
             (
                 m.devices().count(),
                 m.footfall(Timestamp::now()).present_now,
+                m.counters(),
             )
         };
         let hq = match &info.hq_url {
@@ -65,6 +66,7 @@ impl App {
                 "frames": self.presence.stats(),
                 "devices_known": devices_known,
                 "present_now": present_now,
+                "untracked": counters,
             },
             "members": {"bound_devices": self.members.as_ref().map_or(0, |m| m.bound_devices())},
         })

@@ -102,4 +102,5 @@ fn status_reports_every_part() {
     assert_eq!(s["hq"]["state"], "not configured");
     assert!(s["outbox"]["queued"].as_u64().unwrap() >= 1, "{s}");
     assert_eq!(s["presence"]["capturing"], false);
+    assert_eq!(s["presence"]["untracked"]["rate_limited"], 0, "{s}");
 }

@@ -38,7 +38,7 @@ pub use hq::{ClientCert, HqConfig, SECRET_KEY_BYTES, Secret, check_secret};
 pub use lan::LanConfig;
 pub use members::{MemberNumberCheck, MembersConfig};
 pub use portal::{Language, PortalConfig};
-pub use presence::PresenceConfig;
+pub use presence::{DEFAULT_NEW_DEVICES_PER_MINUTE, PresenceConfig};
 pub use privacy::PrivacyConfig;
 pub use raw::RawConfig;
 pub use storage::{DEFAULT_OUTBOX_MAX_EVENTS, StorageConfig};

@@ -31,7 +31,15 @@ pub struct PresenceConfig {
     pub resident_min_days: u32,
     /// How often a `footfall.summary` event goes to HQ.
     pub summary_interval: Duration,
+    /// New devices taken in per minute (a burst of this many, refilled
+    /// evenly): more is a flood of invented MACs, not shoppers.
+    pub new_devices_per_minute: u32,
 }
+
+/// `presence.new_devices_per_minute` by default: far above any store's
+/// arrivals (a busy entrance sees a few a second at most), far below a
+/// flood.
+pub const DEFAULT_NEW_DEVICES_PER_MINUTE: u32 = 600;
 
 pub(super) fn validate(raw: RawPresence) -> Result<PresenceConfig, ConfigError> {
     let probe_after = positive("presence.probe_after", &raw.probe_after)?;
@@ -56,6 +64,12 @@ pub(super) fn validate(raw: RawPresence) -> Result<PresenceConfig, ConfigError> 
             "must be between 1 and 7 (days of the last week)",
         ));
     }
+    if raw.new_devices_per_minute == 0 {
+        return Err(ConfigError::new(
+            "presence.new_devices_per_minute",
+            "must be at least 1 (no new device would ever be tracked)",
+        ));
+    }
     if leave_after < probe_after {
         return Err(ConfigError::new(
             "presence.leave_after",
@@ -76,6 +90,7 @@ pub(super) fn validate(raw: RawPresence) -> Result<PresenceConfig, ConfigError> 
         resident_min_daily,
         resident_min_days: raw.resident_min_days,
         summary_interval,
+        new_devices_per_minute: raw.new_devices_per_minute,
     })
 }
 

@@ -110,6 +110,8 @@ pub struct RawPresence {
     pub resident_min_days: u32,
     #[serde(default = "default_summary_interval")]
     pub summary_interval: String,
+    #[serde(default = "default_new_devices_per_minute")]
+    pub new_devices_per_minute: u32,
 }
 
 impl Default for RawPresence {
@@ -123,6 +125,7 @@ impl Default for RawPresence {
             resident_min_daily: default_resident_min_daily(),
             resident_min_days: default_resident_min_days(),
             summary_interval: default_summary_interval(),
+            new_devices_per_minute: default_new_devices_per_minute(),
         }
     }
 }
@@ -382,6 +385,9 @@ fn default_resident_min_daily() -> String {
 }
 fn default_summary_interval() -> String {
     "15m".into()
+}
+fn default_new_devices_per_minute() -> u32 {
+    crate::config::DEFAULT_NEW_DEVICES_PER_MINUTE
 }
 fn default_resident_min_days() -> u32 {
     3

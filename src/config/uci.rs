@@ -56,6 +56,7 @@ const TYPED_KEYS: &[(&str, &str, Kind)] = &[
     ("portal", "max_connections", Kind::Int),
     ("presence", "staff_devices", Kind::List),
     ("presence", "resident_min_days", Kind::Int),
+    ("presence", "new_devices_per_minute", Kind::Int),
     ("members", "remember_days", Kind::Int),
     ("members", "max_devices", Kind::Int),
     ("members", "otp_max_attempts", Kind::Int),

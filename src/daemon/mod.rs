@@ -394,6 +394,7 @@ fn presence_config(config: &Config) -> PresenceConfig {
         resident_min_days: config.presence.resident_min_days,
         timezone: config.store.timezone.clone(),
         fingerprints: config.presence.fingerprints.clone(),
+        new_devices_per_minute: config.presence.new_devices_per_minute,
         ..PresenceConfig::default()
     }
 }

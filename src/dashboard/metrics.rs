@@ -92,6 +92,21 @@ pub fn render(d: &Dashboard) -> String {
         "Malformed frames dropped, by kind.",
         &malformed,
     );
+    let untracked = d.app.presence.machine().counters();
+    metric(
+        "presence_untracked_sightings_total",
+        "counter",
+        "Sightings of new devices not tracked, by reason.",
+        &[
+            (
+                "{reason=\"table_full\"}",
+                untracked
+                    .untracked_sightings
+                    .saturating_sub(untracked.rate_limited) as f64,
+            ),
+            ("{reason=\"rate_limited\"}", untracked.rate_limited as f64),
+        ],
+    );
     // From the live view's snapshot (taken again only when older than
     // [`super::live::POLL_EVERY`]), not recomputed under the presence lock
     // on every scrape.

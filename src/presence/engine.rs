@@ -58,6 +58,9 @@ pub struct PresenceConfig {
     pub resident_min_days: u32,
     /// Cap on known devices (see [`Presence::observe`]).
     pub max_devices: usize,
+    /// New devices taken in per minute: a burst of this many, refilled
+    /// evenly (see [`Presence::observe`]).
+    pub new_devices_per_minute: u32,
     /// The store's zone (`store.timezone`), for local days and hours.
     pub timezone: TimeZone,
     /// The store's own fingerprint rules, checked before the built-in ones.
@@ -75,6 +78,7 @@ impl Default for PresenceConfig {
             resident_min_daily: Duration::from_secs(6 * 3600),
             resident_min_days: 3,
             max_devices: 20_000,
+            new_devices_per_minute: 600,
             timezone: TimeZone::UTC,
             fingerprints: Vec::new(),
         }
@@ -116,6 +120,10 @@ pub struct Counters {
     pub untracked_sightings: u64,
     /// Departed devices forgotten to make room for new ones.
     pub evicted_devices: u64,
+    /// Of `untracked_sightings`, those of new devices past the per-minute
+    /// budget (`new_devices_per_minute`): a MAC flood, not shoppers.
+    #[serde(default)]
+    pub rate_limited: u64,
 }
 
 /// Everything `Presence` knows, for persistence.
@@ -156,6 +164,7 @@ impl Presence {
                 probe_after: cfg.probe_after,
                 leave_after: cfg.leave_after.max(cfg.probe_after),
                 max_devices: cfg.max_devices.max(1),
+                new_per_minute: cfg.new_devices_per_minute.max(1),
             },
             cfg.timezone.clone(),
             cfg.fingerprints.clone(),
@@ -182,6 +191,7 @@ impl Presence {
         self.tracker.restore(saved.devices, now);
         self.tracker.untracked_sightings = saved.counters.untracked_sightings;
         self.tracker.evicted_devices = saved.counters.evicted_devices;
+        self.tracker.rate_limited = saved.counters.rate_limited;
         self.staff_overrides = saved
             .staff_overrides
             .iter()
@@ -255,6 +265,8 @@ impl Presence {
     /// configured), the newcomer is not tracked at all: no join, no visit,
     /// counted in `Counters::untracked_sightings`, until a known device
     /// leaves and frees a place. Devices in the store are never dropped.
+    /// New devices past `new_devices_per_minute` are untracked too
+    /// (`Counters::rate_limited`): a MAC flood gets no visit each.
     pub fn observe(&mut self, s: &Sighting, now: Timestamp) -> Vec<Output> {
         self.observe_inner(s, None, now)
     }
@@ -411,6 +423,7 @@ impl Presence {
         Counters {
             untracked_sightings: self.tracker.untracked_sightings,
             evicted_devices: self.tracker.evicted_devices,
+            rate_limited: self.tracker.rate_limited,
         }
     }
 

@@ -39,6 +39,8 @@ pub(crate) struct TrackerConfig {
     pub probe_after: Duration,
     pub leave_after: Duration,
     pub max_devices: usize,
+    /// New devices per minute (see `Presence::observe`).
+    pub new_per_minute: u32,
 }
 
 /// What one sighting did to the device tracker.
@@ -78,6 +80,11 @@ pub(crate) struct Tracker {
     gone: BTreeSet<(Timestamp, MacAddr)>,
     pub untracked_sightings: u64,
     pub evicted_devices: u64,
+    pub rate_limited: u64,
+    /// New devices that may still be taken in, and as of when (a token
+    /// bucket: `new_per_minute` at most, refilled evenly).
+    new_budget: f64,
+    new_budget_at: Option<Timestamp>,
 }
 
 fn is_leaving(kind: &SightingKind) -> bool {
@@ -103,6 +110,26 @@ impl Tracker {
             gone: BTreeSet::new(),
             untracked_sightings: 0,
             evicted_devices: 0,
+            rate_limited: 0,
+            new_budget: f64::from(cfg.new_per_minute),
+            new_budget_at: None,
+        }
+    }
+
+    /// Takes one new device from the budget, if there is one left.
+    fn take_new_budget(&mut self, now: Timestamp) -> bool {
+        let cap = f64::from(self.cfg.new_per_minute);
+        if let Some(at) = self.new_budget_at {
+            // A clock that steps back refills nothing.
+            let elapsed = at.until(now).as_secs_f64();
+            self.new_budget = (self.new_budget + elapsed * cap / 60.0).min(cap);
+        }
+        self.new_budget_at = Some(now);
+        if self.new_budget >= 1.0 {
+            self.new_budget -= 1.0;
+            true
+        } else {
+            false
         }
     }
 
@@ -176,6 +203,11 @@ impl Tracker {
         let leaving = is_leaving(&s.kind);
         if !self.devices.contains_key(&s.mac) {
             if leaving {
+                return seen;
+            }
+            if !self.take_new_budget(now) {
+                self.untracked_sightings += 1;
+                self.rate_limited += 1;
                 return seen;
             }
             match self.make_room() {

@@ -10,6 +10,10 @@ for devices that are not it.
         requests, each with a random sender hardware address, and COUNT
         DHCPACKs (as if this station were the DHCP server) to random
         chaddrs.
+    forge.py flood-src IFACE COUNT
+        COUNT DHCP DISCOVERs, each from a random Ethernet source whose chaddr
+        matches it: invented phones that each speak only for themselves (a
+        wired port, or a laptop re-associating with new MACs).
     forge.py as IFACE MAC
         A DHCP DISCOVER and a DHCP REQUEST whose chaddr is MAC (say, a
         remembered member's phone), and an ARP request from MAC.
@@ -183,6 +187,11 @@ def main():
         for i in range(count):
             ip = "192.0.2.%d" % (2 + i % 250)
             s.send(dhcp_frame(src, random_unicast_mac(), 5, yiaddr=ip))
+            sent += 1
+    elif mode == "flood-src":
+        for _ in range(int(sys.argv[3])):
+            mac = random_unicast_mac()
+            s.send(dhcp_frame(mac, mac, 1))
             sent += 1
     elif mode == "as":
         mac = bytes(int(x, 16) for x in sys.argv[3].split(":"))

@@ -53,6 +53,7 @@ fn cfg() -> PresenceConfig {
         resident_min_daily: Duration::from_secs(6 * 3600),
         resident_min_days: 3,
         max_devices: 100,
+        new_devices_per_minute: 600,
         timezone: plus8(),
         fingerprints: Vec::new(),
     }

@@ -199,3 +199,59 @@ fn session_events(gate: &harness::Storegate) -> usize {
             .count()
     })
 }
+
+#[test]
+fn invented_phones_that_speak_for_themselves_are_taken_in_at_a_shoppers_pace() {
+    let _cpu = crate::heavy();
+    let Some((lab, gate)) = gate_lab("forges", GateConfig::default()) else {
+        return;
+    };
+    const INVENTED: u64 = 5_000;
+    let sightings = |gate: &harness::Storegate| {
+        gate.ctl_json(&["status"])["presence"]["frames"]["sightings"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let before = sightings(&gate);
+    let sent = lab.forge(ATTACKER, "flood-src", &[&INVENTED.to_string()]);
+    check_eq!(
+        lab,
+        sent["sent"].as_u64(),
+        Some(INVENTED),
+        "forge.py: {sent}"
+    );
+    harness::wait_for(
+        &lab,
+        Duration::from_secs(20),
+        "the capture to read the flood",
+        || (sightings(&gate) >= before + INVENTED).then_some(()),
+    );
+    let status = gate.ctl_json(&["status"]);
+    let known = status["presence"]["devices_known"].as_u64().unwrap_or(0);
+    let limited = status["presence"]["untracked"]["rate_limited"]
+        .as_u64()
+        .unwrap_or(0);
+    // The default budget: 600 a minute, refilled evenly (10 a second).
+    check!(
+        lab,
+        known <= 700,
+        "{known} devices after {INVENTED} invented phones (budget 600 a minute): {}",
+        status["presence"]
+    );
+    check!(
+        lab,
+        limited >= INVENTED - 700,
+        "only {limited} counted over the budget: {}",
+        status["presence"]
+    );
+    let login = lab.http(PHONE, &format!("{PORTAL}/login"));
+    check_eq!(
+        lab,
+        login.status(),
+        Some(200),
+        "the portal after the flood: {login}"
+    );
+    harness::say(&format!(
+        "invented phones: {INVENTED} sent, {known} taken in, {limited} over the budget"
+    ));
+}

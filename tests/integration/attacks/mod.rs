@@ -9,7 +9,8 @@
 //!   only at a lookup's pace, never a tunnel's.
 //! * [`forged_packets`]: raw DHCP and ARP frames naming other devices (a
 //!   flood of invented phones, a remembered member's MAC) are not
-//!   believed; a real phone joining during the flood is tracked.
+//!   believed; a real phone joining during the flood is tracked; phones
+//!   invented with MACs of their own are taken in only at a shopper's pace.
 //! * [`portal_flood`]: one guest opening 2,000 idle connections to the
 //!   portal leaves room for another phone's sign-in sheet.
 

@@ -304,7 +304,8 @@ fn the_cap_forgets_the_longest_gone_and_never_a_present_device() {
         p.counters(),
         Counters {
             untracked_sightings: 1,
-            evicted_devices: 2
+            evicted_devices: 2,
+            rate_limited: 0,
         }
     );
     // Once one leaves, there is room again.
@@ -313,4 +314,34 @@ fn the_cap_forgets_the_longest_gone_and_never_a_present_device() {
         tags(&p.observe(&arp(6), at(7)))[..2],
         ["forgot 3", "joined 6"]
     );
+}
+
+#[test]
+fn new_devices_past_the_per_minute_budget_are_counted_not_tracked() {
+    let mut p = Presence::new(
+        PresenceConfig {
+            new_devices_per_minute: 60,
+            ..cfg()
+        },
+        1,
+    );
+    // A burst: the budget's 60 are taken in, the rest only counted.
+    for n in 0..100u8 {
+        p.observe(&arp(n), T0);
+    }
+    assert_eq!(p.devices().count(), 60);
+    assert_eq!(p.counters().rate_limited, 40);
+    assert_eq!(p.counters().untracked_sightings, 40);
+    // Known devices are never limited: their sightings go on.
+    assert!(!p.observe(&release(0), at(0)).is_empty());
+    // The budget refills evenly, one a second here.
+    assert!(p.observe(&arp(200), T0).is_empty(), "no budget left");
+    let out = p.observe(&arp(201), at_s(1));
+    assert!(
+        tags(&out).iter().any(|t| t.starts_with("joined")),
+        "{out:?}"
+    );
+    assert!(p.device(mac(201)).is_some());
+    // A clock that steps back refills nothing.
+    assert!(p.observe(&arp(202), T0).is_empty());
 }
