@@ -67,27 +67,7 @@ pub enum Command {
     },
     /// A reference HQ endpoint for integrators: verifies signatures,
     /// de-duplicates by event id, prints accepted events as JSON lines.
-    HqReceiver {
-        #[arg(long)]
-        listen: Option<String>,
-        #[arg(long)]
-        secret: Option<String>,
-        /// Serve HTTPS: the certificate chain (PEM, leaf first). Needs
-        /// --tls-key.
-        #[arg(long, value_name = "PEM")]
-        tls_cert: Option<PathBuf>,
-        /// The private key of --tls-cert (PEM).
-        #[arg(long, value_name = "PEM")]
-        tls_key: Option<PathBuf>,
-        /// Require client certificates issued by this CA (PEM; mutual
-        /// TLS). Needs --tls-cert and --tls-key.
-        #[arg(long, value_name = "PEM")]
-        client_ca: Option<PathBuf>,
-        /// The document to serve at GET …/sync (JSON; read on every
-        /// request). Without it: an empty document.
-        #[arg(long, value_name = "JSON")]
-        sync_file: Option<PathBuf>,
-    },
+    HqReceiver(crate::hq::receiver::ReceiverArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,21 +148,7 @@ pub fn main() -> ExitCode {
             state,
             port_base,
         }),
-        Command::HqReceiver {
-            listen,
-            secret,
-            tls_cert,
-            tls_key,
-            client_ca,
-            sync_file,
-        } => crate::hq::receiver::cli_main(crate::hq::receiver::ReceiverArgs {
-            listen,
-            secret,
-            tls_cert,
-            tls_key,
-            client_ca,
-            sync_file,
-        }),
+        Command::HqReceiver(args) => crate::hq::receiver::cli_main(args),
     }
 }
 

@@ -215,24 +215,37 @@ mod tests {
 
     use super::*;
 
-    async fn exchange(request: &[u8]) -> String {
-        let (mut client, server_end) = tokio::io::duplex(64 * 1024);
-        let shutdown = CancellationToken::new();
+    /// A server on one end of an in-memory pipe, answering "hi" after
+    /// `delay`, with `idle` as its idle limit; the client's end.
+    fn serve_pipe(
+        idle: Option<Duration>,
+        delay: Duration,
+    ) -> (tokio::io::DuplexStream, tokio::task::JoinHandle<()>) {
+        let (client, server_end) = tokio::io::duplex(64 * 1024);
         let served = tokio::spawn(async move {
+            let shutdown = CancellationToken::new();
             let conn = Conn {
                 what: "test",
                 peer: "192.0.2.1:40000".parse().unwrap(),
                 shutdown: &shutdown,
                 grace: Duration::from_millis(100),
-                idle: None,
+                idle,
             };
             conn.serve(
                 server_end,
-                tokio::time::sleep(Duration::from_secs(5)),
-                |_req| async { Response::new(Full::new(Bytes::from_static(b"hi"))) },
+                tokio::time::sleep(Duration::from_secs(120)),
+                move |_req| async move {
+                    tokio::time::sleep(delay).await;
+                    Response::new(Full::new(Bytes::from_static(b"hi")))
+                },
             )
             .await;
         });
+        (client, served)
+    }
+
+    async fn exchange(request: &[u8]) -> String {
+        let (mut client, served) = serve_pipe(None, Duration::ZERO);
         client.write_all(request).await.unwrap();
         let mut out = vec![0u8; 4096];
         let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut out))
@@ -246,27 +259,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_idle_keep_alive_connection_is_closed_and_a_slow_answer_is_not() {
-        let (mut client, server_end) = tokio::io::duplex(64 * 1024);
-        let shutdown = CancellationToken::new();
-        let served = tokio::spawn(async move {
-            let conn = Conn {
-                what: "test",
-                peer: "192.0.2.1:40000".parse().unwrap(),
-                shutdown: &shutdown,
-                grace: Duration::from_millis(100),
-                idle: Some(Duration::from_secs(5)),
-            };
-            conn.serve(
-                server_end,
-                tokio::time::sleep(Duration::from_secs(120)),
-                |_req| async {
-                    // Slower than the idle limit: it must still be answered.
-                    tokio::time::sleep(Duration::from_secs(8)).await;
-                    Response::new(Full::new(Bytes::from_static(b"hi")))
-                },
-            )
-            .await;
-        });
+        // The answer takes longer than the idle limit: it must still come.
+        let (mut client, served) = serve_pipe(Some(Duration::from_secs(5)), Duration::from_secs(8));
         client
             .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
             .await

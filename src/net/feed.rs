@@ -99,15 +99,18 @@ pub async fn capture_loop(
             _ = shutdown.cancelled() => return,
             f = capture.recv(&mut buf) => f,
         };
-        match first {
-            // `recv` never reports more than the buffer holds.
-            Ok(f) => frame(
+        // `recv` never reports more than the buffer holds.
+        let take = |f: super::capture::Frame, buf: &[u8], events: &mut Vec<Event>| {
+            frame(
                 &shell,
                 own_mac,
                 &buf[..f.len.min(buf.len())],
                 f.outgoing,
-                &mut events,
-            ),
+                events,
+            )
+        };
+        match first {
+            Ok(f) => take(f, &buf, &mut events),
             Err(e) => {
                 tracing::warn!("capture: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -122,13 +125,7 @@ pub async fn capture_loop(
                 _ = std::future::ready(()) => break,
             };
             match more {
-                Ok(f) => frame(
-                    &shell,
-                    own_mac,
-                    &buf[..f.len.min(buf.len())],
-                    f.outgoing,
-                    &mut events,
-                ),
+                Ok(f) => take(f, &buf, &mut events),
                 Err(_) => break,
             }
         }

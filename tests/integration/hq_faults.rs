@@ -6,7 +6,7 @@
 //! receiver takes over the port deliver every event, in sequence order,
 //! each once.
 
-use std::io::{ErrorKind, Read};
+use std::io::ErrorKind;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -95,37 +95,11 @@ impl Drop for FakeHq {
     }
 }
 
-/// Reads one HTTP/1.1 request (head and `Content-Length` body); returns
-/// its `webhook-id`, or `None` if it was not complete.
+/// Reads one HTTP/1.1 request; returns its `webhook-id`, or `None` if it
+/// was not complete.
 fn read_request(stream: &mut TcpStream) -> Option<String> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = stream.read(&mut chunk).ok()?;
-        if n == 0 || buf.len() > 1 << 20 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-    let header = |name: &str| {
-        head.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-            .map(|v| v.trim().to_string())
-    };
-    let length: usize = header("content-length")?.parse().ok()?;
-    let id = header("webhook-id")?;
-    while buf.len() < head_end + length {
-        let n = stream.read(&mut chunk).ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Some(id)
+    let req = crate::harness::loopback::read_request(stream)?;
+    req.header("webhook-id").map(str::to_string)
 }
 
 /// A daemon with short HQ timeouts, delivering to port `hq_port`.

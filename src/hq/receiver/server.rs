@@ -95,12 +95,26 @@ fn now_secs() -> i64 {
 }
 
 /// `storegate hq-receiver`'s command line.
+#[derive(Debug, clap::Args)]
 pub struct ReceiverArgs {
+    #[arg(long)]
     pub listen: Option<String>,
+    #[arg(long)]
     pub secret: Option<String>,
+    /// Serve HTTPS: the certificate chain (PEM, leaf first). Needs
+    /// --tls-key.
+    #[arg(long, value_name = "PEM")]
     pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PEM")]
     pub tls_key: Option<std::path::PathBuf>,
+    /// Require client certificates issued by this CA (PEM; mutual
+    /// TLS). Needs --tls-cert and --tls-key.
+    #[arg(long, value_name = "PEM")]
     pub client_ca: Option<std::path::PathBuf>,
+    /// The document to serve at GET …/sync (JSON; read on every
+    /// request). Without it: an empty document.
+    #[arg(long, value_name = "JSON")]
     pub sync_file: Option<std::path::PathBuf>,
 }
 

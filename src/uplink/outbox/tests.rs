@@ -221,13 +221,8 @@ fn with_no_summaries_left_the_oldest_events_go() {
 
 #[test]
 fn acking_an_event_that_was_dropped_meanwhile_keeps_the_count() {
-    let outbox = Outbox::open_with(Arc::new(MemoryStore::new()), "s", 3).unwrap();
+    let (outbox, in_flight) = summaries_in_flight_then_dropped();
     let t = Timestamp(1_800_000_000_000);
-    outbox
-        .append_all((0..3).map(|_| (FOOTFALL_SUMMARY, json!({}))).collect(), t)
-        .unwrap();
-    let in_flight = outbox.peek(2, 1 << 20).unwrap();
-    outbox.append("v", json!({}), t).unwrap(); // drops 1 and 2
     outbox.ack(&[in_flight[0].0, in_flight[1].0]).unwrap();
     assert_eq!(outbox.len(), 3);
     assert_eq!(seqs(&outbox), [3, 4, 5]);
@@ -484,13 +479,8 @@ fn dead_letters_count_toward_the_cap_and_go_after_summaries_before_live_events()
 
 #[test]
 fn a_parked_event_that_was_dropped_meanwhile_stays_dropped() {
-    let outbox = Outbox::open_with(Arc::new(MemoryStore::new()), "s", 3).unwrap();
+    let (outbox, in_flight) = summaries_in_flight_then_dropped();
     let t = Timestamp(1_800_000_000_000);
-    outbox
-        .append_all((0..3).map(|_| (FOOTFALL_SUMMARY, json!({}))).collect(), t)
-        .unwrap();
-    let in_flight = outbox.peek(2, 1 << 20).unwrap();
-    outbox.append("v", json!({}), t).unwrap(); // drops 1 and 2
     // HQ refuses the batch it was sending.
     outbox.park(&in_flight).unwrap();
     assert!(dead_seqs(&outbox).is_empty(), "the gap event names them");
@@ -511,4 +501,17 @@ fn retried_dead_letters_return_to_their_own_tree() {
     let st = outbox.stats(t);
     assert_eq!((st.queued, st.droppable, st.dead_letters), (2, 1, 0));
     assert_eq!(seqs(&outbox), [1, 2]);
+}
+
+/// An outbox of 3 full of footfall summaries, two of them taken for
+/// delivery, then one more event that drops those two (1 and 2).
+fn summaries_in_flight_then_dropped() -> (Outbox, Vec<(u64, Vec<u8>)>) {
+    let outbox = Outbox::open_with(Arc::new(MemoryStore::new()), "s", 3).unwrap();
+    let t = Timestamp(1_800_000_000_000);
+    outbox
+        .append_all((0..3).map(|_| (FOOTFALL_SUMMARY, json!({}))).collect(), t)
+        .unwrap();
+    let in_flight = outbox.peek(2, 1 << 20).unwrap();
+    outbox.append("v", json!({}), t).unwrap(); // drops 1 and 2
+    (outbox, in_flight)
 }

@@ -26,6 +26,17 @@ fn devices(gate: &harness::Storegate) -> Vec<Value> {
     }
 }
 
+/// The daemon still answers: the sign-in page loads.
+fn still_serving(lab: &harness::Lab) {
+    let login = lab.http(PHONE, &format!("{PORTAL}/login"));
+    check_eq!(
+        lab,
+        login.status(),
+        Some(200),
+        "the portal after the flood: {login}"
+    );
+}
+
 /// Frames the capture has read, plus those the kernel dropped for it.
 fn frames_seen(gate: &harness::Storegate) -> u64 {
     let status = gate.ctl_json(&["status"]);
@@ -102,13 +113,7 @@ fn a_flood_of_invented_phones_is_not_believed_and_a_real_one_is_tracked() {
         "no visit for the phone: {visits}"
     );
     // The daemon still serves.
-    let login = lab.http(PHONE, &format!("{PORTAL}/login"));
-    check_eq!(
-        lab,
-        login.status(),
-        Some(200),
-        "the portal after the flood: {login}"
-    );
+    still_serving(&lab);
     harness::say(&format!(
         "forged flood: {} frames in {} ms, {} devices known, {} counted as spoofed",
         sent["sent"],
@@ -244,13 +249,7 @@ fn invented_phones_that_speak_for_themselves_are_taken_in_at_a_shoppers_pace() {
         "only {limited} counted over the budget: {}",
         status["presence"]
     );
-    let login = lab.http(PHONE, &format!("{PORTAL}/login"));
-    check_eq!(
-        lab,
-        login.status(),
-        Some(200),
-        "the portal after the flood: {login}"
-    );
+    still_serving(&lab);
     harness::say(&format!(
         "invented phones: {INVENTED} sent, {known} taken in, {limited} over the budget"
     ));

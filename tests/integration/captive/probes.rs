@@ -5,7 +5,7 @@
 
 use crate::harness::internet::inet_url;
 use crate::harness::portal::assert_redirected;
-use crate::harness::probe::side_by_side;
+use crate::harness::probe::{assert_refused_at_once, side_by_side};
 use crate::harness::{self, Client, GateConfig, INET_V4, INET_V6, PORTAL, gate_lab};
 use crate::{check, check_eq};
 
@@ -50,16 +50,7 @@ fn before_sign_in_only_dns_and_the_portal() {
         udp.result() != "reply",
         "UDP echo before sign-in: {udp}"
     );
-    check!(
-        lab,
-        matches!(tls.result(), "refused" | "reset"),
-        "TCP 443 before sign-in: {tls}"
-    );
-    check!(
-        lab,
-        tls.elapsed_ms() < 500.0,
-        "TCP 443 must be refused at once: {tls}"
-    );
+    assert_refused_at_once(&lab, &tls, "TCP 443 before sign-in");
     check!(
         lab,
         http6.status() != Some(200),

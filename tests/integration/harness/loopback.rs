@@ -1,7 +1,9 @@
 //! Servers on 127.0.0.1 as the tests that need no root reach them: a free
-//! port to give one, and the status code of a raw HTTP/1.1 reply.
+//! port to give one, the status code of a raw HTTP/1.1 reply, and one
+//! request read off a socket by a scripted server.
 
-use std::net::TcpListener;
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
 
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
@@ -15,4 +17,60 @@ pub fn free_port() -> u16 {
 /// The status code in a raw HTTP/1.1 reply (`HTTP/1.1 303 See Other...`).
 pub fn status_code(reply: &str) -> Option<u16> {
     reply.split(' ').nth(1).and_then(|c| c.parse().ok())
+}
+
+/// A request: its first line, its headers (names in lower case) and body.
+pub struct RawRequest {
+    pub line: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads one HTTP/1.1 request with a `Content-Length` body (or none).
+pub fn read_request(stream: &mut TcpStream) -> Option<RawRequest> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 || buf.len() > 1 << 20 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let mut lines = head.lines();
+    let line = lines.next()?.to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some(RawRequest {
+        line,
+        headers,
+        body: buf[head_end..head_end + length].to_vec(),
+    })
 }

@@ -11,7 +11,22 @@ use serde_json::Value;
 
 use super::lab::{Client, Lab};
 use super::process::python;
-use crate::fail;
+use crate::{check, fail};
+
+/// `p` (a TCP connect) was refused at once: a reset, not a wait for a
+/// timeout, so nothing hangs on the phone.
+pub fn assert_refused_at_once(lab: &Lab, p: &Probe, what: &str) {
+    check!(
+        lab,
+        matches!(p.result(), "refused" | "reset"),
+        "{what}: {p}"
+    );
+    check!(
+        lab,
+        p.elapsed_ms() < 500.0,
+        "{what} must be refused at once, not left to time out: {p}"
+    );
+}
 
 impl Lab {
     /// Runs `tests/lab/probe.py ARGS` in the client's namespace.
