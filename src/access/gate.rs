@@ -29,8 +29,11 @@ fn to_event(event: &SessionEvent) -> (Event, Timestamp) {
             at,
         } => {
             tracing::info!(device = %mac.redacted(), ?method, "client authorised");
-            let recognised_by =
-                matches!(method, AuthMethod::ReturningDevice).then_some(RecognisedBy::Mac);
+            let recognised_by = match method {
+                AuthMethod::ReturningDevice => Some(RecognisedBy::Mac),
+                AuthMethod::WifiKey => Some(RecognisedBy::WifiKey),
+                _ => None,
+            };
             let e = Event::SessionAuthorized {
                 mac: *mac,
                 method: method.as_str(),

@@ -31,6 +31,8 @@ pub enum AuthMethod {
     Otp,
     MemberNumber,
     ReturningDevice,
+    /// The device joined the members' Wi-Fi with the member's own key.
+    WifiKey,
     /// An operator ran `storegate ctl auth`.
     Operator,
 }
@@ -43,6 +45,7 @@ impl AuthMethod {
             AuthMethod::Otp => "otp",
             AuthMethod::MemberNumber => "member_number",
             AuthMethod::ReturningDevice => "returning_device",
+            AuthMethod::WifiKey => "wifi_key",
             AuthMethod::Operator => "operator",
         }
     }

@@ -221,7 +221,11 @@ impl Device {
                     changed = true;
                 }
             }
-            SightingKind::Nd { .. } | SightingKind::Dhcpv6 | SightingKind::DhcpRelease { .. } => {}
+            SightingKind::Nd { .. }
+            | SightingKind::Dhcpv6
+            | SightingKind::DhcpRelease { .. }
+            | SightingKind::Associated
+            | SightingKind::Disassociated => {}
         }
         changed
     }

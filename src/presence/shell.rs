@@ -17,7 +17,7 @@
 //! Privacy: devices that belong to no member are forgotten once unseen
 //! for `privacy.forget_unbound_after_days` (checked hourly).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -99,6 +99,9 @@ pub struct PresenceShell {
     sync: Option<Arc<SyncState>>,
     /// Devices the manager or HQ blocked.
     blocklist: Option<Arc<Blocklist>>,
+    /// Stations on the members' Wi-Fi now, with the member whose key
+    /// they joined with (see `stations`).
+    by_key: Mutex<HashMap<MacAddr, String>>,
 }
 
 impl PresenceShell {
@@ -123,6 +126,7 @@ impl PresenceShell {
             forget_unbound_after: FORGET_UNBOUND_AFTER,
             sync: None,
             blocklist: None,
+            by_key: Mutex::new(HashMap::new()),
         }
     }
 
@@ -201,8 +205,14 @@ impl PresenceShell {
             return self.carry_out(outputs, events);
         };
         let seen = std::time::Instant::now();
-        let member = members.recognise(sighting.mac, now);
-        if let (Some(id), SightingKind::DhcpClient(dhcp)) = (&member, &sighting.kind) {
+        // A station that joined with a member's Wi-Fi key is that member's
+        // (signed in at association); otherwise a remembered MAC may be.
+        let by_key = self.member_by_key(sighting.mac);
+        let member = by_key
+            .clone()
+            .or_else(|| members.recognise(sighting.mac, now));
+        if let (None, Some(id), SightingKind::DhcpClient(dhcp)) = (&by_key, &member, &sighting.kind)
+        {
             self.admit(gate, sighting.mac, dhcp, id, seen);
         }
         let outputs = self
@@ -371,7 +381,10 @@ impl PresenceShell {
     fn carry_out(&self, outputs: Vec<Output>, events: &mut Vec<Event>) {
         for out in outputs {
             match out {
-                Output::VisitStarted(v) => events.push(visit_started(v)),
+                Output::VisitStarted(v) => {
+                    let by = self.recognised_by(&v);
+                    events.push(visit_started(v, by));
+                }
                 Output::VisitEnded(v) => events.push(visit_ended(v)),
                 Output::Probe { mac, ip } => {
                     if let Some(p) = &self.prober
@@ -444,11 +457,10 @@ impl PresenceShell {
     }
 }
 
-/// `visit.started` for HQ. A member known at the start was recognised by
-/// the device's MAC (the only way presence learns one).
-fn visit_started(v: Visit) -> Event {
+/// `visit.started` for HQ, with how its member (if any) was recognised.
+fn visit_started(v: Visit, recognised_by: Option<RecognisedBy>) -> Event {
     Event::VisitStarted {
-        recognised_by: v.member_id.as_ref().map(|_| RecognisedBy::Mac),
+        recognised_by,
         visit_id: v.visit_id,
         mac: v.mac,
         member_id: v.member_id,
@@ -581,6 +593,8 @@ pub async fn timer_loop(
         }
     }
 }
+
+mod stations;
 
 #[cfg(test)]
 mod tests;

@@ -33,6 +33,13 @@ pub enum SightingKind {
     Nd { ip: Option<Ipv6Addr> },
     /// A DHCPv6 message from the client.
     Dhcpv6,
+    /// The access point says the device joined (hostapd's
+    /// `AP-STA-CONNECTED`): present from its association, before it asks
+    /// for an address.
+    Associated,
+    /// The access point says the device left (`AP-STA-DISCONNECTED`): it
+    /// is gone now, not after a probe goes unanswered.
+    Disassociated,
 }
 
 /// What a DHCPv4 client message says about the device.
@@ -71,7 +78,7 @@ impl SightingKind {
             SightingKind::DhcpRelease { ip } | SightingKind::Arp { ip } => ip.map(IpAddr::V4),
             SightingKind::DhcpAck { ip } => Some(IpAddr::V4(*ip)),
             SightingKind::Nd { ip } => ip.map(IpAddr::V6),
-            SightingKind::Dhcpv6 => None,
+            SightingKind::Dhcpv6 | SightingKind::Associated | SightingKind::Disassociated => None,
         }
     }
 }

@@ -89,7 +89,7 @@ pub(crate) struct Tracker {
 
 fn is_leaving(kind: &SightingKind) -> bool {
     match kind {
-        SightingKind::DhcpRelease { .. } => true,
+        SightingKind::DhcpRelease { .. } | SightingKind::Disassociated => true,
         SightingKind::DhcpClient(d) => matches!(
             d.message_type,
             DhcpMessageType::Release | DhcpMessageType::Decline

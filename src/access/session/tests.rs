@@ -238,6 +238,7 @@ fn wire_names_match_serde() {
         AuthMethod::Otp,
         AuthMethod::MemberNumber,
         AuthMethod::ReturningDevice,
+        AuthMethod::WifiKey,
         AuthMethod::Operator,
     ] {
         assert_eq!(serde_json::to_value(m).unwrap(), m.as_str());

@@ -227,3 +227,67 @@ fn a_blocked_member_device_is_not_let_back_in() {
     shell.observe(&dhcp(1, DhcpMessageType::Request), &mut events);
     assert!(r.firewall.is_allowed(mac(1)));
 }
+
+/// A station joins with `member`'s key (as the hostapd feed reports it).
+fn join_by_key(r: &Rig, n: u8, member: &str) -> Vec<Event> {
+    let mut events = Vec::new();
+    r.shell
+        .station_joined(mac(n), Some(member.to_string()), &mut events);
+    events
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_station_with_a_members_key_is_signed_in_at_association_whatever_its_mac() {
+    let r = rig();
+    let id = remembered_member(&r, mac(1));
+    let key = DeviceKey::from_bytes(KEY);
+    // Today the phone shows a MAC the box has never seen (rotated).
+    let events = join_by_key(&r, 7, &id);
+    let client = r.gate.client(mac(7)).expect("signed in");
+    assert!(client.is_authorized());
+    assert_eq!(client.method, Some(AuthMethod::WifiKey));
+    assert_eq!(client.member_id.as_deref(), Some(id.as_str()));
+    let started: Vec<serde_json::Value> = events
+        .iter()
+        .filter(|e| e.ty() == crate::uplink::event::VISIT_STARTED)
+        .map(|e| e.data(&key))
+        .collect();
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0]["member_id"], id.as_str());
+    assert_eq!(started[0]["recognised_by"], "wifi_key");
+    let queued = r.outbox.recent(100).unwrap();
+    let auth = queued
+        .iter()
+        .find(|e| e.ty == SESSION_AUTHORIZED && e.data["method"] == "wifi_key")
+        .expect("session.authorized by key");
+    assert_eq!(auth.data["recognised_by"], "wifi_key");
+    // Its DHCP packets later keep the member on the device.
+    let mut more = Vec::new();
+    r.shell
+        .observe(&dhcp(7, DhcpMessageType::Request), &mut more);
+    assert_eq!(
+        r.shell.machine().device(mac(7)).unwrap().member_id.as_deref(),
+        Some(id.as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_disassociation_ends_presence_at_once() {
+    let r = rig();
+    let mut events = Vec::new();
+    r.shell.station_joined(mac(3), None, &mut events);
+    assert!(r.shell.machine().device(mac(3)).unwrap().present);
+    assert!(r.gate.client(mac(3)).is_none(), "no key, no sign-in");
+    r.shell.station_left(mac(3), &mut events);
+    assert!(!r.shell.machine().device(mac(3)).unwrap().present);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blocked_members_station_is_not_let_in_by_key() {
+    let r = rig();
+    let id = remembered_member(&r, mac(1));
+    r.app.blocklist.manager().set(mac(8), true).unwrap();
+    join_by_key(&r, 8, &id);
+    assert!(!r.firewall.is_allowed(mac(8)));
+    assert!(r.gate.client(mac(8)).is_none_or(|c| !c.is_authorized()));
+}

@@ -1,0 +1,91 @@
+//! Stations from the access point (hostapd's control interface): a join
+//! is known at association and a leave at disassociation, so dwell is
+//! exact; a join with a member's personal Wi-Fi key is that member,
+//! whatever MAC the phone shows today, and is signed in at once, before
+//! the phone asks for an address.
+
+use super::PresenceShell;
+use crate::access::AuthMethod;
+use crate::mac::MacAddr;
+use crate::presence::{Sighting, SightingKind, Visit};
+use crate::uplink::event::{Event, RecognisedBy};
+
+impl PresenceShell {
+    /// A station joined; `member` is the member whose key it used (the
+    /// caller looked its `keyid` up), `None` for the open SSID or an
+    /// unknown key. A member's station is signed in (method `wifi_key`)
+    /// unless it is blocked or signed in already.
+    pub fn station_joined(&self, mac: MacAddr, member: Option<String>, events: &mut Vec<Event>) {
+        if !mac.is_unicast_client() {
+            return;
+        }
+        let lock = || self.by_key.lock().unwrap_or_else(|e| e.into_inner());
+        match &member {
+            Some(id) => {
+                lock().insert(mac, id.clone());
+            }
+            None => {
+                lock().remove(&mac);
+            }
+        }
+        if let (Some(id), Some((_, gate))) = (&member, &self.members) {
+            let signed_in = gate.client(mac).is_some_and(|c| c.is_authorized());
+            if self.is_blocked(mac) {
+                tracing::debug!(member_id = %id, "a blocked station of a member is not let in");
+            } else if !signed_in {
+                let seen = std::time::Instant::now();
+                let result = tokio::task::block_in_place(|| {
+                    gate.authorize(mac, None, AuthMethod::WifiKey, Some(id.clone()))
+                });
+                match result {
+                    Ok(_) => {
+                        self.count(|s| s.members_authorized += 1);
+                        let us = seen.elapsed().as_micros() as u64;
+                        tracing::info!(member_id = %id, us, "member signed in by Wi-Fi key");
+                    }
+                    Err(e) => {
+                        self.count(|s| s.member_auth_errors += 1);
+                        tracing::warn!(member_id = %id, "could not sign in a member by key: {e}");
+                    }
+                }
+            }
+        }
+        let sighting = Sighting {
+            mac,
+            kind: SightingKind::Associated,
+        };
+        self.observe(&sighting, events);
+    }
+
+    /// A station left the access point: it is gone now.
+    pub fn station_left(&self, mac: MacAddr, events: &mut Vec<Event>) {
+        let sighting = Sighting {
+            mac,
+            kind: SightingKind::Disassociated,
+        };
+        self.observe(&sighting, events);
+        self.by_key
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&mac);
+    }
+
+    /// The member whose key this station joined with, while it is on.
+    pub(super) fn member_by_key(&self, mac: MacAddr) -> Option<String> {
+        self.by_key
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&mac)
+            .cloned()
+    }
+
+    /// How a visit's member was recognised: by the Wi-Fi key its station
+    /// joined with, else by the device's remembered MAC.
+    pub(super) fn recognised_by(&self, v: &Visit) -> Option<RecognisedBy> {
+        v.member_id.as_ref()?;
+        match self.member_by_key(v.mac) {
+            Some(id) if Some(&id) == v.member_id.as_ref() => Some(RecognisedBy::WifiKey),
+            _ => Some(RecognisedBy::Mac),
+        }
+    }
+}
