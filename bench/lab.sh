@@ -36,6 +36,9 @@ id = "bench"
 interface = "br-lan"
 [portal]
 listen = "0.0.0.0:2050"
+# Load generators open many connections from one address; a phone opens
+# a handful (the default cap is 16 per client).
+max_connections_per_client = 1024
 # Benchmarks fill the device table on purpose (10,000 devices in seconds):
 # lift the per-minute budget that keeps a MAC flood out.
 [presence]

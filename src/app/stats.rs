@@ -13,7 +13,7 @@ pub struct PortalStats {
     pub unknown_clients: AtomicU64,
     pub connections_refused: AtomicU64,
     /// Connections closed because their client already had
-    /// `portal::server::MAX_PER_CLIENT` open.
+    /// `portal.max_connections_per_client` open.
     pub connections_over_client_cap: AtomicU64,
 }
 

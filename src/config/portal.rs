@@ -21,6 +21,9 @@ pub struct PortalConfig {
     pub walled_garden: Vec<IpNet>,
     /// Concurrent connections served; more wait in the kernel's backlog.
     pub max_connections: usize,
+    /// Concurrent connections from one client address; more are closed
+    /// at once, so one guest cannot take every slot.
+    pub max_connections_per_client: usize,
     pub default_language: Language,
 }
 
@@ -75,6 +78,12 @@ pub(super) fn validate(raw: RawPortal) -> Result<PortalConfig, ConfigError> {
             "must be between 1 and 65535",
         ));
     }
+    if !(1..=raw.max_connections).contains(&raw.max_connections_per_client) {
+        return Err(ConfigError::new(
+            "portal.max_connections_per_client",
+            "must be between 1 and portal.max_connections",
+        ));
+    }
     let default_language = match raw.default_language.as_str() {
         "zh-CN" => Language::ZhCn,
         "en" => Language::En,
@@ -92,6 +101,7 @@ pub(super) fn validate(raw: RawPortal) -> Result<PortalConfig, ConfigError> {
         idle_timeout: positive("portal.idle_timeout", &raw.idle_timeout)?,
         walled_garden,
         max_connections: raw.max_connections as usize,
+        max_connections_per_client: raw.max_connections_per_client as usize,
         default_language,
     })
 }

@@ -58,6 +58,8 @@ pub struct RawPortal {
     pub walled_garden: Vec<String>,
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
+    #[serde(default = "default_max_connections_per_client")]
+    pub max_connections_per_client: u32,
     #[serde(default = "default_language")]
     pub default_language: String,
 }
@@ -71,6 +73,7 @@ impl Default for RawPortal {
             idle_timeout: default_idle_timeout(),
             walled_garden: Vec::new(),
             max_connections: default_max_connections(),
+            max_connections_per_client: default_max_connections_per_client(),
             default_language: default_language(),
         }
     }
@@ -364,6 +367,9 @@ fn default_idle_timeout() -> String {
 }
 fn default_max_connections() -> u32 {
     1024
+}
+fn default_max_connections_per_client() -> u32 {
+    16
 }
 fn default_language() -> String {
     "zh-CN".into()

@@ -288,3 +288,22 @@ fn the_portal_url_must_be_usable_in_redirects() {
         assert_eq!(err(&with(bad)).key, "portal.url", "{bad}");
     }
 }
+
+#[test]
+fn the_per_client_connection_cap_fits_inside_the_total() {
+    let base = "[store]\nid = \"s\"\n[lan]\ninterface = \"br-lan\"\n[storage]\npath = \"/tmp/x\"\n";
+    let ok = Config::parse(&format!(
+        "{base}[portal]\nmax_connections = 64\nmax_connections_per_client = 64\n"
+    ))
+    .unwrap();
+    assert_eq!(ok.portal.max_connections_per_client, 64);
+    let default = Config::parse(base).unwrap();
+    assert_eq!(default.portal.max_connections_per_client, 16);
+    for bad in [0, 65] {
+        let e = Config::parse(&format!(
+            "{base}[portal]\nmax_connections = 64\nmax_connections_per_client = {bad}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "portal.max_connections_per_client", "{e}");
+    }
+}

@@ -54,6 +54,7 @@ enum Kind {
 const TYPED_KEYS: &[(&str, &str, Kind)] = &[
     ("portal", "walled_garden", Kind::List),
     ("portal", "max_connections", Kind::Int),
+    ("portal", "max_connections_per_client", Kind::Int),
     ("presence", "staff_devices", Kind::List),
     ("presence", "resident_min_days", Kind::Int),
     ("presence", "new_devices_per_minute", Kind::Int),

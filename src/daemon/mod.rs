@@ -299,6 +299,7 @@ pub async fn run_with(config: Config, hooks: Hooks) -> anyhow::Result<()> {
         listener,
         portal.clone(),
         config.portal.max_connections,
+        config.portal.max_connections_per_client,
         shutdown.clone(),
         tracker.clone(),
     ));

@@ -6,8 +6,8 @@
 //! to 16 KiB (larger get 431) and 10 s to send each; bodies up to 8 KiB
 //! (413), sent within 10 s (408, `http::form::read_body`); 120 s for a
 //! whole connection, 5 s idle (nothing read or written, no request being
-//! answered); at most [`MAX_PER_CLIENT`] at once from one client address
-//! (more are closed as soon as they are accepted). On shutdown each
+//! answered); at most `portal.max_connections_per_client` (16) at once
+//! from one client address (more are closed as soon as they are accepted). On shutdown each
 //! connection finishes its current request and closes.
 
 use std::net::SocketAddr;
@@ -27,9 +27,6 @@ const CONNECTION_LIFETIME: Duration = Duration::from_secs(120);
 /// a new one in milliseconds, and a parked keep-alive connection is a
 /// slot another phone's sign-in sheet may need.
 const IDLE: Duration = Duration::from_secs(5);
-/// Connections at once from one client address: a page load needs a
-/// handful; one phone must not be able to take every slot.
-pub const MAX_PER_CLIENT: usize = 16;
 
 /// Binds the portal listener. A wildcard IPv4 address binds the IPv6
 /// wildcard instead (dual stack), so captured IPv6 clients are served too.
@@ -43,6 +40,7 @@ pub async fn serve(
     listener: TcpListener,
     portal: Arc<Portal>,
     max_connections: usize,
+    max_per_client: usize,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -50,7 +48,7 @@ pub async fn serve(
     let over = portal.clone();
     Acceptor::new("portal", max_connections)
         .on_error(move || PortalStats::bump(&refused.stats.connections_refused))
-        .per_client(MAX_PER_CLIENT, move || {
+        .per_client(max_per_client, move || {
             PortalStats::bump(&over.stats.connections_over_client_cap)
         })
         .run(

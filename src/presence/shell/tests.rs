@@ -266,7 +266,12 @@ async fn a_station_with_a_members_key_is_signed_in_at_association_whatever_its_m
     r.shell
         .observe(&dhcp(7, DhcpMessageType::Request), &mut more);
     assert_eq!(
-        r.shell.machine().device(mac(7)).unwrap().member_id.as_deref(),
+        r.shell
+            .machine()
+            .device(mac(7))
+            .unwrap()
+            .member_id
+            .as_deref(),
         Some(id.as_str())
     );
 }
