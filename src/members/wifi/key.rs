@@ -117,7 +117,7 @@ mod tests {
         for bad in b"01OlI" {
             assert!(!ALPHABET.contains(bad), "{}", char::from(*bad));
         }
-        assert!(SYMBOLS * 5 >= 64, "at least 64 bits");
+        const { assert!(SYMBOLS * 5 >= 64, "at least 64 bits") };
         let mut seen = std::collections::HashSet::new();
         for _ in 0..200 {
             let p = Passphrase::generate();
