@@ -354,8 +354,8 @@ fn print_human(request: &Request, data: &serde_json::Value) {
         }
         Request::Members => {
             println!(
-                "{:<24}  {:<6}  {:<13}  {:<17}  LAST SEEN",
-                "MEMBER", "PHONE", "METHOD", "DEVICES"
+                "{:<24}  {:<6}  {:<13}  {:<17}  {:<4}  LAST SEEN",
+                "MEMBER", "PHONE", "METHOD", "DEVICES", "WIFI"
             );
             for m in data.as_array().into_iter().flatten() {
                 let devices: Vec<String> = m["devices"]
@@ -368,8 +368,14 @@ fn print_human(request: &Request, data: &serde_json::Value) {
                     serde_json::Value::String(d) => format!("**{d}"),
                     _ => "-".into(),
                 };
+                // Whether the member holds a Wi-Fi key; never the key.
+                let wifi = if m["has_wifi_key"] == true {
+                    "key"
+                } else {
+                    "-"
+                };
                 println!(
-                    "{:<24}  {:<6}  {:<13}  {:<17}  {}",
+                    "{:<24}  {:<6}  {:<13}  {:<17}  {:<4}  {}",
                     s(&m["member_id"]),
                     phone,
                     s(&m["method"]),
@@ -378,6 +384,7 @@ fn print_human(request: &Request, data: &serde_json::Value) {
                     } else {
                         devices.join(",")
                     },
+                    wifi,
                     s(&m["last_seen"])
                 );
             }

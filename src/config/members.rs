@@ -4,12 +4,14 @@
 //! guest from using the box to text the world or to fill it with members
 //! (the countries codes are texted to, the hourly caps, the number of
 //! stored members, whether a bare member number is trusted with consent).
+//! `[members.wifi]` (per-member Wi-Fi keys) is checked in `super::wifi`.
 
 use std::time::Duration;
 
 use super::ConfigError;
 use super::check::positive;
 use super::raw::RawMembers;
+use super::wifi::{self, WifiConfig};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MembersConfig {
@@ -48,6 +50,8 @@ pub struct MembersConfig {
     /// Member records kept; past it a new member signs in for the session
     /// only and nothing is stored for them.
     pub max_members: u32,
+    /// `[members.wifi]`: per-member Wi-Fi keys, when configured.
+    pub wifi: Option<WifiConfig>,
 }
 
 impl Default for MembersConfig {
@@ -69,6 +73,7 @@ impl Default for MembersConfig {
             member_number_trusted: false,
             member_number_per_hour: 100,
             max_members: 20_000,
+            wifi: None,
         }
     }
 }
@@ -195,6 +200,7 @@ pub(super) fn validate(raw: RawMembers) -> Result<MembersConfig, ConfigError> {
             format!("{version:?} must be 1 to 32 characters of a-z, A-Z, 0-9, '.', '_' and '-'"),
         ));
     }
+    let wifi = raw.wifi.map(wifi::validate).transpose()?;
     Ok(MembersConfig {
         remember_days: raw.remember_days,
         max_devices: raw.max_devices,
@@ -211,6 +217,7 @@ pub(super) fn validate(raw: RawMembers) -> Result<MembersConfig, ConfigError> {
         member_number_trusted: raw.member_number_trusted,
         member_number_per_hour: raw.member_number_per_hour,
         max_members: raw.max_members,
+        wifi,
     })
 }
 

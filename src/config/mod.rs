@@ -27,6 +27,7 @@ mod raw;
 mod storage;
 mod store;
 pub mod uci;
+mod wifi;
 
 use std::path::Path;
 
@@ -43,6 +44,7 @@ pub use privacy::PrivacyConfig;
 pub use raw::RawConfig;
 pub use storage::{DEFAULT_OUTBOX_MAX_EVENTS, StorageConfig};
 pub use store::StoreConfig;
+pub use wifi::WifiConfig;
 
 /// A config problem, naming the key (`portal.session_timeout`) and what is
 /// wrong with it.

@@ -166,6 +166,18 @@ pub struct RawMembers {
     pub member_number_per_hour: u32,
     #[serde(default = "default_max_members")]
     pub max_members: u32,
+    /// `[members.wifi]`: the members' SSID with per-member keys.
+    pub wifi: Option<RawMembersWifi>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMembersWifi {
+    pub ssid: String,
+    pub psk_file: String,
+    pub hostapd_ctrl: Vec<String>,
+    #[serde(default)]
+    pub allow_member_number: bool,
 }
 
 impl Default for RawMembers {
@@ -186,6 +198,7 @@ impl Default for RawMembers {
             member_number_trusted: false,
             member_number_per_hour: default_member_number_per_hour(),
             max_members: default_max_members(),
+            wifi: None,
         }
     }
 }

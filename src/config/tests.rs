@@ -9,6 +9,7 @@ use super::*;
 mod hq;
 mod members;
 mod presence;
+mod wifi;
 
 const MINIMAL: &str = r#"
 [store]

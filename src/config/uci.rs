@@ -30,12 +30,25 @@ const SECTIONS: &[&str] = &[
     "firewall",
     "presence",
     "members",
+    "members_wifi",
     "privacy",
     "storage",
     "hq",
     "dashboard",
     "control",
 ];
+
+/// UCI section types whose TOML table is nested (`config members_wifi` →
+/// `[members.wifi]`): UCI has no nesting.
+const NESTED: &[(&str, &str)] = &[("members_wifi", "members.wifi")];
+
+/// The TOML table a UCI section type is written as.
+fn toml_table(section: &str) -> &str {
+    NESTED
+        .iter()
+        .find(|(uci, _)| *uci == section)
+        .map_or(section, |(_, table)| table)
+}
 
 /// Sections the TOML requires.
 const REQUIRED: &[&str] = &["store", "lan", "storage"];
@@ -67,6 +80,8 @@ const TYPED_KEYS: &[(&str, &str, Kind)] = &[
     ("members", "member_number_trusted", Kind::Bool),
     ("members", "member_number_per_hour", Kind::Int),
     ("members", "max_members", Kind::Int),
+    ("members_wifi", "hostapd_ctrl", Kind::List),
+    ("members_wifi", "allow_member_number", Kind::Bool),
     ("privacy", "forget_unbound_after_days", Kind::Int),
     ("storage", "outbox_max_events", Kind::Int),
     ("hq", "gzip", Kind::Bool),
@@ -438,7 +453,7 @@ pub fn translate(file: &UciFile) -> Result<String, UciError> {
         let Some(section) = file.sections.iter().find(|s| s.kind == *name) else {
             continue;
         };
-        out.push_str(&format!("\n[{name}]\n"));
+        out.push_str(&format!("\n[{}]\n", toml_table(name)));
         for option in &section.options {
             if let Some(value) = toml_value(section, option)? {
                 // Option names are [A-Za-z0-9_]: bare TOML keys. Values are
@@ -464,9 +479,17 @@ pub fn to_toml(text: &str) -> Result<String, UciError> {
 /// Maps a TOML key (`portal.idle_timeout`) back to its UCI section and option.
 fn locate(file: &UciFile, key: &str, problem: &str) -> UciError {
     let problem = strip_toml_line(problem);
-    let (section_name, option_name) = match key.split_once('.') {
-        Some((s, o)) => (s, Some(o)),
-        None => (key, None),
+    let nested = NESTED.iter().find_map(|(uci, table)| {
+        let rest = key.strip_prefix(table)?;
+        match rest.strip_prefix('.') {
+            Some(o) => Some((*uci, Some(o))),
+            None => rest.is_empty().then_some((*uci, None)),
+        }
+    });
+    let (section_name, option_name) = match (nested, key.split_once('.')) {
+        (Some(found), _) => found,
+        (None, Some((s, o))) => (s, Some(o)),
+        (None, None) => (key, None),
     };
     match file.sections.iter().find(|s| s.kind == section_name) {
         Some(section) => {

@@ -54,6 +54,7 @@ impl Members {
         let mut credited: Option<String> = None;
         // The consents as taken (see above), for HQ.
         let taken;
+        let wifi_method;
         let linked = {
             let mut inner = self.lock();
             let pending = inner.pending(member_id, now).cloned();
@@ -153,6 +154,7 @@ impl Members {
                 );
             }
             inner.pending.remove(member_id);
+            wifi_method = method;
             Linked {
                 member_id: member_id.to_string(),
                 remembered: consent.remember_device,
@@ -160,6 +162,13 @@ impl Members {
                 unbound,
             }
         };
+        self.offer_wifi_key(
+            mac,
+            member_id,
+            wifi_method,
+            linked.remembered && linked.consent_stored,
+            now,
+        );
         tracing::info!(
             member_id,
             remembered = linked.remembered,

@@ -1,6 +1,8 @@
 //! Reading members out and erasing them: the welcome page's last four
-//! digits, `ctl members` (`list`) and erasure (`erase`), which tells HQ
-//! before it removes anything so the erasure is never lost.
+//! digits, `ctl members` (`list`, which says whether a member holds a
+//! Wi-Fi key, never the key) and erasure (`erase`, which takes the
+//! member's Wi-Fi key out of hostapd's file too), which tells HQ before
+//! it removes anything so the erasure is never lost.
 
 use super::record::MemberRecord;
 use super::{Erased, MemberError, MemberView, Members, is_member_id};
@@ -49,6 +51,7 @@ impl Members {
                     staff_code: r.staff_code.clone(),
                     created_at: r.created_at.rfc3339(),
                     last_seen: r.last_seen().map(Timestamp::rfc3339),
+                    has_wifi_key: self.has_wifi_key(&r.member_id),
                 };
                 (r.created_at, view)
             })
@@ -107,6 +110,10 @@ impl Members {
         inner.otp.forget(member_id);
         drop(inner);
         self.store.flush()?;
+        // The record (and the PSK in it) is gone; so goes the key in force.
+        if let Err(e) = self.drop_wifi_key(member_id) {
+            tracing::error!(member_id, "erased, but the PSK file was not rewritten: {e}");
+        }
         tracing::info!(member_id, devices = devices.len(), "member erased");
         Ok(Erased {
             member_id: member_id.to_string(),

@@ -21,7 +21,9 @@
 //!   of numbers, member-number attempts per box);
 //! - `ticket`: the sign-in page's proof that it was loaded, which every
 //!   texted code from the portal costs;
-//! - `record`: the stored record and the pure binding rules.
+//! - `record`: the stored record and the pure binding rules;
+//! - `wifi`: per-member Wi-Fi keys (`[members.wifi]`) and hostapd's PSK
+//!   file.
 //!
 //! This file holds `Members` itself: its state, `open` and the record
 //! store.
@@ -64,6 +66,7 @@ pub mod record;
 mod sign_in;
 pub mod ticket;
 mod types;
+pub mod wifi;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -78,6 +81,7 @@ use crate::uplink::sink::EventSink;
 
 pub use ids::{MemberId, is_member_id};
 pub use types::{CodeIssued, Consent, Erased, Linked, MemberError, MemberView};
+pub use wifi::{Passphrase, WifiChange, WifiKeyError, WifiKeys, WifiListener};
 
 use limits::Limits;
 use otp::{OtpBook, OtpPolicy};
@@ -158,6 +162,8 @@ pub struct Members {
     config: MembersConfig,
     remember: Duration,
     inner: Mutex<Inner>,
+    /// Per-member Wi-Fi keys, with `[members.wifi]`.
+    wifi: Option<WifiKeys>,
 }
 
 impl Members {
@@ -189,6 +195,7 @@ impl Members {
                 }
             }
         }
+        let wifi = config.wifi.clone().map(|w| WifiKeys::new(w, &records));
         let mut index = HashMap::new();
         let mut changed = 0;
         for (i, mut r) in records.into_iter().enumerate() {
@@ -235,7 +242,14 @@ impl Members {
             lockout: config.otp_lockout,
             ..OtpPolicy::default()
         };
+        // hostapd reads the file at start: it must hold the keys in force.
+        if let Some(w) = &wifi
+            && let Err(e) = w.write_psk_file()
+        {
+            tracing::error!("members' Wi-Fi keys are not available to hostapd: {e}");
+        }
         Ok(Members {
+            wifi,
             store,
             events,
             key,

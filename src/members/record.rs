@@ -94,6 +94,29 @@ pub struct MemberRecord {
     /// one given).
     pub staff_code: Option<String>,
     pub created_at: Timestamp,
+    /// The member's Wi-Fi key (its PSK only), if one was issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wifi_key: Option<WifiKeyRecord>,
+}
+
+/// A member's Wi-Fi key as stored: the PSK hostapd uses and the SSID it
+/// was derived for; never the passphrase. `Debug` hides the PSK.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WifiKeyRecord {
+    /// 64 hex digits.
+    pub psk: String,
+    pub ssid: String,
+    pub issued_at: Timestamp,
+}
+
+impl std::fmt::Debug for WifiKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WifiKeyRecord")
+            .field("psk", &"***")
+            .field("ssid", &self.ssid)
+            .field("issued_at", &self.issued_at)
+            .finish()
+    }
 }
 
 impl MemberRecord {
@@ -106,6 +129,7 @@ impl MemberRecord {
             bindings: Vec::new(),
             staff_code: None,
             created_at: now,
+            wifi_key: None,
         }
     }
 

@@ -137,6 +137,8 @@ pub struct MemberView {
     pub created_at: String,
     /// The latest recognition of any bound device.
     pub last_seen: Option<String>,
+    /// Whether the member holds a members' Wi-Fi key (never the key).
+    pub has_wifi_key: bool,
 }
 
 /// What `erase` removed.

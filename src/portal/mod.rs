@@ -13,7 +13,10 @@
 //!   to the member and authorised, then `303` to `/welcome`;
 //! - `POST /signin/member` — member-number sign-in, then `303` to `/welcome`;
 //! - `GET /welcome` — a signed-in member's greeting, the campaign HQ
-//!   targets at them (`campaign`), time left and sign-out;
+//!   targets at them (`campaign`), the members' Wi-Fi key when the
+//!   sign-in earned one (shown once), time left and sign-out;
+//! - `GET /wifi/profile.mobileconfig` — the Apple Wi-Fi profile of the
+//!   key just shown to this device; `POST /wifi/renew` — "Get a new key";
 //! - `GET /status` — time left and a sign-out button; `POST /logout`;
 //! - `GET /api/captive` — RFC 8908 captive-portal API.
 //!

@@ -16,6 +16,11 @@ pub const PHONE: &str = include_str!("../../web/portal/phone.html");
 pub const CODE: &str = include_str!("../../web/portal/code.html");
 pub const WELCOME: &str = include_str!("../../web/portal/welcome.html");
 pub const CAMPAIGN: &str = include_str!("../../web/portal/campaign.html");
+/// The welcome page's new members' Wi-Fi key (QR code, passphrase,
+/// Apple profile link).
+pub const WIFI_KEY: &str = include_str!("../../web/portal/wifi_key.html");
+/// The welcome page's "Get a new key" for a member holding one.
+pub const WIFI_RENEW: &str = include_str!("../../web/portal/wifi_renew.html");
 
 /// Fills a portal template (see `web::template`); `{{raw:style}}` is the
 /// portal's stylesheet.
@@ -33,7 +38,7 @@ mod tests {
     #[test]
     fn every_template_key_is_translated() {
         for template in [
-            LOGIN, STATUS, MESSAGE, MEMBER, PHONE, CODE, WELCOME, CAMPAIGN,
+            LOGIN, STATUS, MESSAGE, MEMBER, PHONE, CODE, WELCOME, CAMPAIGN, WIFI_KEY, WIFI_RENEW,
         ] {
             for piece in template.split("{{t:").skip(1) {
                 let key = piece.split("}}").next().unwrap();

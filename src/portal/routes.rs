@@ -6,7 +6,8 @@
 //! handler each. Here: sign-in by terms, status, sign-out and the pages
 //! they share; `captive`: captured traffic, probes and the RFC 8908 API;
 //! `guard`: what every POST goes through (origin, bounded form, form
-//! token); `members`: member sign-in.
+//! token); `members`: member sign-in; `wifi`: the members' Wi-Fi key on
+//! the welcome page, its Apple profile and renewal.
 
 use std::net::IpAddr;
 
@@ -38,6 +39,7 @@ const MAX_STAFF_LEN: usize = 32;
 mod captive;
 mod guard;
 mod members;
+pub(crate) mod wifi;
 /// Tests (here and the dashboard's) post with a device's form token.
 #[cfg(test)]
 pub(crate) use guard::{csrf_token, utc_day};
@@ -136,14 +138,25 @@ pub(crate) async fn route<B: crate::http::Body>(
         (&Method::POST, "/signin/code") => request_code(&cx, req).await,
         (&Method::POST, "/signin/verify") => verify_code(&cx, req).await,
         (&Method::POST, "/signin/member") => member_number(&cx, req).await,
-        (&Method::GET | &Method::HEAD, "/welcome") => welcome(&cx),
+        (&Method::GET | &Method::HEAD, "/welcome") => welcome(&cx, method == Method::GET).await,
+        (&Method::GET | &Method::HEAD, "/wifi/profile.mobileconfig") => wifi::profile(&cx),
+        (&Method::POST, "/wifi/renew") => wifi::renew(&cx, req).await,
         (&Method::GET | &Method::HEAD, "/status") => status(&cx),
         (&Method::POST, "/logout") => sign_out(&cx, req).await,
         (&Method::GET | &Method::HEAD, "/api/captive") => captive::api(&cx),
         (
             _,
-            "/" | "/login" | "/status" | "/logout" | "/api/captive" | "/signin/code"
-            | "/signin/verify" | "/signin/member" | "/welcome",
+            "/"
+            | "/login"
+            | "/status"
+            | "/logout"
+            | "/api/captive"
+            | "/signin/code"
+            | "/signin/verify"
+            | "/signin/member"
+            | "/welcome"
+            | "/wifi/profile.mobileconfig"
+            | "/wifi/renew",
         ) => bad(
             portal,
             StatusCode::METHOD_NOT_ALLOWED,

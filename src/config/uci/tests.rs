@@ -210,7 +210,7 @@ fn unknown_section_is_an_error() {
     let e = err(&format!("{BASE}config captive 'x'\n\toption a 'b'\n"));
     assert_eq!(
         e,
-        "section 'x' (config captive, line 7): unknown section type 'captive'; expected one of store, lan, portal, firewall, presence, members, privacy, storage, hq, dashboard, control, service"
+        "section 'x' (config captive, line 7): unknown section type 'captive'; expected one of store, lan, portal, firewall, presence, members, members_wifi, privacy, storage, hq, dashboard, control, service"
     );
 }
 
@@ -304,6 +304,7 @@ fn schema_covers_the_example_config() {
         .map(|l| {
             let t = l.trim_start();
             if t.starts_with("# [hq]")
+                || t.starts_with("# [members.wifi]")
                 || (t.starts_with("# ")
                     && t[2..].split(' ').nth(1) == Some("=")
                     && !t[2..].starts_with('['))
@@ -316,9 +317,30 @@ fn schema_covers_the_example_config() {
         .collect::<Vec<_>>()
         .join("\n");
     let value: toml::Table = toml::from_str(&text).expect("example parses");
+    // UCI has no nesting: [members.wifi] is `config members_wifi`.
+    let mut flat = Vec::new();
     for (section, table) in &value {
+        let toml::Value::Table(table) = table else {
+            panic!("{section} is not a table")
+        };
+        let mut keys = toml::Table::new();
+        for (key, v) in table {
+            match v {
+                toml::Value::Table(inner) => flat.push((
+                    format!("{section}_{key}"),
+                    toml::Value::Table(inner.clone()),
+                )),
+                v => {
+                    keys.insert(key.clone(), v.clone());
+                }
+            }
+        }
+        flat.push((section.clone(), toml::Value::Table(keys)));
+    }
+    for (section, table) in &flat {
+        let section = section.as_str();
         assert!(
-            SECTIONS.contains(&section.as_str()),
+            SECTIONS.contains(&section),
             "section [{section}] of the example is not in uci::SECTIONS"
         );
         let toml::Value::Table(table) = table else {
@@ -353,4 +375,32 @@ fn strip_toml_line_only_strips_line_numbers() {
         "bad; expected x"
     );
     assert_eq!(strip_toml_line("a (linear) b"), "a (linear) b");
+}
+
+#[test]
+fn members_wifi_section_becomes_the_nested_table() {
+    let text = format!(
+        "{BASE}\nconfig members_wifi 'members_wifi'\n\toption ssid 'Store Members'\n\
+         \toption psk_file '/var/run/storegate/members.psk'\n\
+         \tlist hostapd_ctrl '/var/run/hostapd/wlan0-1'\n\
+         \tlist hostapd_ctrl '/var/run/hostapd/wlan1-1'\n\toption allow_member_number '1'\n"
+    );
+    let toml_text = to_toml(&text).unwrap();
+    assert!(toml_text.contains("\n[members.wifi]\n"), "{toml_text}");
+    let c = Config::parse(&toml_text).unwrap();
+    let w = c.members.wifi.unwrap();
+    assert_eq!(w.ssid, "Store Members");
+    assert_eq!(w.hostapd_ctrl.len(), 2);
+    assert!(w.allow_member_number);
+    // Errors point at the UCI section and option.
+    let bad = format!(
+        "{BASE}\nconfig members_wifi\n\toption ssid '{}'\n\toption psk_file '/x'\n\
+         \tlist hostapd_ctrl '/y'\n",
+        "x".repeat(33)
+    );
+    let e = err(&bad);
+    assert!(
+        e.contains("config members_wifi") && e.contains("option 'ssid'"),
+        "{e}"
+    );
 }

@@ -476,8 +476,9 @@ pub(super) fn code_html(
 }
 
 /// `GET /welcome`: a signed-in member's page: greeting, HQ's campaign
-/// for them, time left.
-pub(super) fn welcome(cx: &Cx) -> Resp {
+/// for them, the members' Wi-Fi key when the sign-in earned one (only on
+/// a `GET`: shown once), time left.
+pub(super) async fn welcome(cx: &Cx<'_>, get: bool) -> Resp {
     let (portal, asker, lang) = (cx.portal, &cx.asker, cx.page_lang());
     let dst = cx.dst();
     let dst = dst.as_deref();
@@ -500,6 +501,7 @@ pub(super) fn welcome(cx: &Cx) -> Resp {
     let offer = campaign::for_member(&campaigns, member_id)
         .map(|c| render(pages::CAMPAIGN, lang, &[("name", &c.name)], &[]))
         .unwrap_or_default();
+    let wifi = super::wifi::welcome_section(cx, client, member_id, lang, get).await;
     let html = render(
         pages::WELCOME,
         lang,
@@ -511,6 +513,7 @@ pub(super) fn welcome(cx: &Cx) -> Resp {
         ],
         &[
             ("campaign", &offer),
+            ("wifi", &wifi),
             ("continue", &continue_link(lang, dst)),
         ],
     );

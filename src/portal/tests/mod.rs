@@ -11,6 +11,7 @@ mod forms;
 mod member;
 mod phone;
 mod sync;
+mod wifi;
 
 use std::net::IpAddr;
 use std::sync::Arc;
