@@ -331,4 +331,48 @@ mod tests {
         assert!(!answer_is(b"FAIL\n", "OK"));
         assert!(!answer_is(b"OKAY\n", "OK"));
     }
+
+    /// Real lines with bytes flipped, cut and repeated: never a panic, and
+    /// what is accepted is well formed.
+    #[test]
+    fn mangled_lines_never_panic() {
+        let seeds: [&[u8]; 3] = [
+            b"<3>AP-STA-CONNECTED 02:11:22:33:44:55 keyid=m_AbCdEfGhIjKlMnOpQrStUv",
+            b"<3>AP-STA-DISCONNECTED 02:11:22:33:44:55",
+            b"02:11:22:33:44:55\nflags=[AUTH]\nkeyid=m_AbCdEfGhIjKlMnOpQrStUv\n",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut rand = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..20_000 {
+            let mut line = seeds[round % seeds.len()].to_vec();
+            for _ in 0..(rand() % 4 + 1) {
+                let at = (rand() as usize) % (line.len() + 1);
+                match rand() % 4 {
+                    0 if at < line.len() => line[at] = rand() as u8,
+                    1 => line.truncate(at),
+                    2 => line.insert(at, [b' ', b'=', b'<', b'\n', 0xff][(rand() % 5) as usize]),
+                    _ => line.extend_from_within(..at),
+                }
+            }
+            let keyid_ok = |k: &Option<String>| {
+                k.as_ref()
+                    .is_none_or(|k| valid_keyid(k.as_bytes()).as_ref() == Some(k))
+            };
+            if let Some(event) = parse_event(&line) {
+                assert!(event.mac().is_unicast_client());
+                if let StationEvent::Connected { keyid, .. } = &event {
+                    assert!(keyid_ok(keyid), "{line:?}");
+                }
+            }
+            if let Some(station) = parse_station(&line) {
+                assert!(station.mac.is_unicast_client());
+                assert!(keyid_ok(&station.keyid), "{line:?}");
+            }
+        }
+    }
 }
