@@ -327,9 +327,12 @@ async fn restart() {
     let state = standin.wait_state(Duration::from_secs(2), |s| s["attached"] == 1);
     assert_eq!(state["attached"], 1, "{state}");
 
-    // Killed: the socket file stays behind, as after a crash.
+    // Killed right after a PING was answered (the worst moment for a
+    // client that only PINGs); its socket file stays behind, as after a
+    // crash, and the new one is bound in its place.
+    let state = standin.wait_state(Duration::from_secs(5), |s| s["ping"] != 0);
+    assert_ne!(state["ping"], 0, "no PING: {state}");
     drop(standin);
-    tokio::time::sleep(Duration::from_millis(700)).await;
     let mut standin = Standin::start(&ctrl, &psk_file);
     let back = Instant::now();
     // A phone joins at once, before storegate can have re-attached.
@@ -344,6 +347,7 @@ async fn restart() {
         attached_after < Duration::from_secs(2),
         "{attached_after:?}"
     );
+    eprintln!("re-attached {attached_after:?} after the restart");
     let left = Duration::from_secs(2).saturating_sub(back.elapsed());
     assert_eq!(
         next(&mut events, left).await,

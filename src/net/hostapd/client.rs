@@ -396,6 +396,10 @@ impl Link {
 }
 
 /// Which socket is at `path` now (a restarted hostapd binds a new one).
-fn path_identity(path: &Path) -> Option<(u64, u64)> {
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+/// The inode alone is not enough: the new socket often gets the number
+/// the old one just freed, but not its change time.
+fn path_identity(path: &Path) -> Option<(u64, u64, i64, i64)> {
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino(), m.ctime(), m.ctime_nsec()))
 }
