@@ -4,6 +4,7 @@
 
 pub mod capture;
 pub mod feed;
+pub mod hostapd;
 pub mod iface;
 pub mod neigh;
 pub mod wire;

@@ -44,6 +44,9 @@
 //!   documented Python verifier against the crate's signer.
 //! * [`dashboard`]: the manager's dashboard in headless Chromium.
 //! * [`demo`]: `storegate demo`, the simulated store, end to end.
+//! * [`hostapd`]: the hostapd control-interface client against a stand-in
+//!   hostapd (`tests/lab/hostapd_standin.py`): members' keys, the station
+//!   listing, commands, and a hostapd restart.
 //!
 //! On the source:
 //!
@@ -57,6 +60,7 @@ mod captive;
 mod dashboard;
 mod delivery;
 mod demo;
+mod hostapd;
 mod hq_clock;
 mod hq_faults;
 mod hq_tls;
