@@ -15,6 +15,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod wifi;
+
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -326,6 +328,26 @@ pub async fn run_with(config: Config, hooks: Hooks) -> anyhow::Result<()> {
         config.presence.summary_interval,
         shutdown.clone(),
     ));
+    if let Some(wifi_config) = &config.members.wifi {
+        // storegate's own hostapd client sockets sit next to its control
+        // socket (a runtime directory only root can write).
+        let local_dir = config
+            .control
+            .socket
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_else(|| config.storage.path.clone());
+        std::fs::create_dir_all(&local_dir)
+            .with_context(|| format!("control.socket: cannot create {}", local_dir.display()))?;
+        wifi::start(
+            wifi_config,
+            members.clone(),
+            presence_shell.clone(),
+            local_dir,
+            &shutdown,
+            &tracker,
+        );
+    }
 
     let control_path = config.control.socket.clone();
     let control_listener = control_server::bind(&control_path)

@@ -8,18 +8,16 @@
 //! SSID `IEEE`) as hex, so the stand-in's key derivation is checked against
 //! the standard, and a second member's key computed by Python's hashlib.
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc as std_mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use storegate::mac::MacAddr;
 use storegate::net::hostapd::{self, Hostapd, HostapdSet, StationEvent};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::harness::hostapd::Standin;
 use crate::harness::process::python;
 
 const SSID: &str = "IEEE";
@@ -62,80 +60,6 @@ fn write_psk_file(dir: &Path) -> PathBuf {
     path
 }
 
-/// The stand-in, killed when dropped.
-struct Standin {
-    child: Child,
-    stdin: ChildStdin,
-    lines: std_mpsc::Receiver<String>,
-}
-
-impl Standin {
-    fn start(ctrl: &Path, psk_file: &Path) -> Standin {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/hostapd_standin.py");
-        let mut child = Command::new(python())
-            .arg(script)
-            .arg("--ctrl")
-            .arg(ctrl)
-            .args(["--ssid", SSID, "--psk-file"])
-            .arg(psk_file)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the hostapd stand-in");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = std_mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut standin = Standin {
-            child,
-            stdin,
-            lines,
-        };
-        assert_eq!(standin.line(), "ready");
-        standin
-    }
-
-    fn line(&mut self) -> String {
-        self.lines
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the stand-in answers")
-    }
-
-    fn say(&mut self, command: &str) -> String {
-        writeln!(self.stdin, "{command}").unwrap();
-        self.line()
-    }
-
-    fn state(&mut self) -> Value {
-        serde_json::from_str(&self.say("state")).unwrap()
-    }
-
-    /// Polls `state` until `check` holds or `within` passes.
-    fn wait_state(&mut self, within: Duration, check: impl Fn(&Value) -> bool) -> Value {
-        let end = Instant::now() + within;
-        loop {
-            let state = self.state();
-            if check(&state) || Instant::now() > end {
-                return state;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Standin {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 type Events = mpsc::Receiver<(usize, StationEvent)>;
 
 async fn next(events: &mut Events, within: Duration) -> StationEvent {
@@ -172,7 +96,7 @@ async fn joins_leaves_and_commands_through_the_control_socket() {
     let dir = tempfile::tempdir().unwrap();
     let psk_file = write_psk_file(dir.path());
     let ctrl = dir.path().join("wlan0");
-    let mut standin = Standin::start(&ctrl, &psk_file);
+    let mut standin = Standin::start(SSID, &ctrl, &psk_file);
     // Joined before storegate attaches: found by the listing.
     assert_eq!(
         standin.say(&format!("join 02:00:00:00:00:01 {ALICE_PASS}")),
@@ -242,7 +166,7 @@ async fn one_client_by_hand() {
     let ctrl = dir.path().join("wlan0");
     let local_dir = dir.path().join("client");
     std::fs::create_dir(&local_dir).unwrap();
-    let mut standin = Standin::start(&ctrl, &psk_file);
+    let mut standin = Standin::start(SSID, &ctrl, &psk_file);
     for (i, pass) in [ALICE_PASS, BOB_PASS, ALICE_PASS].iter().enumerate() {
         assert!(
             standin
@@ -322,7 +246,7 @@ async fn restart() {
     let dir = tempfile::tempdir().unwrap();
     let psk_file = write_psk_file(dir.path());
     let ctrl = dir.path().join("wlan0");
-    let mut standin = Standin::start(&ctrl, &psk_file);
+    let mut standin = Standin::start(SSID, &ctrl, &psk_file);
     let (_set, mut events, stop) = start_run(&ctrl, dir.path());
     let state = standin.wait_state(Duration::from_secs(2), |s| s["attached"] == 1);
     assert_eq!(state["attached"], 1, "{state}");
@@ -333,7 +257,7 @@ async fn restart() {
     let state = standin.wait_state(Duration::from_secs(5), |s| s["ping"] != 0);
     assert_ne!(state["ping"], 0, "no PING: {state}");
     drop(standin);
-    let mut standin = Standin::start(&ctrl, &psk_file);
+    let mut standin = Standin::start(SSID, &ctrl, &psk_file);
     let back = Instant::now();
     // A phone joins at once, before storegate can have re-attached.
     assert_eq!(

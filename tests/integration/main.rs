@@ -19,6 +19,9 @@
 //!   of the box's own services; forged DHCP and ARP frames naming other
 //!   devices (a flood of invented phones, a remembered member's MAC) are
 //!   not believed.
+//! * [`wifi`]: the members' Wi-Fi with the hostapd stand-in: a member's
+//!   personal key lets the phone in at association whatever its MAC,
+//!   20 rejoins with new MACs, leaves ended at once.
 //! * [`members`]: phone + code and member-number sign-in with HQ's messages
 //!   endpoint; remembered devices let in on their DHCP request, lockout,
 //!   erasure, the binding moving to a new MAC, consent.
@@ -71,6 +74,7 @@ mod outbox;
 mod presence;
 mod receiver;
 mod smoke;
+mod wifi;
 
 /// Tests that keep both cores busy for seconds (a headless browser, the
 /// demo's simulated store) take this exclusively; tests that check a

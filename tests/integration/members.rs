@@ -127,7 +127,13 @@ fn form(consent: bool) -> &'static str {
 }
 
 /// Phone + code sign-in; returns the member id `ctl clients` shows.
-fn phone_sign_in(lab: &Lab, gate: &Storegate, c: Client, phone: &str, remember: bool) -> String {
+pub(crate) fn phone_sign_in(
+    lab: &Lab,
+    gate: &Storegate,
+    c: Client,
+    phone: &str,
+    remember: bool,
+) -> String {
     let last4 = &phone[phone.len() - 4..];
     let before = otp_count(lab, last4);
     let p = lab.portal_post(

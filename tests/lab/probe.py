@@ -42,7 +42,7 @@ import sys
 import time
 import urllib.parse
 
-BODY_LIMIT = 8192
+BODY_LIMIT = 65536  # a welcome page carries an inline SVG QR code
 START = time.monotonic()
 
 

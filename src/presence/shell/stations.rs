@@ -79,6 +79,18 @@ impl PresenceShell {
             .cloned()
     }
 
+    /// The stations on the members' Wi-Fi now with `member_id`'s key
+    /// (to deauthenticate when that key is renewed or removed).
+    pub fn stations_of(&self, member_id: &str) -> Vec<MacAddr> {
+        self.by_key
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, m)| m.as_str() == member_id)
+            .map(|(mac, _)| *mac)
+            .collect()
+    }
+
     /// How a visit's member was recognised: by the Wi-Fi key its station
     /// joined with, else by the device's remembered MAC.
     pub(super) fn recognised_by(&self, v: &Visit) -> Option<RecognisedBy> {

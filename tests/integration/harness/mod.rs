@@ -36,6 +36,7 @@ pub mod daemon;
 pub mod diag;
 pub mod forge;
 pub mod gateway;
+pub mod hostapd;
 pub mod hq;
 pub mod internet;
 pub mod lab;

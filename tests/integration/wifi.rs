@@ -1,0 +1,162 @@
+//! The members' Wi-Fi in the lab: a real storegate with nftables, dnsmasq
+//! and HQ's messages endpoint (as in `members`), and the hostapd stand-in
+//! (`harness::hostapd`) reading the PSK file storegate writes.
+//!
+//! A member signs in with phone + code and "remember this device"; the
+//! welcome page shows a personal passphrase; the phone joins the members'
+//! SSID with it — the stand-in accepts it only if PBKDF2 of it over the
+//! SSID is the file's PSK for that member's `keyid` — each time with a new
+//! (rotated) MAC, and is let in at association: its first HTTP request
+//! after DHCP reaches the internet, and `visit.started` says
+//! `recognised_by: "wifi_key"`. A leave by disassociation ends presence at
+//! once. A station with the member's old MAC but no key is not recognised.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::ctl::client_entry;
+use crate::harness::hostapd::Standin;
+use crate::harness::internet::inet_url;
+use crate::harness::{self, Client, PORTAL};
+use crate::members::{hq_lines, member_lab_with, phone_sign_in};
+use crate::{check, check_eq, fail};
+
+const PHONE: Client = Client::C1;
+const SSID: &str = "Store Members";
+/// Rejoins, each with a new private MAC.
+const REJOINS: u8 = 20;
+
+/// The passphrase the welcome page shows.
+fn passphrase(page: &str) -> Option<String> {
+    let marker = "<code class=\"wifi-passphrase\">";
+    let start = page.find(marker)? + marker.len();
+    let end = page[start..].find("</code>")?;
+    Some(page[start..start + end].to_string())
+}
+
+/// `visit.started` events HQ got for `member`, recognised by key.
+fn started_by_key(lab: &harness::Lab, member: &str) -> usize {
+    hq_lines(lab)
+        .iter()
+        .filter(|e| {
+            e["type"] == "com.storegate.visit.started"
+                && e["data"]["member_id"] == member
+                && e["data"]["recognised_by"] == "wifi_key"
+        })
+        .count()
+}
+
+#[test]
+fn a_member_with_a_personal_key_is_let_in_at_association_whatever_the_mac() {
+    let _cpu = crate::timed();
+    let dir = tempfile::tempdir().unwrap();
+    let psk_file = dir.path().join("members.psk");
+    let ctrl = dir.path().join("hostapd.ctrl");
+    let extra = format!(
+        "[members.wifi]\nssid = \"{SSID}\"\npsk_file = \"{}\"\nhostapd_ctrl = [\"{}\"]\n",
+        psk_file.display(),
+        ctrl.display()
+    );
+    let Some((lab, gate)) = member_lab_with("wifi", &extra) else {
+        return;
+    };
+    // storegate wrote the (empty) file at start; hostapd comes up.
+    let mut hostapd = Standin::start(SSID, &ctrl, &psk_file);
+    let member = phone_sign_in(&lab, &gate, PHONE, "13812345678", true);
+    let welcome = lab.http(PHONE, &format!("{PORTAL}/welcome"));
+    let Some(pass) = passphrase(welcome.body()) else {
+        fail!(lab, "no passphrase on the welcome page: {welcome}");
+    };
+    check!(
+        lab,
+        welcome.body().contains("<svg") && welcome.body().contains("mobileconfig"),
+        "no QR code or profile link: {welcome}"
+    );
+    // The key reached hostapd: the file was rewritten and reloaded.
+    let state = hostapd.wait_state(Duration::from_secs(3), |s| {
+        s["reload_wpa_psk"].as_u64().unwrap_or(0) >= 1
+    });
+    check!(
+        lab,
+        state["reload_wpa_psk"].as_u64().unwrap_or(0) >= 1,
+        "no RELOAD_WPA_PSK: {state}"
+    );
+    let old_mac = lab.client_mac(PHONE);
+
+    // A stranger with the member's old MAC but no key: not the member.
+    gate.ctl_ok(&["deauth", &old_mac]);
+    let wrong = hostapd.say(&format!("join {old_mac} not-the-key-1234"));
+    check_eq!(lab, wrong, "refused", "a wrong passphrase joined");
+
+    let mut recognised = 0;
+    for n in 0..REJOINS {
+        let mac = format!("02:5a:00:00:{:02x}:{:02x}", n, n.wrapping_mul(7));
+        lab.set_mac(PHONE, &mac);
+        let joined = hostapd.say(&format!("join {mac} {pass}"));
+        check_eq!(
+            lab,
+            joined,
+            format!("joined {member}"),
+            "the stand-in did not take the passphrase for the member's keyid"
+        );
+        // Signed in at association, before any DHCP.
+        let started = Instant::now();
+        let entry = loop {
+            let e = client_entry(&gate, &mac);
+            if e.as_ref().is_some_and(|e| e["state"] == "authorized")
+                || started.elapsed() > Duration::from_secs(3)
+            {
+                break e;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let entry = entry.unwrap_or(Value::Null);
+        check_eq!(
+            lab,
+            entry["state"].as_str(),
+            Some("authorized"),
+            "rejoin {n}: {entry}"
+        );
+        check_eq!(
+            lab,
+            entry["member_id"].as_str(),
+            Some(member.as_str()),
+            "rejoin {n}"
+        );
+        lab.dhcp(PHONE);
+        let first = lab.http_timeout(PHONE, &inet_url("/"), 2.0);
+        if first.status() == Some(200) {
+            recognised += 1;
+        }
+        let left = hostapd.say(&format!("leave {mac}"));
+        check_eq!(lab, left, "left", "the stand-in");
+        // Gone at once: no probe to wait out.
+        let gone = harness::wait_for(&lab, Duration::from_secs(2), "the leave", || {
+            let devices = gate.ctl_json(&["devices"]);
+            devices
+                .as_array()
+                .and_then(|a| a.iter().find(|d| d["mac"] == mac.as_str()))
+                .filter(|d| d["present"] == false)
+                .cloned()
+        });
+        check_eq!(lab, gone["present"], false, "rejoin {n}");
+    }
+    check_eq!(
+        lab,
+        recognised,
+        REJOINS,
+        "rejoins whose first request reached the internet"
+    );
+
+    // HQ hears of every visit, each recognised by the key.
+    harness::wait_for(
+        &lab,
+        Duration::from_secs(10),
+        "visit.started by key at HQ",
+        || (started_by_key(&lab, &member) >= REJOINS as usize).then_some(()),
+    );
+    harness::say(&format!(
+        "wifi: {recognised} of {REJOINS} rejoins with a new MAC let in by key"
+    ));
+}
