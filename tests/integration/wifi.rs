@@ -160,3 +160,159 @@ fn a_member_with_a_personal_key_is_let_in_at_association_whatever_the_mac() {
         "wifi: {recognised} of {REJOINS} rejoins with a new MAC let in by key"
     ));
 }
+
+/// The stand-in's counters and stations.
+fn count(state: &Value, key: &str) -> u64 {
+    state[key].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn renewal_and_erasure_take_the_key_out_and_end_its_stations() {
+    let dir = tempfile::tempdir().unwrap();
+    let psk_file = dir.path().join("members.psk");
+    let ctrl = dir.path().join("hostapd.ctrl");
+    let extra = format!(
+        "[members.wifi]\nssid = \"{SSID}\"\npsk_file = \"{}\"\nhostapd_ctrl = [\"{}\"]\n",
+        psk_file.display(),
+        ctrl.display()
+    );
+    let Some((lab, gate)) = member_lab_with("wifik", &extra) else {
+        return;
+    };
+    let mut hostapd = Standin::start(SSID, &ctrl, &psk_file);
+    let member = phone_sign_in(&lab, &gate, PHONE, "13812345679", true);
+    let welcome = lab.http(PHONE, &format!("{PORTAL}/welcome"));
+    let Some(old) = passphrase(welcome.body()) else {
+        fail!(lab, "no passphrase on the welcome page: {welcome}");
+    };
+    // Another of the member's devices (a tablet) joins with the key.
+    let tablet = "02:5a:7a:b1:e7:01";
+    let joined = hostapd.say(&format!("join {tablet} {old}"));
+    check_eq!(lab, joined, format!("joined {member}"), "the stand-in");
+    let signed_in = harness::wait_for(&lab, Duration::from_secs(3), "the tablet signed in", || {
+        client_entry(&gate, tablet).filter(|e| e["state"] == "authorized")
+    });
+    check_eq!(
+        lab,
+        signed_in["member_id"].as_str(),
+        Some(member.as_str()),
+        "{signed_in}"
+    );
+    let before = hostapd.state();
+
+    // "Get a new key" on the phone that signed in: the old key stops at once.
+    let renewed = lab.portal_post(PHONE, &format!("{PORTAL}/wifi/renew"), "lang=en");
+    check!(
+        lab,
+        matches!(renewed.status(), Some(200 | 303)),
+        "renewal: {renewed}"
+    );
+    let page = if renewed.status() == Some(303) {
+        lab.http(PHONE, &format!("{PORTAL}/welcome"))
+    } else {
+        renewed
+    };
+    let Some(new) = passphrase(page.body()) else {
+        fail!(lab, "no new passphrase after renewal: {page}");
+    };
+    check!(lab, new != old, "the renewed passphrase is the old one");
+    let state = hostapd.wait_state(Duration::from_secs(3), |s| {
+        count(s, "reload_wpa_psk") > count(&before, "reload_wpa_psk")
+            && count(s, "deauthenticate") > count(&before, "deauthenticate")
+    });
+    check!(
+        lab,
+        count(&state, "reload_wpa_psk") > count(&before, "reload_wpa_psk")
+            && count(&state, "deauthenticate") > count(&before, "deauthenticate"),
+        "renewal did not reload hostapd and end the tablet's association: {state}"
+    );
+    check_eq!(
+        lab,
+        hostapd.say(&format!("join {tablet} {old}")),
+        "refused",
+        "the old passphrase still joins"
+    );
+    check_eq!(
+        lab,
+        hostapd.say(&format!("join {tablet} {new}")),
+        format!("joined {member}"),
+        "the new passphrase"
+    );
+
+    // Erasure: the line goes, hostapd reloads, the station is ended.
+    let before = hostapd.state();
+    gate.ctl_ok(&["member-erase", &member]);
+    let state = hostapd.wait_state(Duration::from_secs(3), |s| {
+        count(s, "reload_wpa_psk") > count(&before, "reload_wpa_psk")
+            && count(s, "deauthenticate") > count(&before, "deauthenticate")
+    });
+    check!(
+        lab,
+        count(&state, "reload_wpa_psk") > count(&before, "reload_wpa_psk")
+            && count(&state, "deauthenticate") > count(&before, "deauthenticate"),
+        "erasure did not reload hostapd and end the station: {state}"
+    );
+    let file = std::fs::read_to_string(&psk_file).unwrap_or_default();
+    check!(
+        lab,
+        !file.contains(&member),
+        "the erased member's line is still there: {file}"
+    );
+    check_eq!(
+        lab,
+        hostapd.say(&format!("join {tablet} {new}")),
+        "refused",
+        "an erased member's key still joins"
+    );
+}
+
+#[test]
+fn a_restarted_hostapd_is_attached_again_and_no_join_is_missed() {
+    let _cpu = crate::timed();
+    let dir = tempfile::tempdir().unwrap();
+    let psk_file = dir.path().join("members.psk");
+    let ctrl = dir.path().join("hostapd.ctrl");
+    let extra = format!(
+        "[members.wifi]\nssid = \"{SSID}\"\npsk_file = \"{}\"\nhostapd_ctrl = [\"{}\"]\n",
+        psk_file.display(),
+        ctrl.display()
+    );
+    let Some((lab, gate)) = member_lab_with("wifir", &extra) else {
+        return;
+    };
+    let hostapd = Standin::start(SSID, &ctrl, &psk_file);
+    let member = phone_sign_in(&lab, &gate, PHONE, "13812345670", true);
+    let welcome = lab.http(PHONE, &format!("{PORTAL}/welcome"));
+    let Some(pass) = passphrase(welcome.body()) else {
+        fail!(lab, "no passphrase on the welcome page: {welcome}");
+    };
+    // hostapd restarts (its socket gone, then back on the same path) and
+    // a phone joins the moment it is up.
+    drop(hostapd);
+    std::thread::sleep(Duration::from_millis(500));
+    let mut hostapd = Standin::start(SSID, &ctrl, &psk_file);
+    let restarted = Instant::now();
+    let station = "02:5a:7a:b1:e7:02";
+    check_eq!(
+        lab,
+        hostapd.say(&format!("join {station} {pass}")),
+        format!("joined {member}"),
+        "the restarted stand-in"
+    );
+    harness::wait_for(
+        &lab,
+        Duration::from_secs(2),
+        "the join after the restart",
+        || client_entry(&gate, station).filter(|e| e["state"] == "authorized"),
+    );
+    let attached = hostapd.state();
+    check!(
+        lab,
+        count(&attached, "attach") >= 1,
+        "not attached again: {attached}"
+    );
+    harness::say(&format!(
+        "wifi: hostapd restarted; the join that followed at once signed in within {:?}",
+        restarted.elapsed()
+    ));
+}
