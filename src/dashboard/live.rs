@@ -17,6 +17,7 @@ use crate::presence::PresenceShell;
 use crate::presence::local::{days_before, local_date};
 use crate::presence::{Classification, DwellBuckets, VisitFrequency};
 use crate::time::Timestamp;
+use crate::uplink::event::RecognisedBy;
 
 /// Event streams open at once; more get `503`.
 pub const MAX_SSE_CLIENTS: usize = 32;
@@ -32,6 +33,8 @@ pub struct Arrival {
     /// `HH:MM`, store time.
     pub local_time: String,
     pub member_id: Option<String>,
+    /// How the member was recognised: `"wifi_key"` or `"mac"`.
+    pub recognised_by: Option<&'static str>,
     pub hostname: Option<String>,
     pub os_family: String,
     pub returning: bool,
@@ -98,6 +101,10 @@ fn take(shell: &PresenceShell, now: Timestamp) -> (LiveData, usize) {
                     started_at: v.started_at.rfc3339(),
                     local_time: local,
                     member_id: v.member_id.clone(),
+                    recognised_by: shell.recognised_by(v).map(|r| match r {
+                        RecognisedBy::WifiKey => "wifi_key",
+                        RecognisedBy::Mac => "mac",
+                    }),
                     hostname: device.and_then(|d| d.hostname.clone()),
                     os_family: v.os_family.clone(),
                     returning: v.returning,

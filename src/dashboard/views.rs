@@ -127,9 +127,14 @@ pub fn live_section(lang: Language, d: &LiveData) -> String {
         for a in &d.feed {
             let who = match &a.member_id {
                 Some(m) => format!(
-                    "<span class=\"tag\">{}</span> {}",
+                    "<span class=\"tag\">{}</span> {} <span class=\"muted\">({})</span>",
                     tx("dash_member"),
-                    escape(m)
+                    escape(m),
+                    tx(if a.recognised_by == Some("wifi_key") {
+                        "dash_by_key"
+                    } else {
+                        "dash_by_mac"
+                    })
                 ),
                 None => tx("dash_guest"),
             };

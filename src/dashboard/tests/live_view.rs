@@ -132,3 +132,23 @@ async fn connections_have_a_lifetime_and_event_streams_a_longer_one() {
         .unwrap();
     assert!(time_to_close(&mut stalled).await < Duration::from_millis(2000));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn arrivals_say_how_a_member_was_recognised() {
+    let d = fixture();
+    let member = "m_AbCdEfGhIjKlMnOpQrStUv".to_string();
+    // One member's phone joins the members' SSID with its key.
+    let mut events = Vec::new();
+    d.app
+        .presence
+        .station_joined(mac(40), Some(member.clone()), &mut events);
+    let live = super::super::live::snapshot(&d.app.presence, crate::time::Timestamp::now());
+    let arrival = live
+        .feed
+        .iter()
+        .find(|a| a.member_id.as_deref() == Some(member.as_str()))
+        .expect("the member's arrival");
+    assert_eq!(arrival.recognised_by, Some("wifi_key"));
+    let html = views::live_body(Language::En, &live, 1);
+    assert!(html.contains("by Wi-Fi key"), "{html}");
+}

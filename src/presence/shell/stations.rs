@@ -93,7 +93,7 @@ impl PresenceShell {
 
     /// How a visit's member was recognised: by the Wi-Fi key its station
     /// joined with, else by the device's remembered MAC.
-    pub(super) fn recognised_by(&self, v: &Visit) -> Option<RecognisedBy> {
+    pub fn recognised_by(&self, v: &Visit) -> Option<RecognisedBy> {
         v.member_id.as_ref()?;
         match self.member_by_key(v.mac) {
             Some(id) if Some(&id) == v.member_id.as_ref() => Some(RecognisedBy::WifiKey),
