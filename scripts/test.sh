@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 need=()
 for pair in nft:nftables dnsmasq:dnsmasq-base dhclient:isc-dhcp-client \
             dhcpcd:dhcpcd5 busybox:busybox ip:iproute2 python3:python3 curl:curl \
-            shellcheck:shellcheck systemd-analyze:systemd chromium:chromium; do
+            shellcheck:shellcheck systemd-analyze:systemd chromium:chromium \
+            zbarimg:zbar-tools rsvg-convert:librsvg2-bin; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -35,6 +35,38 @@ fn passphrase(page: &str) -> Option<String> {
     Some(page[start..start + end].to_string())
 }
 
+/// The text of the page's QR code: the inline SVG rasterised
+/// (`rsvg-convert`) and decoded (`zbarimg`), as a phone's camera would.
+fn qr_text(lab: &harness::Lab, page: &str) -> String {
+    let (Some(start), Some(end)) = (page.find("<svg"), page.find("</svg>")) else {
+        fail!(lab, "no inline SVG QR code on the page");
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("qr.svg");
+    let png = dir.path().join("qr.png");
+    std::fs::write(&svg, &page[start..end + "</svg>".len()]).unwrap();
+    let raster = std::process::Command::new("rsvg-convert")
+        .args(["--width", "600", "--background-color", "white", "-o"])
+        .arg(&png)
+        .arg(&svg)
+        .output()
+        .expect("run rsvg-convert (librsvg2-bin)");
+    check!(lab, raster.status.success(), "rsvg-convert: {raster:?}");
+    let decoded = std::process::Command::new("zbarimg")
+        .args(["--raw", "-q"])
+        .arg(&png)
+        .output()
+        .expect("run zbarimg (zbar-tools)");
+    check!(
+        lab,
+        decoded.status.success(),
+        "zbarimg found no code: {decoded:?}"
+    );
+    String::from_utf8_lossy(&decoded.stdout)
+        .trim_end()
+        .to_string()
+}
+
 /// `visit.started` events HQ got for `member`, recognised by key.
 fn started_by_key(lab: &harness::Lab, member: &str) -> usize {
     hq_lines(lab)
@@ -70,8 +102,16 @@ fn a_member_with_a_personal_key_is_let_in_at_association_whatever_the_mac() {
     };
     check!(
         lab,
-        welcome.body().contains("<svg") && welcome.body().contains("mobileconfig"),
-        "no QR code or profile link: {welcome}"
+        welcome.body().contains("mobileconfig"),
+        "no profile link: {welcome}"
+    );
+    // The QR code a phone scans says the same, in the WIFI: format.
+    let qr = qr_text(&lab, welcome.body());
+    check_eq!(
+        lab,
+        qr,
+        format!("WIFI:T:WPA;S:{SSID};P:{pass};;"),
+        "the QR code's text"
     );
     // The key reached hostapd: the file was rewritten and reloaded.
     let state = hostapd.wait_state(Duration::from_secs(3), |s| {
