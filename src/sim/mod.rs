@@ -40,6 +40,7 @@
 pub mod demo;
 mod phones;
 mod plan;
+pub mod recognition;
 mod step;
 #[cfg(test)]
 mod tests;
