@@ -40,9 +40,8 @@ use crate::uplink::sync::SyncState;
 
 /// How often changed device records are written.
 const PERSIST_DEVICES_EVERY: Duration = Duration::from_secs(5);
-/// How often visits and footfall are written (and at shutdown). Events are
-/// in the outbox at once regardless; this only bounds the dwell a crash
-/// can lose, and spares the flash of a small router.
+/// How often visits and footfall are written (and at shutdown); events are
+/// in the outbox at once regardless. Bounds what a crash loses; spares flash.
 const PERSIST_CORE_EVERY: Duration = Duration::from_secs(30);
 /// Longest sleep between ticks, whatever the machine's next deadline.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
@@ -51,12 +50,12 @@ const SAVED_KEY: &[u8] = b"saved";
 const FORGET_UNBOUND_EVERY: Duration = Duration::from_secs(3600);
 /// The default of `privacy.forget_unbound_after_days`.
 const FORGET_UNBOUND_AFTER: Duration = Duration::from_secs(30 * 86_400);
-/// How often `Members::tick` runs (binding expiry, `last_seen` writes).
+/// How often `Members::tick` runs (binding expiry, `last_seen` writes;
+/// blocked stations' Wi-Fi keys).
 const MEMBERS_TICK_EVERY: Duration = Duration::from_secs(60);
 
-/// Sends the probe that asks a silent device whether it is still there
-/// (ARP for IPv4, neighbour solicitation for IPv6). The capture socket is
-/// the real one; tests count calls.
+/// Sends the probe asking a silent device whether it is still there (ARP
+/// for IPv4, neighbour solicitation for IPv6): the capture socket.
 pub trait Prober: Send + Sync {
     /// Returns whether a probe went out.
     fn probe(&self, mac: MacAddr, ip: IpAddr) -> bool;
@@ -541,6 +540,7 @@ pub async fn timer_loop(
             let _ = tokio::task::spawn_blocking(move || {
                 if members_due {
                     s.members_tick();
+                    s.revoke_blocked_keys();
                     s.refresh_hq_staff();
                 }
                 if forget_due {

@@ -91,6 +91,39 @@ impl PresenceShell {
             .collect()
     }
 
+    /// Takes out the Wi-Fi key of every member one of whose stations the
+    /// manager or HQ has blocked: the line leaves the PSK file, hostapd
+    /// reloads it and the member's stations are ended (the members'
+    /// listener does that). Checked every minute with HQ's staff list.
+    /// Returns the members whose key went.
+    pub fn revoke_blocked_keys(&self) -> Vec<String> {
+        let Some((members, _)) = &self.members else {
+            return Vec::new();
+        };
+        let blocked: Vec<String> = {
+            let by_key = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
+            by_key
+                .iter()
+                .filter(|(mac, _)| self.is_blocked(**mac))
+                .map(|(_, member)| member.clone())
+                .collect()
+        };
+        let mut revoked = Vec::new();
+        for member in blocked {
+            match members.remove_wifi_key(&member) {
+                Ok(true) => {
+                    tracing::info!(member_id = %member, "Wi-Fi key taken out: a station of it is blocked");
+                    revoked.push(member);
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(member_id = %member, "could not take out a blocked Wi-Fi key: {e}")
+                }
+            }
+        }
+        revoked
+    }
+
     /// How a visit's member was recognised: by the Wi-Fi key its station
     /// joined with, else by the device's remembered MAC.
     pub fn recognised_by(&self, v: &Visit) -> Option<RecognisedBy> {

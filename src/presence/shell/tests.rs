@@ -296,3 +296,41 @@ async fn a_blocked_members_station_is_not_let_in_by_key() {
     assert!(!r.firewall.is_allowed(mac(8)));
     assert!(r.gate.client(mac(8)).is_none_or(|c| !c.is_authorized()));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blocked_station_takes_its_members_key_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = rig::rig_with_members(crate::config::MembersConfig {
+        wifi: Some(crate::config::WifiConfig {
+            ssid: "Store Members".into(),
+            psk_file: dir.path().join("members.psk"),
+            hostapd_ctrl: vec![dir.path().join("hostapd.ctrl")],
+            allow_member_number: false,
+        }),
+        ..crate::config::MembersConfig::default()
+    });
+    let (shell, members) = (r.app.presence.clone(), r.app.members.clone().unwrap());
+    let now = Timestamp::now();
+    let issued = members.request_code(PHONE, mac(1), now).unwrap();
+    let id = members
+        .verify_code(PHONE, &issued.code, mac(1), now)
+        .unwrap();
+    let consent = Consent {
+        remember_device: true,
+        marketing: false,
+    };
+    members.link(&id, mac(1), consent, None, now).unwrap();
+    members.issue_wifi_key(&id, now).unwrap();
+    let mut events = Vec::new();
+    shell.station_joined(mac(9), Some(id.clone()), &mut events);
+    assert!(
+        shell.revoke_blocked_keys().is_empty(),
+        "nothing blocked yet"
+    );
+    assert!(members.has_wifi_key(&id));
+    r.app.blocklist.manager().set(mac(9), true).unwrap();
+    assert_eq!(shell.revoke_blocked_keys(), vec![id.clone()]);
+    assert!(!members.has_wifi_key(&id));
+    let file = std::fs::read_to_string(dir.path().join("members.psk")).unwrap();
+    assert!(!file.contains(&id), "{file}");
+}
