@@ -98,6 +98,11 @@ pub struct Device {
     /// of the box is not a departure of the device.
     #[serde(default)]
     pub grace_until: Option<Timestamp>,
+    /// The access point says it is associated (hostapd): present until it
+    /// disassociates, however quiet. Not saved: after a restart hostapd's
+    /// station list says it again.
+    #[serde(skip)]
+    pub associated: bool,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -132,6 +137,7 @@ impl Device {
             first_visit: None,
             visit_starts: Vec::new(),
             grace_until: None,
+            associated: false,
         }
     }
 
@@ -221,11 +227,9 @@ impl Device {
                     changed = true;
                 }
             }
-            SightingKind::Nd { .. }
-            | SightingKind::Dhcpv6
-            | SightingKind::DhcpRelease { .. }
-            | SightingKind::Associated
-            | SightingKind::Disassociated => {}
+            SightingKind::Nd { .. } | SightingKind::Dhcpv6 | SightingKind::DhcpRelease { .. } => {}
+            SightingKind::Associated => self.associated = true,
+            SightingKind::Disassociated => self.associated = false,
         }
         changed
     }

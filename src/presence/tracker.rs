@@ -140,6 +140,8 @@ impl Tracker {
 
     fn deadline(&self, d: &Device) -> Option<Timestamp> {
         match d.state {
+            // Held by the access point: it says when the device leaves.
+            DeviceState::Present if d.associated => None,
             DeviceState::Present => Some(
                 d.last_seen
                     .plus(self.cfg.probe_after)

@@ -345,3 +345,27 @@ fn new_devices_past_the_per_minute_budget_are_counted_not_tracked() {
     // A clock that steps back refills nothing.
     assert!(p.observe(&arp(202), T0).is_empty());
 }
+
+#[test]
+fn the_access_points_join_and_leave_give_the_exact_dwell() {
+    let mut p = presence();
+    let station = |n: u8, kind| Sighting { mac: mac(n), kind };
+    let out = p.observe(&station(1, SightingKind::Associated), at_s(10));
+    assert!(
+        tags(&out).iter().any(|t| t.starts_with("joined 1")),
+        "{out:?}"
+    );
+    // Quiet for minutes (a phone asleep in a pocket): no probe, no leave.
+    assert!(p.tick(at_s(10 + 600)).is_empty());
+    assert!(p.device(mac(1)).unwrap().present);
+    // Then it leaves.
+    let out = p.observe(&station(1, SightingKind::Disassociated), at_s(10 + 1234));
+    assert_eq!(tags(&out)[0], "left 1 Released");
+    assert!(!p.device(mac(1)).unwrap().present);
+    // After the rejoin gap the visit ends at the disassociation, to the
+    // second: no probe, no leave_after to wait out.
+    let ended_visits = ended(&p.tick(at_s(10 + 1234 + 301)));
+    assert_eq!(ended_visits.len(), 1);
+    assert_eq!(ended_visits[0].ended_at, Some(at_s(10 + 1234)));
+    assert_eq!(ended_visits[0].dwell_seconds, 1234);
+}
