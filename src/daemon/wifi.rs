@@ -4,6 +4,7 @@
 //! renewed or removed key are deauthenticated, so an old key stops
 //! working at once).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -12,12 +13,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::WifiConfig;
+use crate::mac::MacAddr;
 use crate::members::{Members, WifiChange};
 use crate::net::hostapd::{self, HostapdSet, StationEvent};
 use crate::presence::PresenceShell;
 
 /// Station events and key changes waiting to be handled.
 const QUEUE: usize = 1024;
+/// Stations whose radio is remembered (for roaming); past this a leave
+/// from any radio counts.
+const MAX_STATIONS: usize = 16_384;
 
 /// Starts the hostapd links and the two tasks that feed them and read
 /// them. `local_dir` holds storegate's own control-interface sockets.
@@ -63,8 +68,12 @@ async fn stations(
     shutdown: CancellationToken,
 ) {
     let mut events = Vec::new();
+    // Which radio (control socket) each station is on now: a phone
+    // roaming from one radio to the other often joins the new one before
+    // the old one reports it gone, and that late leave must not end it.
+    let mut on: HashMap<MacAddr, usize> = HashMap::new();
     loop {
-        let (_, event) = tokio::select! {
+        let (link, event) = tokio::select! {
             _ = shutdown.cancelled() => return,
             e = rx.recv() => match e {
                 Some(e) => e,
@@ -73,10 +82,19 @@ async fn stations(
         };
         match event {
             StationEvent::Connected { mac, keyid } => {
+                if on.len() < MAX_STATIONS || on.contains_key(&mac) {
+                    on.insert(mac, link);
+                }
                 let member = keyid.and_then(|k| members.member_for_keyid(&k));
                 shell.station_joined(mac, member, &mut events);
             }
-            StationEvent::Disconnected { mac } => shell.station_left(mac, &mut events),
+            StationEvent::Disconnected { mac } => {
+                if on.get(&mac).is_some_and(|&now_on| now_on != link) {
+                    continue; // roamed: still on the other radio
+                }
+                on.remove(&mac);
+                shell.station_left(mac, &mut events);
+            }
         }
         shell.store_events(&mut events);
     }

@@ -46,6 +46,10 @@ pub fn attempt_key(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// First tries are let past a spent total budget until the total reaches
+/// this many times the budget.
+const FIRST_TRY_CEILING: u32 = 3;
+
 /// One fixed window: when it started and the attempts in it.
 type Window = (Timestamp, u32);
 
@@ -97,19 +101,21 @@ impl AttemptLimiter {
         {
             return Err(wait(w));
         }
+        // A first try passes a spent budget, up to a hard ceiling: new
+        // addresses cannot buy unbounded guesses either.
         let first = a.per_key.get(&key).is_none_or(|w| !live(w));
         if let Some(w) = a.total.as_ref()
             && live(w)
-            && w.1 >= self.max_total
-            && !first
+            && ((w.1 >= self.max_total && !first)
+                || w.1 >= self.max_total.saturating_mul(FIRST_TRY_CEILING))
         {
             return Err(wait(w));
         }
         if a.per_key.len() >= self.max_tracked && !a.per_key.contains_key(&key) {
             a.per_key.retain(|_, w| live(w));
             // Still full: forget the oldest window rather than refuse a
-            // newcomer, who may be the manager. The total budget still
-            // bounds the guesses that buys.
+            // newcomer, who may be the manager. The ceiling on the total
+            // still bounds the guesses that buys.
             while a.per_key.len() >= self.max_tracked {
                 let oldest = a.per_key.iter().min_by_key(|(_, w)| w.0).map(|(k, _)| *k);
                 match oldest {
@@ -235,6 +241,15 @@ mod tests {
         let later = t0.plus(Duration::from_secs(20));
         assert!(l.attempt(ip(1001), later).is_ok(), "first try of another");
         assert_eq!(l.attempt(ip(1001), later), Err(Duration::from_secs(40)));
+        // New addresses buy first tries only up to a ceiling.
+        let mut fresh = 2000;
+        while l.attempt(ip(fresh), later).is_ok() {
+            fresh += 1;
+        }
+        assert_eq!(
+            fresh - 2000,
+            3 * MAX_ATTEMPTS_TOTAL - MAX_ATTEMPTS_TOTAL - 2
+        );
         assert!(l.attempt(ip(1002), t0.plus(ATTEMPT_WINDOW)).is_ok());
     }
     #[test]

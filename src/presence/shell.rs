@@ -3,9 +3,8 @@
 //! [`EventSink`] (at once: that is what makes "a member just walked in"
 //! fast), probes through a [`Prober`], device records into the store.
 //!
-//! Sightings come from the LAN capture (`net::feed` parses the frames and
-//! counts the malformed ones here), from `ctl observe` and from the demo's
-//! simulator; the shell does not know which.
+//! Sightings come from the LAN capture (`net::feed`), the access point's
+//! stations (`stations`), `ctl observe` and the demo's simulator.
 //!
 //! Returning members: every sighting asks `members` who the device belongs
 //! to (in memory, O(1)). A DHCP client message from a remembered device
@@ -73,7 +72,7 @@ pub struct FrameStats {
     pub malformed: BTreeMap<&'static str, u64>,
     pub probes_sent: u64,
     pub kernel_drops: u64,
-    /// Returning members signed in by their DHCP packet.
+    /// Members signed in without the portal (DHCP packet or Wi-Fi key).
     pub members_authorized: u64,
     /// ... and those the gate could not sign in.
     pub member_auth_errors: u64,
@@ -210,9 +209,10 @@ impl PresenceShell {
         let member = by_key
             .clone()
             .or_else(|| members.recognise(sighting.mac, now));
-        if let (None, Some(id), SightingKind::DhcpClient(dhcp)) = (&by_key, &member, &sighting.kind)
-        {
-            self.admit(gate, sighting.mac, dhcp, id, seen);
+        if let (Some(id), SightingKind::DhcpClient(dhcp)) = (&member, &sighting.kind) {
+            // A key holder whose session ran out is signed in again by key.
+            let how = by_key.map_or(AuthMethod::ReturningDevice, |_| AuthMethod::WifiKey);
+            self.admit(gate, (sighting.mac, how), dhcp, id, seen);
         }
         let outputs = self
             .machine()
@@ -227,7 +227,7 @@ impl PresenceShell {
     fn admit(
         &self,
         gate: &Gate,
-        mac: MacAddr,
+        (mac, how): (MacAddr, AuthMethod),
         dhcp: &DhcpInfo,
         member_id: &str,
         seen: std::time::Instant,
@@ -253,9 +253,7 @@ impl PresenceShell {
         }
         .or_else(|| known.and_then(|c| c.ip));
         let id = Some(member_id.to_string());
-        let result = tokio::task::block_in_place(|| {
-            gate.authorize(mac, ip, AuthMethod::ReturningDevice, id)
-        });
+        let result = tokio::task::block_in_place(|| gate.authorize(mac, ip, how, id));
         match result {
             Ok(_) => {
                 self.count(|s| s.members_authorized += 1);
@@ -274,6 +272,7 @@ impl PresenceShell {
     /// Erasure: removes `member_id` from every device and visit and writes
     /// that at once. Returns how many devices carried it.
     pub fn forget_member(&self, member_id: &str) -> usize {
+        self.forget_key_stations(member_id);
         let outputs = self.machine().forget_member(member_id);
         let n = outputs.len();
         self.carry_out(outputs, &mut Vec::new());

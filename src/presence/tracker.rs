@@ -34,6 +34,12 @@ pub enum LeaveReason {
     Silent,
 }
 
+/// How long a device the access point says is associated may stay quiet
+/// before it is probed all the same: its disassociation normally ends it
+/// at once; this catches one whose disassociation was lost (a hostapd
+/// restart while it left).
+pub(crate) const ASSOCIATED_HOLD: Duration = Duration::from_secs(30 * 60);
+
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TrackerConfig {
     pub probe_after: Duration,
@@ -133,20 +139,26 @@ impl Tracker {
         }
     }
 
+    /// When a quiet device is probed: after `probe_after`, or, while the
+    /// access point holds it, after [`ASSOCIATED_HOLD`] (its leave comes
+    /// from the access point; the probe only catches a lost one).
+    fn probe_due(&self, d: &Device) -> Timestamp {
+        if d.associated {
+            d.last_seen.plus(ASSOCIATED_HOLD)
+        } else {
+            d.last_seen.plus(self.cfg.probe_after)
+        }
+    }
+
     fn leave_due(&self, d: &Device) -> Timestamp {
-        let due = d.last_seen.plus(self.cfg.leave_after);
+        let window = self.cfg.leave_after.saturating_sub(self.cfg.probe_after);
+        let due = self.probe_due(d).plus(window);
         d.grace_until.map_or(due, |g| due.max(g))
     }
 
     fn deadline(&self, d: &Device) -> Option<Timestamp> {
         match d.state {
-            // Held by the access point: it says when the device leaves.
-            DeviceState::Present if d.associated => None,
-            DeviceState::Present => Some(
-                d.last_seen
-                    .plus(self.cfg.probe_after)
-                    .min(self.leave_due(d)),
-            ),
+            DeviceState::Present => Some(self.probe_due(d).min(self.leave_due(d))),
             DeviceState::Silent | DeviceState::Probed => Some(self.leave_due(d)),
             DeviceState::Left => None,
         }

@@ -135,14 +135,36 @@ async fn connections_have_a_lifetime_and_event_streams_a_longer_one() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn arrivals_say_how_a_member_was_recognised() {
-    let d = fixture();
-    let member = "m_AbCdEfGhIjKlMnOpQrStUv".to_string();
-    // One member's phone joins the members' SSID with its key.
+    let dir = tempfile::tempdir().unwrap();
+    let rig = crate::app::rig::rig_with_members(crate::config::MembersConfig {
+        wifi: Some(crate::config::WifiConfig {
+            ssid: "Store Members".into(),
+            psk_file: dir.path().join("members.psk"),
+            hostapd_ctrl: vec![dir.path().join("hostapd.ctrl")],
+            allow_member_number: false,
+        }),
+        ..crate::config::MembersConfig::default()
+    });
+    let d = Dashboard::new(rig.app, Language::En);
+    let members = d.app.members.clone().unwrap();
+    let now = crate::time::Timestamp::now();
+    let phone = "13812345678";
+    let issued = members.request_code(phone, mac(41), now).unwrap();
+    let member = members
+        .verify_code(phone, &issued.code, mac(41), now)
+        .unwrap();
+    let consent = crate::members::Consent {
+        remember_device: true,
+        marketing: false,
+    };
+    members.link(&member, mac(41), consent, None, now).unwrap();
+    members.issue_wifi_key(&member, now).unwrap();
+    // The member's phone joins the members' SSID with its key.
     let mut events = Vec::new();
     d.app
         .presence
         .station_joined(mac(40), Some(member.clone()), &mut events);
-    let live = super::super::live::snapshot(&d.app.presence, crate::time::Timestamp::now());
+    let live = super::super::live::snapshot(&d.app.presence, now);
     let arrival = live
         .feed
         .iter()

@@ -12,7 +12,9 @@
 //! looked at four times a second (a restarted hostapd binds a new socket
 //! there) and a `PING` must be answered every few seconds. When hostapd is
 //! gone the link reconnects as soon as it is back, attaches again and lists
-//! the stations that joined meanwhile, so none is missed.
+//! the stations that joined meanwhile, so no join is missed. A leave while
+//! it was gone is not reported: presence probes a station that has been
+//! quiet for half an hour all the same, which ends such a one.
 
 use std::collections::VecDeque;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

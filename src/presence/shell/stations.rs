@@ -70,13 +70,28 @@ impl PresenceShell {
             .remove(&mac);
     }
 
-    /// The member whose key this station joined with, while it is on.
+    /// The member whose key this station joined with, while it is on and
+    /// the key is still in force (an erased or revoked key names nobody,
+    /// even before hostapd has ended the station).
     pub(super) fn member_by_key(&self, mac: MacAddr) -> Option<String> {
-        self.by_key
+        let id = self
+            .by_key
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&mac)
-            .cloned()
+            .cloned()?;
+        match &self.members {
+            Some((members, _)) if !members.has_wifi_key(&id) => None,
+            _ => Some(id),
+        }
+    }
+
+    /// Erasure: the member's stations name them no more.
+    pub(super) fn forget_key_stations(&self, member_id: &str) {
+        self.by_key
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, m| m != member_id);
     }
 
     /// The stations on the members' Wi-Fi now with `member_id`'s key

@@ -22,7 +22,23 @@ struct Rig {
 }
 
 fn rig() -> Rig {
-    let r = rig::rig();
+    from(rig::rig())
+}
+
+/// A rig with the members' Wi-Fi configured (its PSK file in `dir`).
+fn wifi_rig(dir: &std::path::Path) -> Rig {
+    from(rig::rig_with_members(crate::config::MembersConfig {
+        wifi: Some(crate::config::WifiConfig {
+            ssid: "Store Members".into(),
+            psk_file: dir.join("members.psk"),
+            hostapd_ctrl: vec![dir.join("hostapd.ctrl")],
+            allow_member_number: false,
+        }),
+        ..crate::config::MembersConfig::default()
+    }))
+}
+
+fn from(r: rig::Rig) -> Rig {
     Rig {
         shell: r.app.presence.clone(),
         members: r.app.members.clone().unwrap(),
@@ -238,8 +254,10 @@ fn join_by_key(r: &Rig, n: u8, member: &str) -> Vec<Event> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_station_with_a_members_key_is_signed_in_at_association_whatever_its_mac() {
-    let r = rig();
+    let dir = tempfile::tempdir().unwrap();
+    let r = wifi_rig(dir.path());
     let id = remembered_member(&r, mac(1));
+    r.members.issue_wifi_key(&id, Timestamp::now()).unwrap();
     let key = DeviceKey::from_bytes(KEY);
     // Today the phone shows a MAC the box has never seen (rotated).
     let events = join_by_key(&r, 7, &id);

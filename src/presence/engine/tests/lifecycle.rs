@@ -358,6 +358,11 @@ fn the_access_points_join_and_leave_give_the_exact_dwell() {
     // Quiet for minutes (a phone asleep in a pocket): no probe, no leave.
     assert!(p.tick(at_s(10 + 600)).is_empty());
     assert!(p.device(mac(1)).unwrap().present);
+    assert_eq!(
+        p.next_wakeup(),
+        Some(at_s(10 + 30 * 60)),
+        "probed only after the hold"
+    );
     // Then it leaves.
     let out = p.observe(&station(1, SightingKind::Disassociated), at_s(10 + 1234));
     assert_eq!(tags(&out)[0], "left 1 Released");
@@ -368,4 +373,21 @@ fn the_access_points_join_and_leave_give_the_exact_dwell() {
     assert_eq!(ended_visits.len(), 1);
     assert_eq!(ended_visits[0].ended_at, Some(at_s(10 + 1234)));
     assert_eq!(ended_visits[0].dwell_seconds, 1234);
+}
+
+#[test]
+fn a_station_whose_disassociation_was_lost_is_probed_after_the_hold() {
+    let mut p = presence();
+    let station = |kind| Sighting { mac: mac(2), kind };
+    p.observe(&station(SightingKind::Associated), T0);
+    // Its AP-STA-DISCONNECTED never came: nothing for half an hour...
+    assert!(p.tick(at(29)).is_empty());
+    assert!(p.device(mac(2)).unwrap().present);
+    // ...then it is treated as any quiet device (no address: no probe to
+    // send), and leaves as of its last sighting.
+    p.tick(at(30));
+    assert_eq!(p.device(mac(2)).unwrap().state, DeviceState::Silent);
+    let out = p.tick(at(32));
+    assert_eq!(tags(&out)[0], "left 2 Silent");
+    assert_eq!(p.device(mac(2)).unwrap().last_seen, T0);
 }
