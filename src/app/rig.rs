@@ -40,6 +40,19 @@ pub fn rig_with(presence: PresenceConfig) -> Rig {
     build(presence, MembersConfig::default())
 }
 
+/// A rig with the members' Wi-Fi configured, its PSK file in `dir`.
+pub fn rig_with_wifi(dir: &std::path::Path) -> Rig {
+    rig_with_members(MembersConfig {
+        wifi: Some(crate::config::WifiConfig {
+            ssid: "Store Members".into(),
+            psk_file: dir.join("members.psk"),
+            hostapd_ctrl: vec![dir.join("hostapd.ctrl")],
+            allow_member_number: false,
+        }),
+        ..MembersConfig::default()
+    })
+}
+
 /// A rig whose members run on `members`.
 pub fn rig_with_members(members: MembersConfig) -> Rig {
     build(PresenceConfig::default(), members)

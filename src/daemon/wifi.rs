@@ -51,13 +51,25 @@ pub fn start(
     ));
     let (changes_tx, changes_rx) = mpsc::channel(QUEUE);
     if let Some(keys) = members.wifi() {
+        // The stations of a key that goes are taken now, on the thread
+        // that changed it: by the time the task runs, erasure may have
+        // cleared them from presence.
+        let on_key = shell.clone();
         keys.set_listener(Arc::new(move |change: &WifiChange| {
-            if changes_tx.try_send(change.clone()).is_err() {
+            let stale = match change {
+                WifiChange::Issued {
+                    member_id,
+                    renewed: true,
+                }
+                | WifiChange::Removed { member_id } => on_key.stations_of(member_id),
+                WifiChange::Issued { renewed: false, .. } => Vec::new(),
+            };
+            if changes_tx.try_send(stale).is_err() {
                 tracing::warn!("Wi-Fi key changes queue full; hostapd reloads at the next change");
             }
         }));
     }
-    tracker.spawn(key_changes(changes_rx, set, shell, shutdown.clone()));
+    tracker.spawn(key_changes(changes_rx, set, shutdown.clone()));
 }
 
 /// hostapd's stations into presence.
@@ -101,15 +113,14 @@ async fn stations(
 }
 
 /// Key changes into hostapd: reload the file everywhere, then end the
-/// sessions of stations that joined with a key no longer in force.
+/// stations of a key no longer in force (`stale`, taken at the change).
 async fn key_changes(
-    mut rx: mpsc::Receiver<WifiChange>,
+    mut rx: mpsc::Receiver<Vec<MacAddr>>,
     set: HostapdSet,
-    shell: Arc<PresenceShell>,
     shutdown: CancellationToken,
 ) {
     loop {
-        let change = tokio::select! {
+        let stale = tokio::select! {
             _ = shutdown.cancelled() => return,
             c = rx.recv() => match c {
                 Some(c) => c,
@@ -121,14 +132,6 @@ async fn key_changes(
                 tracing::warn!(hostapd = i, "RELOAD_WPA_PSK: {e}");
             }
         }
-        let stale = match &change {
-            WifiChange::Issued {
-                member_id,
-                renewed: true,
-            }
-            | WifiChange::Removed { member_id } => shell.stations_of(member_id),
-            WifiChange::Issued { renewed: false, .. } => Vec::new(),
-        };
         for mac in stale {
             for (i, result) in set.deauthenticate_all(mac).await.into_iter().enumerate() {
                 if let Err(e) = result {

@@ -67,6 +67,65 @@ fn qr_text(lab: &harness::Lab, page: &str) -> String {
         .to_string()
 }
 
+/// A members' lab (HQ, nftables, dnsmasq) with the members' Wi-Fi
+/// configured: the PSK file and hostapd's control socket in `dir`, side
+/// by side.
+struct WifiLab {
+    lab: harness::Lab,
+    gate: harness::Storegate,
+    dir: tempfile::TempDir,
+    psk_file: std::path::PathBuf,
+}
+
+fn wifi_lab(tag: &str) -> Option<WifiLab> {
+    let dir = tempfile::tempdir().unwrap();
+    let psk_file = dir.path().join("members.psk");
+    let ctrl = psk_file.with_file_name("hostapd.ctrl");
+    let extra = format!(
+        "[members.wifi]\nssid = \"{SSID}\"\npsk_file = \"{}\"\nhostapd_ctrl = [\"{}\"]\n",
+        psk_file.display(),
+        ctrl.display()
+    );
+    let (lab, gate) = member_lab_with(tag, &extra)?;
+    Some(WifiLab {
+        lab,
+        gate,
+        dir,
+        psk_file,
+    })
+}
+
+/// A member signed in with a key, and hostapd up.
+struct Keyed {
+    hostapd: Standin,
+    member: String,
+    welcome: crate::harness::probe::Probe,
+    pass: String,
+}
+
+/// hostapd comes up (storegate wrote the empty file at start); the
+/// phone signs in with `phone` + code and reads its passphrase.
+fn keyed(
+    lab: &harness::Lab,
+    gate: &harness::Storegate,
+    psk_file: &std::path::Path,
+    phone: &str,
+) -> Keyed {
+    let ctrl = psk_file.with_file_name("hostapd.ctrl");
+    let hostapd = Standin::start(SSID, &ctrl, psk_file);
+    let member = phone_sign_in(lab, gate, PHONE, phone, true);
+    let welcome = lab.http(PHONE, &format!("{PORTAL}/welcome"));
+    let Some(pass) = passphrase(welcome.body()) else {
+        fail!(lab, "no passphrase on the welcome page: {welcome}");
+    };
+    Keyed {
+        hostapd,
+        member,
+        welcome,
+        pass,
+    }
+}
+
 /// `visit.started` events HQ got for `member`, recognised by key.
 fn started_by_key(lab: &harness::Lab, member: &str) -> usize {
     hq_lines(lab)
@@ -82,24 +141,22 @@ fn started_by_key(lab: &harness::Lab, member: &str) -> usize {
 #[test]
 fn a_member_with_a_personal_key_is_let_in_at_association_whatever_the_mac() {
     let _cpu = crate::timed();
-    let dir = tempfile::tempdir().unwrap();
-    let psk_file = dir.path().join("members.psk");
-    let ctrl = dir.path().join("hostapd.ctrl");
-    let extra = format!(
-        "[members.wifi]\nssid = \"{SSID}\"\npsk_file = \"{}\"\nhostapd_ctrl = [\"{}\"]\n",
-        psk_file.display(),
-        ctrl.display()
-    );
-    let Some((lab, gate)) = member_lab_with("wifi", &extra) else {
+    let Some(WifiLab {
+        lab,
+        gate,
+        dir: _dir,
+        psk_file,
+        ..
+    }) = wifi_lab("wifi")
+    else {
         return;
     };
-    // storegate wrote the (empty) file at start; hostapd comes up.
-    let mut hostapd = Standin::start(SSID, &ctrl, &psk_file);
-    let member = phone_sign_in(&lab, &gate, PHONE, "13812345678", true);
-    let welcome = lab.http(PHONE, &format!("{PORTAL}/welcome"));
-    let Some(pass) = passphrase(welcome.body()) else {
-        fail!(lab, "no passphrase on the welcome page: {welcome}");
-    };
+    let Keyed {
+        mut hostapd,
+        member,
+        welcome,
+        pass,
+    } = keyed(&lab, &gate, &psk_file, "13812345678");
     check!(
         lab,
         welcome.body().contains("mobileconfig"),
@@ -206,25 +263,35 @@ fn count(state: &Value, key: &str) -> u64 {
     state[key].as_u64().unwrap_or(0)
 }
 
+/// Since `before`, hostapd was asked to reload its PSK file and to end a
+/// station; else `failure`.
+fn reloaded_and_ended(lab: &harness::Lab, hostapd: &mut Standin, before: &Value, failure: &str) {
+    let done = |s: &Value| {
+        count(s, "reload_wpa_psk") > count(before, "reload_wpa_psk")
+            && count(s, "deauthenticate") > count(before, "deauthenticate")
+    };
+    let state = hostapd.wait_state(Duration::from_secs(3), done);
+    check!(lab, done(&state), "{failure}: {state}");
+}
+
 #[test]
 fn renewal_and_erasure_take_the_key_out_and_end_its_stations() {
-    let dir = tempfile::tempdir().unwrap();
-    let psk_file = dir.path().join("members.psk");
-    let ctrl = dir.path().join("hostapd.ctrl");
-    let extra = format!(
-        "[members.wifi]\nssid = \"{SSID}\"\npsk_file = \"{}\"\nhostapd_ctrl = [\"{}\"]\n",
-        psk_file.display(),
-        ctrl.display()
-    );
-    let Some((lab, gate)) = member_lab_with("wifik", &extra) else {
+    let Some(WifiLab {
+        lab,
+        gate,
+        dir: _dir,
+        psk_file,
+        ..
+    }) = wifi_lab("wifik")
+    else {
         return;
     };
-    let mut hostapd = Standin::start(SSID, &ctrl, &psk_file);
-    let member = phone_sign_in(&lab, &gate, PHONE, "13812345679", true);
-    let welcome = lab.http(PHONE, &format!("{PORTAL}/welcome"));
-    let Some(old) = passphrase(welcome.body()) else {
-        fail!(lab, "no passphrase on the welcome page: {welcome}");
-    };
+    let Keyed {
+        mut hostapd,
+        member,
+        pass: old,
+        ..
+    } = keyed(&lab, &gate, &psk_file, "13812345679");
     // Another of the member's devices (a tablet) joins with the key.
     let tablet = "02:5a:7a:b1:e7:01";
     let joined = hostapd.say(&format!("join {tablet} {old}"));
@@ -256,15 +323,11 @@ fn renewal_and_erasure_take_the_key_out_and_end_its_stations() {
         fail!(lab, "no new passphrase after renewal: {page}");
     };
     check!(lab, new != old, "the renewed passphrase is the old one");
-    let state = hostapd.wait_state(Duration::from_secs(3), |s| {
-        count(s, "reload_wpa_psk") > count(&before, "reload_wpa_psk")
-            && count(s, "deauthenticate") > count(&before, "deauthenticate")
-    });
-    check!(
-        lab,
-        count(&state, "reload_wpa_psk") > count(&before, "reload_wpa_psk")
-            && count(&state, "deauthenticate") > count(&before, "deauthenticate"),
-        "renewal did not reload hostapd and end the tablet's association: {state}"
+    reloaded_and_ended(
+        &lab,
+        &mut hostapd,
+        &before,
+        "renewal did not reload hostapd and end the tablet's association",
     );
     check_eq!(
         lab,
@@ -282,15 +345,11 @@ fn renewal_and_erasure_take_the_key_out_and_end_its_stations() {
     // Erasure: the line goes, hostapd reloads, the station is ended.
     let before = hostapd.state();
     gate.ctl_ok(&["member-erase", &member]);
-    let state = hostapd.wait_state(Duration::from_secs(3), |s| {
-        count(s, "reload_wpa_psk") > count(&before, "reload_wpa_psk")
-            && count(s, "deauthenticate") > count(&before, "deauthenticate")
-    });
-    check!(
-        lab,
-        count(&state, "reload_wpa_psk") > count(&before, "reload_wpa_psk")
-            && count(&state, "deauthenticate") > count(&before, "deauthenticate"),
-        "erasure did not reload hostapd and end the station: {state}"
+    reloaded_and_ended(
+        &lab,
+        &mut hostapd,
+        &before,
+        "erasure did not reload hostapd and end the station",
     );
     let file = std::fs::read_to_string(&psk_file).unwrap_or_default();
     check!(
@@ -309,27 +368,27 @@ fn renewal_and_erasure_take_the_key_out_and_end_its_stations() {
 #[test]
 fn a_restarted_hostapd_is_attached_again_and_no_join_is_missed() {
     let _cpu = crate::timed();
-    let dir = tempfile::tempdir().unwrap();
-    let psk_file = dir.path().join("members.psk");
-    let ctrl = dir.path().join("hostapd.ctrl");
-    let extra = format!(
-        "[members.wifi]\nssid = \"{SSID}\"\npsk_file = \"{}\"\nhostapd_ctrl = [\"{}\"]\n",
-        psk_file.display(),
-        ctrl.display()
-    );
-    let Some((lab, gate)) = member_lab_with("wifir", &extra) else {
+    let Some(WifiLab {
+        lab,
+        gate,
+        dir: _dir,
+        psk_file,
+        ..
+    }) = wifi_lab("wifir")
+    else {
         return;
     };
-    let hostapd = Standin::start(SSID, &ctrl, &psk_file);
-    let member = phone_sign_in(&lab, &gate, PHONE, "13812345670", true);
-    let welcome = lab.http(PHONE, &format!("{PORTAL}/welcome"));
-    let Some(pass) = passphrase(welcome.body()) else {
-        fail!(lab, "no passphrase on the welcome page: {welcome}");
-    };
+    let Keyed {
+        hostapd,
+        member,
+        pass,
+        ..
+    } = keyed(&lab, &gate, &psk_file, "13812345670");
     // hostapd restarts (its socket gone, then back on the same path) and
     // a phone joins the moment it is up.
     drop(hostapd);
     std::thread::sleep(Duration::from_millis(500));
+    let ctrl = psk_file.with_file_name("hostapd.ctrl");
     let mut hostapd = Standin::start(SSID, &ctrl, &psk_file);
     let restarted = Instant::now();
     let station = "02:5a:7a:b1:e7:02";

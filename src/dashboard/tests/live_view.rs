@@ -136,15 +136,7 @@ async fn connections_have_a_lifetime_and_event_streams_a_longer_one() {
 #[tokio::test(flavor = "multi_thread")]
 async fn arrivals_say_how_a_member_was_recognised() {
     let dir = tempfile::tempdir().unwrap();
-    let rig = crate::app::rig::rig_with_members(crate::config::MembersConfig {
-        wifi: Some(crate::config::WifiConfig {
-            ssid: "Store Members".into(),
-            psk_file: dir.path().join("members.psk"),
-            hostapd_ctrl: vec![dir.path().join("hostapd.ctrl")],
-            allow_member_number: false,
-        }),
-        ..crate::config::MembersConfig::default()
-    });
+    let rig = crate::app::rig::rig_with_wifi(dir.path());
     let d = Dashboard::new(rig.app, Language::En);
     let members = d.app.members.clone().unwrap();
     let now = crate::time::Timestamp::now();

@@ -27,15 +27,7 @@ fn rig() -> Rig {
 
 /// A rig with the members' Wi-Fi configured (its PSK file in `dir`).
 fn wifi_rig(dir: &std::path::Path) -> Rig {
-    from(rig::rig_with_members(crate::config::MembersConfig {
-        wifi: Some(crate::config::WifiConfig {
-            ssid: "Store Members".into(),
-            psk_file: dir.join("members.psk"),
-            hostapd_ctrl: vec![dir.join("hostapd.ctrl")],
-            allow_member_number: false,
-        }),
-        ..crate::config::MembersConfig::default()
-    }))
+    from(rig::rig_with_wifi(dir))
 }
 
 fn from(r: rig::Rig) -> Rig {
@@ -318,15 +310,7 @@ async fn a_blocked_members_station_is_not_let_in_by_key() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_blocked_station_takes_its_members_key_out() {
     let dir = tempfile::tempdir().unwrap();
-    let r = rig::rig_with_members(crate::config::MembersConfig {
-        wifi: Some(crate::config::WifiConfig {
-            ssid: "Store Members".into(),
-            psk_file: dir.path().join("members.psk"),
-            hostapd_ctrl: vec![dir.path().join("hostapd.ctrl")],
-            allow_member_number: false,
-        }),
-        ..crate::config::MembersConfig::default()
-    });
+    let r = rig::rig_with_wifi(dir.path());
     let (shell, members) = (r.app.presence.clone(), r.app.members.clone().unwrap());
     let now = Timestamp::now();
     let issued = members.request_code(PHONE, mac(1), now).unwrap();
