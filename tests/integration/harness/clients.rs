@@ -243,6 +243,10 @@ impl Lab {
         self.ip(self.ns(c), &["link", "set", "eth0", "down"]);
     }
 
+    pub fn link_up(&self, c: Client) {
+        self.ip(self.ns(c), &["link", "set", "eth0", "up"]);
+    }
+
     /// Gives the client a new MAC: stops its DHCP client and drops its IPv4
     /// address first. Call [`Lab::dhcp`] afterwards for a lease.
     pub fn set_mac(&self, c: Client, mac: &str) {
