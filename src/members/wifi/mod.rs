@@ -339,15 +339,18 @@ impl Members {
         now: Timestamp,
     ) -> Option<Passphrase> {
         let wifi = self.wifi.as_ref()?;
-        {
-            let offers = lock(&wifi.offers);
+        // Claimed under the lock: a second load of the page while the key
+        // is being made finds no offer (and cannot issue a second key,
+        // which would count as a renewal and kill the first).
+        let claimed = {
+            let mut offers = lock(&wifi.offers);
             let o = offers.get(&mac)?;
             if o.member_id != member_id || o.shown.is_some() || !o.live(now) {
                 return None;
             }
-        }
+            offers.remove(&mac)?
+        };
         if !self.wifi_eligible(mac, member_id) {
-            lock(&wifi.offers).remove(&mac);
             return None;
         }
         match self.issue_wifi_key(member_id, now) {
@@ -365,6 +368,7 @@ impl Members {
             }
             Err(e) => {
                 tracing::error!(member_id, "could not issue a members' Wi-Fi key: {e}");
+                lock(&wifi.offers).insert(mac, claimed);
                 None
             }
         }
