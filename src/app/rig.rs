@@ -40,17 +40,25 @@ pub fn rig_with(presence: PresenceConfig) -> Rig {
     build(presence, MembersConfig::default())
 }
 
-/// A rig with the members' Wi-Fi configured, its PSK file in `dir`.
-pub fn rig_with_wifi(dir: &std::path::Path) -> Rig {
-    rig_with_members(MembersConfig {
+/// Members with the members' Wi-Fi on `ssid`, the PSK file (and
+/// hostapd's control socket) in `dir`; member numbers trusted, and given
+/// a key when `allow_member_number`.
+pub fn wifi_members(dir: &std::path::Path, ssid: &str, allow_member_number: bool) -> MembersConfig {
+    MembersConfig {
+        member_number_trusted: true,
         wifi: Some(crate::config::WifiConfig {
-            ssid: "Store Members".into(),
+            ssid: ssid.into(),
             psk_file: dir.join("members.psk"),
             hostapd_ctrl: vec![dir.join("hostapd.ctrl")],
-            allow_member_number: false,
+            allow_member_number,
         }),
         ..MembersConfig::default()
-    })
+    }
+}
+
+/// A rig with the members' Wi-Fi configured, its PSK file in `dir`.
+pub fn rig_with_wifi(dir: &std::path::Path) -> Rig {
+    rig_with_members(wifi_members(dir, "Store Members", false))
 }
 
 /// A rig whose members run on `members`.

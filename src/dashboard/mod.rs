@@ -56,8 +56,6 @@ use tokio_util::sync::CancellationToken;
 use crate::app::App;
 use crate::config::Language;
 
-pub use auth::{AuthError, set_password};
-
 /// Everything the dashboard's handlers need: the hub, and the dashboard's
 /// own sign-in and live-view state.
 pub struct Dashboard {
@@ -99,12 +97,6 @@ impl Dashboard {
                 .get(id, crate::time::Timestamp::now())
                 .is_some()
         }
-    }
-
-    /// Sets the manager password (hashed, stored) and signs every session
-    /// out (the demo; `ctl` goes through the hub).
-    pub fn set_password(&self, password: &str) -> Result<(), AuthError> {
-        self.app.set_dashboard_password(password)
     }
 }
 

@@ -94,20 +94,20 @@ pub async fn capture_loop(
     let mut buf = vec![0u8; 2048];
     let mut events = Vec::new();
     let mut drops_read = Instant::now();
+    // `recv` never reports more than the buffer holds.
+    let take = |f: super::capture::Frame, buf: &[u8], events: &mut Vec<Event>| {
+        frame(
+            &shell,
+            own_mac,
+            &buf[..f.len.min(buf.len())],
+            f.outgoing,
+            events,
+        )
+    };
     loop {
         let first = tokio::select! {
             _ = shutdown.cancelled() => return,
             f = capture.recv(&mut buf) => f,
-        };
-        // `recv` never reports more than the buffer holds.
-        let take = |f: super::capture::Frame, buf: &[u8], events: &mut Vec<Event>| {
-            frame(
-                &shell,
-                own_mac,
-                &buf[..f.len.min(buf.len())],
-                f.outgoing,
-                events,
-            )
         };
         match first {
             Ok(f) => take(f, &buf, &mut events),

@@ -33,7 +33,7 @@ const PEER: &str = "192.0.2.50";
 /// The shared rig's hub behind a dashboard, signed in with [`PASSWORD`].
 fn fixture() -> Dashboard {
     let d = Dashboard::new(crate::app::rig::rig().app, Language::ZhCn);
-    d.set_password(PASSWORD).unwrap();
+    d.app.set_dashboard_password(PASSWORD).unwrap();
     d
 }
 

@@ -138,11 +138,11 @@ async fn a_sign_in_while_passwords_are_being_checked_gets_429() {
 async fn a_new_password_signs_everyone_out() {
     let d = fixture();
     let (id, _) = sign_in(&d).await;
-    d.set_password("another-pass-2").unwrap();
+    d.app.set_dashboard_password("another-pass-2").unwrap();
     let (status, _, _) = get(&d, "/api/devices", Some(&id)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(matches!(
-        d.set_password("short"),
-        Err(AuthError::BadPassword)
+        d.app.set_dashboard_password("short"),
+        Err(auth::AuthError::BadPassword)
     ));
 }

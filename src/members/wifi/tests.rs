@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use super::*;
@@ -21,16 +21,7 @@ fn mac(n: u8) -> MacAddr {
 }
 
 fn config(dir: &Path, allow_member_number: bool) -> MembersConfig {
-    MembersConfig {
-        member_number_trusted: true,
-        wifi: Some(WifiConfig {
-            ssid: SSID.into(),
-            psk_file: dir.join("members.psk"),
-            hostapd_ctrl: vec![PathBuf::from("/var/run/hostapd/wlan0-1")],
-            allow_member_number,
-        }),
-        ..MembersConfig::default()
-    }
+    crate::app::rig::wifi_members(dir, SSID, allow_member_number)
 }
 
 fn open(store: Arc<dyn Store>, config: MembersConfig) -> Members {

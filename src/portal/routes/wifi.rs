@@ -61,22 +61,6 @@ pub(crate) fn qr_svg(text: &str) -> String {
     }
 }
 
-/// `s` as XML character data.
-fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// A random (version 4) UUID, upper case as Apple writes them.
 fn random_uuid() -> String {
     let mut b = [0u8; 16];
@@ -92,9 +76,9 @@ fn random_uuid() -> String {
 /// one `com.apple.wifi.managed` payload (WPA2, auto-join).
 pub(crate) fn mobileconfig(ssid: &str, passphrase: &str, store_name: &str) -> String {
     let (ssid, pass, store) = (
-        xml_escape(ssid),
-        xml_escape(passphrase),
-        xml_escape(store_name),
+        crate::web::escape(ssid),
+        crate::web::escape(passphrase),
+        crate::web::escape(store_name),
     );
     let (outer, inner) = (random_uuid(), random_uuid());
     format!(

@@ -3,26 +3,17 @@
 //! "remember this device", once; the profile; "Get a new key"; and the
 //! `WIFI:` escaping.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::*;
-use crate::config::{MembersConfig, WifiConfig};
+use crate::config::MembersConfig;
 use crate::members::wifi::key::psk_hex;
 use crate::portal::routes::wifi as w;
 
 const SSID: &str = "Wulin \"Members\";";
 
 fn config(dir: &Path, allow_member_number: bool) -> MembersConfig {
-    MembersConfig {
-        member_number_trusted: true,
-        wifi: Some(WifiConfig {
-            ssid: SSID.into(),
-            psk_file: dir.join("members.psk"),
-            hostapd_ctrl: vec![PathBuf::from("/var/run/hostapd/wlan0-1")],
-            allow_member_number,
-        }),
-        ..MembersConfig::default()
-    }
+    crate::app::rig::wifi_members(dir, SSID, allow_member_number)
 }
 
 /// CLIENT signs in by phone with `fields` (e.g. `remember_device=yes`).
