@@ -12,7 +12,7 @@ use storegate::access::nft::{NftFirewall, RulesetParams, ruleset};
 use storegate::access::session::SessionPolicy;
 use storegate::access::{AuthMethod, Firewall, Gate, Grant};
 use storegate::mac::MacAddr;
-use storegate::store::{SledStore, Store};
+use storegate::store::{RedbStore, Store};
 use storegate::uplink::sink::LogSink;
 
 fn mac(i: u32) -> MacAddr {
@@ -109,7 +109,7 @@ fn restore(n: u32, dir: &std::path::Path) -> f64 {
         max_preauth: 8192,
     };
     {
-        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir).expect("store"));
+        let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir).expect("store"));
         let fw: Arc<dyn Firewall> = Arc::new(NftFirewall::new(params()).expect("nft"));
         let (gate, _) = Gate::open(policy, fw, store, Arc::new(LogSink)).expect("open");
         for i in 0..n {
@@ -118,7 +118,7 @@ fn restore(n: u32, dir: &std::path::Path) -> f64 {
         }
     }
     let t0 = Instant::now();
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(dir).expect("store"));
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir).expect("store"));
     let fw: Arc<dyn Firewall> = Arc::new(NftFirewall::new(params()).expect("nft"));
     let (_, restored) = Gate::open(policy, fw, store, Arc::new(LogSink)).expect("open");
     let ms = t0.elapsed().as_secs_f64() * 1e3;

@@ -23,7 +23,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
-use storegate::store::{SledStore, Store};
+use storegate::store::{RedbStore, Store};
 use storegate::time::Timestamp;
 use storegate::uplink::Outbox;
 use storegate::uplink::delivery::{self, DeliveryConfig, DeliveryStatus};
@@ -45,7 +45,7 @@ fn visit(i: u64) -> serde_json::Value {
 }
 
 fn fresh_outbox(dir: &std::path::Path, cap: usize) -> Arc<Outbox> {
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(dir).expect("sled"));
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir).expect("state database"));
     Arc::new(Outbox::open_with(store, "bench", cap).expect("outbox"))
 }
 

@@ -17,7 +17,7 @@ use storegate::mac::MacAddr;
 use storegate::net::capture::{Capture, Filter};
 use storegate::net::wire;
 use storegate::presence::{Output, Presence, PresenceConfig};
-use storegate::store::{SledStore, Store};
+use storegate::store::{RedbStore, Store};
 use storegate::time::Timestamp;
 use storegate::uplink::Outbox;
 
@@ -71,7 +71,7 @@ async fn latency(rx_if: &str, tx_if: &str, n: u32) {
     let tx = Capture::open(tx_if, Filter::All).expect("capture tx");
     let dir = std::env::temp_dir().join(format!("sg-presence-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir).expect("store"));
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(&dir).expect("store"));
     let outbox = Outbox::open(store, "bench").expect("outbox");
     let mut presence = Presence::new(unlimited(), 1);
     let mut buf = vec![0u8; 2048];
@@ -218,7 +218,7 @@ fn mem(n: u32) {
     );
     let dir = std::env::temp_dir().join(format!("sg-mem-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir).expect("store"));
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(&dir).expect("store"));
     let outbox = Outbox::open(store, "bench").expect("outbox");
     let v: Vec<_> = presence.visits().cloned().collect();
     for chunk in v.chunks(256) {

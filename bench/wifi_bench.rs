@@ -20,7 +20,7 @@ use storegate::members::Members;
 use storegate::members::record::{MemberRecord, Method, WifiKeyRecord};
 use storegate::presence::{Presence, PresenceConfig, PresenceShell};
 use storegate::privacy::DeviceKey;
-use storegate::store::{SledStore, Store, Tree};
+use storegate::store::{RedbStore, Store, Tree};
 use storegate::time::Timestamp;
 use storegate::uplink::Outbox;
 use storegate::uplink::sink::{EventSink, OutboxSink};
@@ -45,7 +45,7 @@ fn main() {
     let rounds = args.first().copied().unwrap_or(20);
     let trials = args.get(1).copied().unwrap_or(1000);
     let dir = tempfile::tempdir().expect("a temp dir");
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.path().join("state")).expect("sled"));
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(&dir.path().join("state")).expect("state database"));
     let ssid = "Store Members";
     let now = Timestamp::now();
     // 10,000 members, each with a key (the PSK as the box stores it).

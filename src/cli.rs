@@ -68,6 +68,10 @@ pub enum Command {
     /// A reference HQ endpoint for integrators: verifies signatures,
     /// de-duplicates by event id, prints accepted events as JSON lines.
     HqReceiver(crate::hq::receiver::ReceiverArgs),
+    /// Move a version 0.1 state directory (sled) into this version's
+    /// format. `run` does this by itself on its first start.
+    #[command(hide = true)]
+    MigrateState { dir: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,6 +153,20 @@ pub fn main() -> ExitCode {
             port_base,
         }),
         Command::HqReceiver(args) => crate::hq::receiver::cli_main(args),
+        Command::MigrateState { dir } => match crate::store::migrate::from_sled(&dir) {
+            Ok(m) => {
+                eprintln!(
+                    "storegate: migrated {} entries of {} from sled to redb",
+                    m.entries,
+                    dir.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("storegate: {e}");
+                ExitCode::from(1)
+            }
+        },
     }
 }
 

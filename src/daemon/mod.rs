@@ -37,7 +37,7 @@ use crate::portal::{self, ClientResolver, NeighbourResolver, Portal, Site, Synth
 use crate::presence::shell::timer_loop;
 use crate::presence::{Presence, PresenceConfig, PresenceShell};
 use crate::privacy::DeviceKey;
-use crate::store::{SledStore, Store};
+use crate::store::{RedbStore, Store};
 use crate::time::Timestamp;
 use crate::uplink::Outbox;
 use crate::uplink::delivery::{self, DeliveryConfig, DeliveryStatus};
@@ -104,8 +104,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 pub async fn run_with(config: Config, hooks: Hooks) -> anyhow::Result<()> {
     let started = Instant::now();
     let started_at = Timestamp::now();
+    crate::store::migrate::in_child(&config.storage.path)
+        .context("migrating the state database")?;
     let store: Arc<dyn Store> =
-        Arc::new(SledStore::open(&config.storage.path).context("opening the state database")?);
+        Arc::new(RedbStore::open(&config.storage.path).context("opening the state database")?);
     // HQ's key and HTTPS client first: a bad secret or certificate file
     // stops the daemon before it touches the firewall.
     let hq_link = config.hq.as_ref().map(hq_link).transpose()?;

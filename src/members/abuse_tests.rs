@@ -6,7 +6,7 @@
 //! box, and those caps kept across a reopen on the same store.
 
 use super::*;
-use crate::store::{MemoryStore, SledStore};
+use crate::store::{MemoryStore, RedbStore};
 use crate::uplink::sink::OutboxSink;
 use crate::uplink::{CloudEvent, Outbox};
 
@@ -252,7 +252,7 @@ fn the_box_caps_survive_a_reopen_on_the_same_store() {
     };
     let now = Timestamp::now();
     {
-        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
+        let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.path()).unwrap());
         let (m, _) = open_on(store, config.clone());
         m.request_code("13800000001", mac(1), now).unwrap();
         m.request_code("13900000002", mac(2), now).unwrap();
@@ -263,7 +263,7 @@ fn the_box_caps_survive_a_reopen_on_the_same_store() {
         m.verify_member_number("70000001", mac(4), now).unwrap();
         m.verify_member_number("70000002", mac(5), now).unwrap();
     }
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.path()).unwrap());
     let (m, _) = open_on(store, config.clone());
     let soon = now.plus(Duration::from_secs(60));
     assert!(matches!(

@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::config::MemberNumberCheck;
-use crate::store::{MemoryStore, SledStore};
+use crate::store::{MemoryStore, RedbStore};
 use crate::uplink::sink::{LogSink, OutboxSink};
 use crate::uplink::{CloudEvent, Outbox};
 use serde_json::json;
@@ -357,7 +357,7 @@ fn members_and_bindings_survive_a_reopen() {
     let now = Timestamp::now();
     let a;
     {
-        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
+        let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.path()).unwrap());
         let (m, _) = open_with(store, MembersConfig::default());
         a = verified(&m, PHONE, mac(1), now);
         m.link(&a, mac(1), REMEMBER, Some("S1"), now).unwrap();
@@ -365,7 +365,7 @@ fn members_and_bindings_survive_a_reopen() {
         m.recognise(mac(1), now.plus(Duration::from_secs(7200)));
         m.tick(now.plus(Duration::from_secs(7200)));
     }
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.path()).unwrap());
     let (m, _) = open_with(store, MembersConfig::default());
     assert_eq!(m.recognise(mac(1), now).as_deref(), Some(a.as_str()));
     assert_eq!(m.phone_last4(&a).as_deref(), Some("5678"));

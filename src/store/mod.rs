@@ -1,17 +1,20 @@
-//! Persistent state behind one `Store` trait: sled on the box, memory in
+//! Persistent state behind one `Store` trait: redb on the box, memory in
 //! tests. Keys and values are bytes; `put_json`/`get_json` add serde on top.
+//! A state directory written by an earlier version (sled) is migrated on
+//! first start (`migrate`).
 //!
 //! Trees are a closed list (`Tree`) so a typo cannot create a new one, and
 //! every value has a size cap so one bad record cannot fill the flash.
 
 mod memory;
-mod sled_store;
+pub mod migrate;
+mod redb_store;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use memory::MemoryStore;
-pub use sled_store::SledStore;
+pub use redb_store::{Change, RedbStore};
 
 /// Largest value any tree accepts...
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
@@ -83,6 +86,17 @@ pub trait Store: Send + Sync {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     fn put(&self, tree: Tree, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
     fn remove(&self, tree: Tree, key: &[u8]) -> Result<(), StoreError>;
+    /// Several puts (`Some`) and removes (`None`) at once: one transaction
+    /// where the backend has them, so a save of many records is cheap.
+    fn write_batch(&self, changes: Vec<Change>) -> Result<(), StoreError> {
+        for (tree, key, value) in changes {
+            match value {
+                Some(v) => self.put(tree, &key, &v)?,
+                None => self.remove(tree, &key)?,
+            }
+        }
+        Ok(())
+    }
     /// Every entry of a tree, in key order.
     fn scan(&self, tree: Tree) -> Result<Entries, StoreError>;
     /// The last `n` entries of a tree, in key order.
@@ -181,17 +195,35 @@ mod tests {
     }
 
     #[test]
-    fn sled_store_behaves_and_persists() {
+    fn redb_store_behaves_and_persists() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = SledStore::open(dir.path()).unwrap();
+            let store = RedbStore::open(dir.path()).unwrap();
             exercise(&store);
+            store
+                .write_batch(vec![
+                    (Tree::Devices, b"d1".to_vec(), Some(b"one".to_vec())),
+                    (Tree::Devices, b"d2".to_vec(), Some(b"two".to_vec())),
+                    (Tree::Clients, b"k2".to_vec(), Some(b"two".to_vec())),
+                ])
+                .unwrap();
+            store
+                .write_batch(vec![(Tree::Devices, b"d1".to_vec(), None)])
+                .unwrap();
+            assert_eq!(store.count(Tree::Devices).unwrap(), 1);
+            assert_eq!(store.first(Tree::Devices, 5).unwrap().len(), 1);
+            assert_eq!(store.last(Tree::Clients, 1).unwrap()[0].0, b"k2".to_vec());
+            store.flush().unwrap();
         }
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
         assert_eq!(
             store.get(Tree::Clients, b"k2").unwrap().as_deref(),
             Some(&b"two"[..])
         );
+        assert_eq!(store.scan(Tree::Devices).unwrap(), vec![(b"d2".to_vec(), b"two".to_vec())]);
+        // A second store on the same state is refused with a clear error.
+        let err = RedbStore::open(dir.path()).err().expect("locked");
+        assert!(err.to_string().contains("another storegate"), "{err}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 use super::*;
-use crate::store::{MemoryStore, SledStore};
+use crate::store::{MemoryStore, RedbStore};
 use serde_json::json;
 
 #[test]
@@ -7,7 +7,7 @@ fn sequence_numbers_are_consecutive_and_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let t = Timestamp(1_800_000_000_000);
     {
-        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
+        let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.path()).unwrap());
         let outbox = Outbox::open(store, "s-1").unwrap();
         let a = outbox.append("t.a", json!({"n": 1}), t).unwrap();
         let bc = outbox
@@ -19,7 +19,7 @@ fn sequence_numbers_are_consecutive_and_survive_a_reopen() {
             ["2", "3"]
         );
     }
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.path()).unwrap());
     let outbox = Outbox::open(store, "s-1").unwrap();
     assert_eq!(outbox.append("t.d", json!({}), t).unwrap().sequence, "4");
     let recent = outbox.recent(2).unwrap();
@@ -173,7 +173,7 @@ fn a_full_outbox_drops_summaries_first_and_says_so_in_a_gap_event() {
     let dir = tempfile::tempdir().unwrap();
     let t = Timestamp(1_800_000_000_000);
     {
-        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
+        let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.path()).unwrap());
         let outbox = Outbox::open_with(store, "s", 10).unwrap();
         // 1 visit, 2 summary, 3 visit, 4 summary, ... 10 summary.
         for i in 1..=10 {
@@ -198,7 +198,7 @@ fn a_full_outbox_drops_summaries_first_and_says_so_in_a_gap_event() {
         assert_eq!((st.queued, st.droppable, st.dropped), (10, 3, 2));
     }
     // The counts and the drop total survive a restart.
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.path()).unwrap());
     let outbox = Outbox::open_with(store, "s", 10).unwrap();
     let st = outbox.stats(t);
     assert_eq!((st.queued, st.droppable, st.dropped), (10, 3, 2));

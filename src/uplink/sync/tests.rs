@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::storage::{CHUNK_BYTES, CHUNK_PREFIX, chunk_key, save};
 use super::test_hq::{Reply, TestHq};
 use super::*;
-use crate::store::{MemoryStore, SledStore, Store, Tree};
+use crate::store::{MemoryStore, RedbStore, Store, Tree};
 use crate::time::Timestamp;
 use crate::uplink::signing::SigningKey;
 
@@ -144,7 +144,7 @@ async fn a_signed_document_is_accepted_stored_and_served_after_reload() {
     assert!(body.len() > 3 * CHUNK_BYTES);
     hq.script(vec![signed(&body, "\"etag-1\"", &key(), now_secs())]);
     {
-        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
+        let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.path()).unwrap());
         let state = Arc::new(SyncState::load(store.as_ref()));
         assert!(!state.is_staff(&dev(1)));
         let s = syncer(&hq, state.clone(), store.clone());
@@ -170,7 +170,7 @@ async fn a_signed_document_is_accepted_stored_and_served_after_reload() {
         assert!(seen[0].headers.get("if-none-match").is_none());
     }
     // Reopened: the document is back, with its ETag.
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.path()).unwrap());
     let state = SyncState::load(store.as_ref());
     assert_eq!(state.version().as_deref(), Some("v1"));
     assert_eq!(state.etag().as_deref(), Some("\"etag-1\""));
