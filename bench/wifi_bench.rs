@@ -45,7 +45,8 @@ fn main() {
     let rounds = args.first().copied().unwrap_or(20);
     let trials = args.get(1).copied().unwrap_or(1000);
     let dir = tempfile::tempdir().expect("a temp dir");
-    let store: Arc<dyn Store> = Arc::new(RedbStore::open(&dir.path().join("state")).expect("state database"));
+    let store: Arc<dyn Store> =
+        Arc::new(RedbStore::open(&dir.path().join("state")).expect("state database"));
     let ssid = "Store Members";
     let now = Timestamp::now();
     // 10,000 members, each with a key (the PSK as the box stores it).

@@ -27,9 +27,7 @@ use crate::access::blocked::Blocklist;
 use crate::access::{AuthMethod, Gate};
 use crate::mac::MacAddr;
 use crate::members::Members;
-use crate::presence::{
-    Device, DhcpInfo, DhcpMessageType, Output, Presence, Saved, Sighting, SightingKind, Visit,
-};
+use crate::presence::{DhcpInfo, DhcpMessageType, Output, Presence, Sighting, SightingKind, Visit};
 use crate::privacy::DeviceKey;
 use crate::store::{self, Store, Tree};
 use crate::time::Timestamp;
@@ -44,7 +42,6 @@ const PERSIST_DEVICES_EVERY: Duration = Duration::from_secs(5);
 const PERSIST_CORE_EVERY: Duration = Duration::from_secs(30);
 /// Longest sleep between ticks, whatever the machine's next deadline.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
-const SAVED_KEY: &[u8] = b"saved";
 /// How often devices of no member are checked for the privacy period.
 const FORGET_UNBOUND_EVERY: Duration = Duration::from_secs(3600);
 /// The default of `privacy.forget_unbound_after_days`.
@@ -81,6 +78,8 @@ pub struct FrameStats {
 pub struct PresenceShell {
     machine: Mutex<Presence>,
     dirty: Mutex<HashSet<MacAddr>>,
+    /// What the last save wrote (`persist`).
+    written: Mutex<persist::Written>,
     stats: Mutex<FrameStats>,
     store: Arc<dyn Store>,
     events: Arc<dyn EventSink>,
@@ -109,12 +108,14 @@ impl PresenceShell {
         events: Arc<dyn EventSink>,
         key: DeviceKey,
     ) -> Self {
-        if let Some(saved) = load_saved(store.as_ref()) {
+        let (saved, written) = persist::load(store.as_ref());
+        if let Some(saved) = saved {
             machine.restore(saved, Timestamp::now());
         }
         PresenceShell {
             machine: Mutex::new(machine),
             dirty: Mutex::new(HashSet::new()),
+            written: Mutex::new(written),
             stats: Mutex::new(FrameStats::default()),
             store,
             events,
@@ -404,7 +405,8 @@ impl PresenceShell {
         }
     }
 
-    /// Writes changed device records (each in its own store entry).
+    /// Writes changed device records (each in its own store entry), in
+    /// one batch.
     pub fn persist_devices(&self) {
         let dirty: Vec<MacAddr> = self
             .dirty
@@ -415,40 +417,55 @@ impl PresenceShell {
         if dirty.is_empty() {
             return;
         }
-        let records: Vec<(MacAddr, Option<Vec<u8>>)> = {
+        let changes: Vec<store::Change> = {
             let m = self.machine();
             dirty
                 .into_iter()
-                .map(|mac| (mac, m.device(mac).and_then(|d| serde_json::to_vec(d).ok())))
+                .map(|mac| {
+                    let record = m.device(mac).and_then(|d| serde_json::to_vec(d).ok());
+                    (Tree::Devices, mac.octets().to_vec(), record)
+                })
                 .collect()
         };
-        for (mac, record) in records {
-            let result = match record {
-                Some(bytes) => self.store.put(Tree::Devices, &mac.octets(), &bytes),
-                None => self.store.remove(Tree::Devices, &mac.octets()),
-            };
-            if let Err(e) = result {
-                tracing::warn!(mac = %mac.redacted(), "could not save the device: {e}");
-            }
+        let bytes: usize = changes
+            .iter()
+            .map(|(_, _, v)| v.as_ref().map_or(6, Vec::len))
+            .sum();
+        match self.store.write_batch(changes) {
+            Ok(()) => self.written().bytes += bytes as u64,
+            Err(e) => tracing::warn!("could not save device records: {e}"),
         }
     }
 
-    /// Writes visits, footfall and the rest of the machine's state.
-    pub fn persist_core(&self) {
+    fn written(&self) -> std::sync::MutexGuard<'_, persist::Written> {
+        self.written.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes what changed of visits, footfall and the rest of the
+    /// machine's state (`persist`); `exact` also writes open visits whose
+    /// only change is their last sighting (a clean stop).
+    fn persist_core_with(&self, exact: bool) {
         let core = self.machine().snapshot_core();
-        match serde_json::to_vec(&core) {
-            Ok(bytes) => {
-                if let Err(e) = self.store.put(Tree::Presence, SAVED_KEY, &bytes) {
-                    tracing::warn!("could not save presence state: {e}");
-                }
-            }
-            Err(e) => tracing::warn!("could not encode presence state: {e}"),
+        let mut written = self.written();
+        if let Err(e) = persist::save(self.store.as_ref(), &core, &mut written, exact) {
+            tracing::warn!("could not save presence state: {e}");
         }
     }
 
+    pub fn persist_core(&self) {
+        self.persist_core_with(false);
+    }
+
+    /// Bytes of presence records handed to the store since start (keys
+    /// and values; the storage engine adds its own).
+    pub fn persisted_bytes(&self) -> u64 {
+        self.written().bytes
+    }
+
+    /// Everything, exactly, flushed (a clean stop, erasure).
     pub fn persist_all(&self) {
         self.persist_devices();
-        self.persist_core();
+        self.persist_core_with(true);
         if let Err(e) = self.store.flush() {
             tracing::warn!("could not flush presence state: {e}");
         }
@@ -476,33 +493,6 @@ fn visit_ended(v: Visit) -> Event {
         dwell_seconds: v.dwell_seconds,
         classification: v.classification.as_str(),
     }
-}
-
-/// The core snapshot plus every saved device record.
-fn load_saved(store: &dyn Store) -> Option<Saved> {
-    let mut saved: Saved = match store.get(Tree::Presence, SAVED_KEY) {
-        Ok(Some(bytes)) => serde_json::from_slice(&bytes)
-            .map_err(|e| tracing::warn!("presence state unreadable, starting afresh: {e}"))
-            .ok()?,
-        Ok(None) => return None,
-        Err(e) => {
-            tracing::warn!("presence state unreadable, starting afresh: {e}");
-            return None;
-        }
-    };
-    match store::scan_json::<Device>(store, Tree::Devices) {
-        Ok(records) => {
-            saved.devices = records
-                .into_iter()
-                .filter_map(|r| {
-                    r.map_err(|e| tracing::warn!("skipping a saved device: {e}"))
-                        .ok()
-                })
-                .collect();
-        }
-        Err(e) => tracing::warn!("saved devices unreadable: {e}"),
-    }
-    Some(saved)
 }
 
 /// Ticks the machine at its deadlines and persists now and then.
@@ -561,6 +551,11 @@ pub async fn timer_loop(
                 s.persist_devices();
                 if core_due {
                     s.persist_core();
+                    // Durable at most this late (the writes are in one
+                    // flush; nothing changed, nothing written).
+                    if let Err(e) = s.store.flush() {
+                        tracing::warn!("could not flush presence state: {e}");
+                    }
                     // Saving serialises everything at once; return what
                     // it freed (every 30 s, a few ms at most).
                     crate::memory::return_freed_memory();
@@ -593,6 +588,7 @@ pub async fn timer_loop(
     }
 }
 
+mod persist;
 mod stations;
 
 #[cfg(test)]

@@ -80,7 +80,11 @@ pub fn from_sled(dir: &Path) -> Result<Migrated, StoreError> {
             }
         }
         migrated.entries = changes.len();
-        changes.push((Tree::Meta, MIGRATED_KEY.to_vec(), Some(b"sled-0.34".to_vec())));
+        changes.push((
+            Tree::Meta,
+            MIGRATED_KEY.to_vec(),
+            Some(b"sled-0.34".to_vec()),
+        ));
         store.write_batch(changes)?;
         store.flush()?;
     }
@@ -125,9 +129,18 @@ mod tests {
     /// A sled database laid out as version 0.1 wrote it.
     fn old_state(dir: &Path) {
         let db = sled::Config::new().path(sled_dir(dir)).open().unwrap();
-        db.open_tree("clients").unwrap().insert(b"mac1", b"c1").unwrap();
-        db.open_tree("outbox").unwrap().insert(7u64.to_be_bytes(), b"e7").unwrap();
-        db.open_tree("meta").unwrap().insert(b"device_key", b"k").unwrap();
+        db.open_tree("clients")
+            .unwrap()
+            .insert(b"mac1", b"c1")
+            .unwrap();
+        db.open_tree("outbox")
+            .unwrap()
+            .insert(7u64.to_be_bytes(), b"e7")
+            .unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .insert(b"device_key", b"k")
+            .unwrap();
         for i in 0..500u32 {
             db.open_tree("devices")
                 .unwrap()
@@ -149,7 +162,10 @@ mod tests {
         let store = RedbStore::open(dir.path()).unwrap();
         assert_eq!(store.get(Tree::Clients, b"mac1").unwrap().unwrap(), b"c1");
         assert_eq!(
-            store.get(Tree::Outbox, &7u64.to_be_bytes()).unwrap().unwrap(),
+            store
+                .get(Tree::Outbox, &7u64.to_be_bytes())
+                .unwrap()
+                .unwrap(),
             b"e7"
         );
         assert_eq!(store.get(Tree::Meta, b"device_key").unwrap().unwrap(), b"k");
@@ -175,6 +191,9 @@ mod tests {
         assert_eq!(m.entries, 0);
         assert!(!sled_dir(dir.path()).exists());
         let store = RedbStore::open(dir.path()).unwrap();
-        assert_eq!(store.get(Tree::Clients, b"mac1").unwrap().unwrap(), b"newer");
+        assert_eq!(
+            store.get(Tree::Clients, b"mac1").unwrap().unwrap(),
+            b"newer"
+        );
     }
 }

@@ -220,7 +220,10 @@ mod tests {
             store.get(Tree::Clients, b"k2").unwrap().as_deref(),
             Some(&b"two"[..])
         );
-        assert_eq!(store.scan(Tree::Devices).unwrap(), vec![(b"d2".to_vec(), b"two".to_vec())]);
+        assert_eq!(
+            store.scan(Tree::Devices).unwrap(),
+            vec![(b"d2".to_vec(), b"two".to_vec())]
+        );
         // A second store on the same state is refused with a clear error.
         let err = RedbStore::open(dir.path()).err().expect("locked");
         assert!(err.to_string().contains("another storegate"), "{err}");

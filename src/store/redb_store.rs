@@ -13,6 +13,7 @@
 //! per-entry state outside the cache and spawns no threads.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
@@ -55,6 +56,9 @@ pub type Change = (Tree, Vec<u8>, Option<Vec<u8>>);
 pub struct RedbStore {
     db: Database,
     path: PathBuf,
+    /// Commits since the last durable one: `flush` with nothing to make
+    /// durable writes nothing (a durable commit rewrites redb's header).
+    unflushed: AtomicBool,
 }
 
 impl RedbStore {
@@ -83,7 +87,11 @@ impl RedbStore {
                 Err(e) => return Err(open_err(e.to_string())),
             }
         };
-        let store = RedbStore { db, path };
+        let store = RedbStore {
+            db,
+            path,
+            unflushed: AtomicBool::new(false),
+        };
         // Every table exists from the start, so reads never meet a missing one.
         store.write(|txn| {
             for tree in ALL_TREES {
@@ -108,6 +116,7 @@ impl RedbStore {
         let mut txn = self.db.begin_write().map_err(backend)?;
         txn.set_durability(Durability::None).map_err(backend)?;
         f(&txn)?;
+        self.unflushed.store(true, Ordering::SeqCst);
         txn.commit().map_err(backend)
     }
 
@@ -191,9 +200,7 @@ impl Store for RedbStore {
     }
 
     fn last(&self, tree: Tree, n: usize) -> Result<Entries, StoreError> {
-        let mut v = self.read(tree, |t| {
-            Self::collect(t.iter().map_err(backend)?.rev(), n)
-        })?;
+        let mut v = self.read(tree, |t| Self::collect(t.iter().map_err(backend)?.rev(), n))?;
         v.reverse();
         Ok(v)
     }
@@ -210,9 +217,18 @@ impl Store for RedbStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
+        if !self.unflushed.swap(false, Ordering::SeqCst) {
+            return Ok(());
+        }
         // An empty durable commit makes every earlier non-durable one durable.
-        let mut txn = self.db.begin_write().map_err(backend)?;
-        txn.set_durability(Durability::Immediate).map_err(backend)?;
-        txn.commit().map_err(backend)
+        let result = (|| {
+            let mut txn = self.db.begin_write().map_err(backend)?;
+            txn.set_durability(Durability::Immediate).map_err(backend)?;
+            txn.commit().map_err(backend)
+        })();
+        if result.is_err() {
+            self.unflushed.store(true, Ordering::SeqCst);
+        }
+        result
     }
 }
