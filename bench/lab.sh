@@ -2,6 +2,7 @@
 # with a gateway namespace running storegate, one client and an
 # "internet" namespace. Documentation address ranges only.
 #   lab_up TAG   lab_start_storegate [extra toml]   lab_down
+# SG_BIN picks the storegate binary (default: the release build).
 set -euo pipefail
 
 lab_up() {
@@ -49,7 +50,7 @@ path = "$LABDIR/state"
 [control]
 socket = "$LABDIR/control.sock"
 TOML
-  ip netns exec "$GW" ./target/release/storegate run -c "$LABDIR/sg.toml" 2>"$LABDIR/sg.log" &
+  ip netns exec "$GW" "${SG_BIN:-./target/release/storegate}" run -c "$LABDIR/sg.toml" 2>"$LABDIR/sg.log" &
   SG_PID=$!
   for _ in $(seq 200); do
     [ -S "$LABDIR/control.sock" ] && return 0

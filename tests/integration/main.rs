@@ -70,6 +70,7 @@ mod hq_tls;
 mod layering;
 mod members;
 mod members_abuse;
+mod migration;
 mod outbox;
 mod presence;
 mod receiver;
