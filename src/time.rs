@@ -8,8 +8,6 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 /// Milliseconds since the Unix epoch, UTC.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -43,18 +41,24 @@ impl Timestamp {
         Duration::from_millis(u64::try_from(later.0.saturating_sub(self.0)).unwrap_or(0))
     }
 
-    /// RFC 3339 in UTC with a `Z`, e.g. `2026-11-23T10:00:00.250Z`.
+    /// RFC 3339 in UTC with a `Z`, the fraction only as long as it needs
+    /// to be: `2026-11-23T10:00:00.123Z`, `2026-11-23T10:00:00.25Z`,
+    /// `2026-11-23T10:00:00Z`. Outside the years 0000 to 9999 it is the
+    /// plain millisecond count, which RFC 3339 cannot say.
     pub fn rfc3339(self) -> String {
-        let nanos = i128::from(self.0) * 1_000_000;
-        match OffsetDateTime::from_unix_timestamp_nanos(nanos) {
-            Ok(t) => t.format(&Rfc3339).unwrap_or_else(|_| self.0.to_string()),
-            Err(_) => self.0.to_string(),
+        /// 0000-01-01T00:00:00Z; the top end is `jiff`'s own.
+        const YEAR_ZERO_MS: i64 = -62_167_219_200_000;
+        match jiff::Timestamp::from_millisecond(self.0) {
+            Ok(t) if self.0 >= YEAR_ZERO_MS => t.to_string(),
+            _ => self.0.to_string(),
         }
     }
 
+    /// An RFC 3339 time with any offset (`Z`, `+08:00`, `-05:00`); digits
+    /// below the millisecond are dropped (towards zero).
     pub fn parse_rfc3339(s: &str) -> Option<Self> {
-        let t = OffsetDateTime::parse(s, &Rfc3339).ok()?;
-        i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
+        let t: jiff::Timestamp = s.parse().ok()?;
+        i64::try_from(t.as_nanosecond() / 1_000_000)
             .ok()
             .map(Timestamp)
     }
@@ -142,6 +146,50 @@ mod tests {
         let s = t.rfc3339();
         assert!(s.ends_with('Z'), "{s}");
         assert_eq!(Timestamp::parse_rfc3339(&s), Some(t));
+    }
+
+    #[test]
+    fn rfc3339_is_utc_with_the_shortest_fraction() {
+        assert_eq!(
+            Timestamp(1_795_000_000_123).rfc3339(),
+            "2026-11-18T11:06:40.123Z"
+        );
+        assert_eq!(
+            Timestamp(1_795_000_000_250).rfc3339(),
+            "2026-11-18T11:06:40.25Z"
+        );
+        assert_eq!(
+            Timestamp(1_795_000_000_005).rfc3339(),
+            "2026-11-18T11:06:40.005Z"
+        );
+        assert_eq!(
+            Timestamp(1_795_000_000_000).rfc3339(),
+            "2026-11-18T11:06:40Z"
+        );
+        assert_eq!(Timestamp(0).rfc3339(), "1970-01-01T00:00:00Z");
+        assert_eq!(Timestamp(-1).rfc3339(), "1969-12-31T23:59:59.999Z");
+        // Beyond what RFC 3339 can write: the millisecond count.
+        assert_eq!(Timestamp(i64::MAX).rfc3339(), i64::MAX.to_string());
+        assert_eq!(Timestamp(-62_167_219_200_001).rfc3339(), "-62167219200001");
+        assert_eq!(
+            Timestamp(-62_167_219_200_000).rfc3339(),
+            "0000-01-01T00:00:00Z"
+        );
+    }
+
+    #[test]
+    fn parses_rfc3339_with_any_offset() {
+        let t = Some(Timestamp(1_795_000_000_250));
+        assert_eq!(Timestamp::parse_rfc3339("2026-11-18T11:06:40.25Z"), t);
+        assert_eq!(Timestamp::parse_rfc3339("2026-11-18T19:06:40.250+08:00"), t);
+        assert_eq!(Timestamp::parse_rfc3339("2026-11-18T06:06:40.250-05:00"), t);
+        assert_eq!(Timestamp::parse_rfc3339("2026-11-18t11:06:40.250999z"), t);
+        assert_eq!(
+            Timestamp::parse_rfc3339("1969-12-31T23:59:59.9995Z"),
+            Some(Timestamp(0))
+        );
+        assert_eq!(Timestamp::parse_rfc3339("2026-11-18T11:06:40"), None);
+        assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
     }
 
     #[test]
