@@ -169,7 +169,8 @@ pub struct SessionPolicy {
 #[derive(Debug)]
 pub struct Sessions {
     policy: SessionPolicy,
-    clients: HashMap<MacAddr, Client>,
+    /// Boxed, so the table's unused slots cost 16 bytes, not a record.
+    clients: HashMap<MacAddr, Box<Client>>,
     preauth: usize,
 }
 
@@ -206,7 +207,7 @@ impl Sessions {
             }
             c.last_active = Some(now);
             actions.push(Action::Allow { mac: c.mac, until });
-            if let Some(old) = self.clients.insert(c.mac, c)
+            if let Some(old) = self.clients.insert(c.mac, Box::new(c))
                 && !old.is_authorized()
             {
                 self.preauth -= 1;
@@ -227,7 +228,8 @@ impl Sessions {
         if self.preauth >= self.policy.max_preauth {
             self.evict_oldest_preauth();
         }
-        self.clients.insert(mac, Client::new(mac, ip, now));
+        self.clients
+            .insert(mac, Box::new(Client::new(mac, ip, now)));
         self.preauth += 1;
     }
 
@@ -268,7 +270,10 @@ impl Sessions {
             }
             // A new client goes straight to authorised: it never takes a
             // pre-auth place, so it cannot evict anyone.
-            None => self.clients.entry(mac).or_insert(Client::new(mac, ip, now)),
+            None => self
+                .clients
+                .entry(mac)
+                .or_insert_with(|| Box::new(Client::new(mac, ip, now))),
         };
         c.state = ClientState::Authorized;
         c.authorized_at = Some(now);
@@ -277,7 +282,7 @@ impl Sessions {
         c.member_id = member_id.clone();
         c.last_active = Some(now);
         vec![
-            Action::Save(c.clone()),
+            Action::Save((**c).clone()),
             Action::Allow { mac, until },
             Action::Event(SessionEvent::Authorized {
                 mac,
@@ -381,19 +386,20 @@ impl Sessions {
     }
 
     pub fn get(&self, mac: MacAddr) -> Option<&Client> {
-        self.clients.get(&mac)
+        self.clients.get(&mac).map(|c| &**c)
     }
 
     /// The client using `ip` now, if any.
     pub fn by_ip(&self, ip: IpAddr) -> Option<&Client> {
         self.clients
             .values()
+            .map(|c| &**c)
             .filter(|c| c.ip == Some(ip))
             .max_by_key(|c| c.last_seen)
     }
 
     pub fn clients(&self) -> impl Iterator<Item = &Client> {
-        self.clients.values()
+        self.clients.values().map(|c| &**c)
     }
 
     pub fn authorized_count(&self) -> usize {

@@ -79,7 +79,9 @@ pub(crate) struct Tracker {
     tz: TimeZone,
     user_rules: Vec<FingerprintRule>,
     builtin_rules: Vec<FingerprintRule>,
-    devices: HashMap<MacAddr, Device>,
+    /// Boxed: the table keeps 16 bytes a slot, not a whole record, so its
+    /// unused slots (a hash table is up to half empty) cost little.
+    devices: HashMap<MacAddr, Box<Device>>,
     /// (deadline, mac) of every device that has one.
     timers: BTreeSet<(Timestamp, MacAddr)>,
     /// (departure, mac) of every device that left: eviction order.
@@ -231,7 +233,8 @@ impl Tracker {
                     return seen;
                 }
             }
-            self.devices.insert(s.mac, Device::new(s.mac, now));
+            self.devices
+                .insert(s.mac, Box::new(Device::new(s.mac, now)));
             self.index(s.mac);
         }
         self.update(s.mac, |d, t| {
@@ -315,7 +318,7 @@ impl Tracker {
             }
             let mac = d.mac;
             self.unindex(mac);
-            self.devices.insert(mac, d);
+            self.devices.insert(mac, Box::new(d));
             self.index(mac);
         }
         while self.devices.len() > self.cfg.max_devices {
@@ -392,10 +395,10 @@ impl Tracker {
     }
 
     pub fn get(&self, mac: MacAddr) -> Option<&Device> {
-        self.devices.get(&mac)
+        self.devices.get(&mac).map(|d| &**d)
     }
 
     pub fn devices(&self) -> impl Iterator<Item = &Device> {
-        self.devices.values()
+        self.devices.values().map(|d| &**d)
     }
 }

@@ -117,7 +117,8 @@ impl SplitMix64 {
 #[derive(Debug)]
 pub(crate) struct Sessionizer {
     rejoin_gap: Duration,
-    open: HashMap<MacAddr, OpenVisit>,
+    /// Boxed, as the tracker's devices are: unused slots stay small.
+    open: HashMap<MacAddr, Box<OpenVisit>>,
     /// (departed_at + rejoin_gap, mac) of every pending visit.
     ends: BTreeSet<(Timestamp, MacAddr)>,
     /// Ended visits, newest first.
@@ -205,7 +206,7 @@ impl Sessionizer {
             last_seen: now,
             departed_at: None,
         };
-        if let Some(old) = self.open.insert(mac, open)
+        if let Some(old) = self.open.insert(mac, Box::new(open))
             && let Some(key) = self.end_key(&old)
         {
             self.ends.remove(&key);
@@ -310,7 +311,7 @@ impl Sessionizer {
     }
 
     pub fn snapshot(&self) -> (Vec<OpenVisit>, Vec<Visit>) {
-        let mut open: Vec<OpenVisit> = self.open.values().cloned().collect();
+        let mut open: Vec<OpenVisit> = self.open.values().map(|v| (**v).clone()).collect();
         open.sort_by_key(|v| (v.visit.started_at, v.visit.mac));
         (open, self.recent.iter().cloned().collect())
     }
@@ -320,7 +321,7 @@ impl Sessionizer {
         self.ends.clear();
         for v in open {
             let key = self.end_key(&v);
-            if let Some(old) = self.open.insert(v.visit.mac, v)
+            if let Some(old) = self.open.insert(v.visit.mac, Box::new(v))
                 && let Some(old_key) = self.end_key(&old)
             {
                 self.ends.remove(&old_key);
