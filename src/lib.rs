@@ -18,7 +18,7 @@
 //! ```
 //!
 //! - Leaves every module may use: `mac` (MAC addresses), `time`
-//!   (timestamps, time zones), `store` (the `Store` trait: sled on the
+//!   (timestamps, time zones), `store` (the `Store` trait: redb on the
 //!   box, memory in tests), `privacy` (the keyed `device_id`),
 //!   `fingerprint` (OS family from DHCP options), `nlwire` (netlink
 //!   framing), `memory`, `runtime` (logging and the async runtime of

@@ -1,5 +1,5 @@
 //! Tests of `Members` through its public methods, on a memory store (or
-//! sled, across a reopen): sign-in by code and by member number, ids,
+//! redb, across a reopen): sign-in by code and by member number, ids,
 //! linking and the device limit, consent, expiry, erasure and staff
 //! credit, with the events HQ is sent.
 
