@@ -22,8 +22,9 @@ if [ -z "${SKIP_INSTALL:-}" ]; then
   rustup target add "${TARGETS[@]}"
   need=()
   for pair in musl-gcc:musl-tools aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu \
+              /usr/aarch64-linux-gnu/include/stdint.h:libc6-dev-arm64-cross \
               qemu-aarch64-static:qemu-user-static; do
-    command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+    { command -v "${pair%%:*}" >/dev/null 2>&1 || [ -e "${pair%%:*}" ]; } || need+=("${pair#*:}")
   done
   if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
