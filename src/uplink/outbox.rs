@@ -230,13 +230,13 @@ impl Outbox {
     ) -> Result<Self, StoreError> {
         let (mut log, replay) = Log::open(dir, segment_bytes.max(4096))?;
         if let Some((file, bytes)) = &replay.torn {
-            tracing::warn!("outbox: cut {bytes} bytes of an unfinished write off the end of {file}");
+            tracing::warn!(
+                "outbox: cut {bytes} bytes of an unfinished write off the end of {file}"
+            );
         }
         // The next number: past everything the log, the old trees and the
         // old counter know of.
-        let mut next = replay
-            .next
-            .max(read_u64(&*store, NEXT_SEQ)?.unwrap_or(1));
+        let mut next = replay.next.max(read_u64(&*store, NEXT_SEQ)?.unwrap_or(1));
         for tree in [Tree::Outbox, Tree::OutboxDroppable, Tree::DeadLetter] {
             if let Some(seq) = store.last(tree, 1)?.last().and_then(|(k, _)| seq_of(k)) {
                 next = next.max(seq + 1);
@@ -305,7 +305,9 @@ impl Outbox {
             let seq = state.next;
             // Past this point the number may be on disk: never reuse it.
             state.next += 1;
-            state.log.push_event(seq, ty == FOOTFALL_SUMMARY, false, &bytes);
+            state
+                .log
+                .push_event(seq, ty == FOOTFALL_SUMMARY, false, &bytes);
             if state.log.open_frame_len() >= log::FRAME_TARGET {
                 state.log.seal();
             }
@@ -420,8 +422,10 @@ impl Outbox {
     /// names it. The total against the cap does not change.
     pub fn park(&self, batch: &[(u64, Vec<u8>)]) -> Result<(), StoreError> {
         let mut state = self.lock();
-        let mut parked: Vec<&(u64, Vec<u8>)> =
-            batch.iter().filter(|(s, _)| state.log.is_live(*s)).collect();
+        let mut parked: Vec<&(u64, Vec<u8>)> = batch
+            .iter()
+            .filter(|(s, _)| state.log.is_live(*s))
+            .collect();
         parked.sort_unstable_by_key(|(s, _)| *s);
         parked.dedup_by_key(|(s, _)| *s);
         if parked.is_empty() {
@@ -542,6 +546,6 @@ impl Outbox {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod log_tests;
+#[cfg(test)]
+mod tests;

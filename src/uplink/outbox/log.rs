@@ -23,8 +23,6 @@
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::ErrorKind;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -32,207 +30,21 @@ use crate::store::StoreError;
 
 use super::ranges::{RangeSet, runs};
 
+mod frame;
+mod media;
+mod read;
+
+use frame::{
+    FRAME_HEAD, MAX_FRAME, RECORD_HEAD, Record, encode_ranges, encode_record, frame, records,
+};
+pub(super) use frame::{Kind, decode_ranges};
+use media::{Media, io_error};
+pub(super) use media::{SyncHandle, sync_handle};
+
 /// The size at which a new segment is started.
 pub(super) const SEGMENT_BYTES: u64 = 4 << 20;
 /// Events appended in one call are split into frames of about this size.
 pub(super) const FRAME_TARGET: usize = 256 << 10;
-/// No frame is larger (a bigger length field means a corrupt file).
-const MAX_FRAME: usize = 16 << 20;
-const FRAME_HEAD: usize = 8;
-const RECORD_HEAD: usize = 13;
-/// How much a read of frames pulls from the file at once.
-const READ_CHUNK: usize = 64 << 10;
-
-/// What a record says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
-    /// First in each segment: the next sequence number when it began, so
-    /// a number is never reused even when every older segment is gone.
-    Header = 0,
-    /// A queued event (payload: its JSON).
-    Event = 1,
-    /// A queued event that is dropped first when the outbox is full.
-    Droppable = 2,
-    /// Events that left the queue: delivered, parked or dropped for room
-    /// (payload: `[first, last]` ranges, u64 LE each).
-    Removed = 3,
-    /// Events moved in from the old key-value trees, up to `seq`.
-    Migrated = 4,
-    /// Events about to be parked as dead letters (ranges).
-    Parking = 5,
-    /// Dead letters dropped for room (ranges).
-    DeadDropped = 6,
-    /// A dead letter back in the queue (payload: its JSON).
-    Retried = 7,
-    /// The same, droppable.
-    RetriedDroppable = 8,
-}
-
-impl Kind {
-    fn from_u8(b: u8) -> Option<Kind> {
-        use Kind::*;
-        [
-            Header,
-            Event,
-            Droppable,
-            Removed,
-            Migrated,
-            Parking,
-            DeadDropped,
-            Retried,
-            RetriedDroppable,
-        ]
-        .get(usize::from(b))
-        .copied()
-    }
-
-    pub fn is_event(self) -> bool {
-        matches!(
-            self,
-            Kind::Event | Kind::Droppable | Kind::Retried | Kind::RetriedDroppable
-        )
-    }
-
-    pub fn is_droppable(self) -> bool {
-        matches!(self, Kind::Droppable | Kind::RetriedDroppable)
-    }
-}
-
-/// One record read back.
-pub(super) struct Record<'a> {
-    pub kind: Kind,
-    pub seq: u64,
-    pub payload: &'a [u8],
-}
-
-/// Splits a frame body into records; None if it does not parse.
-fn records(mut body: &[u8]) -> Option<Vec<Record<'_>>> {
-    let mut out = Vec::new();
-    while !body.is_empty() {
-        if body.len() < RECORD_HEAD {
-            return None;
-        }
-        let kind = Kind::from_u8(body[0])?;
-        let seq = u64::from_le_bytes(body[1..9].try_into().ok()?);
-        let len = u32::from_le_bytes(body[9..13].try_into().ok()?) as usize;
-        let payload = body.get(RECORD_HEAD..RECORD_HEAD + len)?;
-        out.push(Record { kind, seq, payload });
-        body = &body[RECORD_HEAD + len..];
-    }
-    Some(out)
-}
-
-/// `[first, last]` pairs of a ranges payload.
-pub(super) fn decode_ranges(p: &[u8]) -> Vec<(u64, u64)> {
-    p.chunks_exact(16)
-        .map(|c| {
-            let n = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or_default());
-            (n(&c[..8]), n(&c[8..]))
-        })
-        .collect()
-}
-
-fn encode_record(buf: &mut Vec<u8>, kind: Kind, seq: u64, payload: &[u8]) {
-    buf.push(kind as u8);
-    buf.extend_from_slice(&seq.to_le_bytes());
-    buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    buf.extend_from_slice(payload);
-}
-
-fn encode_ranges(ranges: &[(u64, u64)]) -> Vec<u8> {
-    let mut p = Vec::with_capacity(ranges.len() * 16);
-    for (f, l) in ranges {
-        p.extend_from_slice(&f.to_le_bytes());
-        p.extend_from_slice(&l.to_le_bytes());
-    }
-    p
-}
-
-fn frame(body: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(FRAME_HEAD + body.len());
-    f.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    f.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
-    f.extend_from_slice(body);
-    f
-}
-
-fn io_error(path: &Path, what: &str, e: std::io::Error) -> StoreError {
-    StoreError::Backend(format!("outbox: {what} {}: {e}", path.display()))
-}
-
-/// A segment's bytes: a file, or memory (tests and rigs).
-enum Media {
-    Disk { file: Arc<File>, path: PathBuf },
-    Memory(Vec<u8>),
-}
-
-impl Media {
-    fn read_at(&self, buf: &mut [u8], at: u64) -> Result<usize, StoreError> {
-        match self {
-            Media::Disk { file, path } => {
-                let mut done = 0;
-                while done < buf.len() {
-                    match file.read_at(&mut buf[done..], at + done as u64) {
-                        Ok(0) => break,
-                        Ok(n) => done += n,
-                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                        Err(e) => return Err(io_error(path, "reading", e)),
-                    }
-                }
-                Ok(done)
-            }
-            Media::Memory(v) => {
-                let start = (at as usize).min(v.len());
-                let n = buf.len().min(v.len() - start);
-                buf[..n].copy_from_slice(&v[start..start + n]);
-                Ok(n)
-            }
-        }
-    }
-
-    fn write_at(&mut self, bytes: &[u8], at: u64) -> Result<(), StoreError> {
-        match self {
-            Media::Disk { file, path } => file
-                .write_all_at(bytes, at)
-                .map_err(|e| io_error(path, "writing", e)),
-            Media::Memory(v) => {
-                v.truncate(at as usize);
-                v.extend_from_slice(bytes);
-                Ok(())
-            }
-        }
-    }
-
-    fn truncate(&mut self, len: u64) -> Result<(), StoreError> {
-        match self {
-            Media::Disk { file, path } => file
-                .set_len(len)
-                .map_err(|e| io_error(path, "truncating", e)),
-            Media::Memory(v) => {
-                v.truncate(len as usize);
-                Ok(())
-            }
-        }
-    }
-
-    fn name(&self) -> String {
-        match self {
-            Media::Disk { path, .. } => path.display().to_string(),
-            Media::Memory(_) => "(memory)".into(),
-        }
-    }
-}
-
-/// What the outbox syncs to make a write durable (None: memory).
-pub(super) type SyncHandle = Option<(Arc<File>, PathBuf)>;
-
-pub(super) fn sync_handle(h: &SyncHandle) -> Result<(), StoreError> {
-    match h {
-        Some((file, path)) => file.sync_data().map_err(|e| io_error(path, "syncing", e)),
-        None => Ok(()),
-    }
-}
-
 struct Segment {
     media: Media,
     /// The log position of the segment's first byte.
@@ -674,134 +486,45 @@ impl Log {
         Ok(())
     }
 
-    /// The lowest `n` queued numbers.
+    /// The lowest `n` queued numbers. Segments are visited lowest first
+    /// and only while they can still hold one of the lowest `n`.
     pub fn first_live(&self, n: usize) -> Vec<u64> {
-        let mut all: Vec<u64> = self.segments.iter().flat_map(|s| s.live.first_n(n)).collect();
-        all.sort_unstable();
-        all.truncate(n);
+        let mut segs: Vec<(u64, &RangeSet)> = self
+            .segments
+            .iter()
+            .filter_map(|s| Some((s.live.bounds()?.0, &s.live)))
+            .collect();
+        segs.sort_unstable_by_key(|(min, _)| *min);
+        let mut all: Vec<u64> = Vec::new();
+        for (min, live) in segs {
+            if all.len() >= n && all.last().is_some_and(|l| *l < min) {
+                break;
+            }
+            all.extend(live.first_n(n));
+            all.sort_unstable();
+            all.truncate(n);
+        }
         all
     }
 
     /// The highest `n` queued numbers, in order.
     pub fn last_live(&self, n: usize) -> Vec<u64> {
-        let mut all: Vec<u64> = self.segments.iter().flat_map(|s| s.live.last_n(n)).collect();
-        all.sort_unstable();
-        all.split_off(all.len().saturating_sub(n))
-    }
-
-    /// Reads the queued events numbered `wanted` (sorted), in that order,
-    /// stopping at the first that is missing or (with `limit`) ends past
-    /// log position `limit`: (seq, droppable, JSON).
-    pub fn read(
-        &mut self,
-        wanted: &[u64],
-        limit: Option<u64>,
-    ) -> Result<Vec<(u64, bool, Vec<u8>)>, StoreError> {
-        let mut found: Vec<(u64, bool, Vec<u8>)> = Vec::with_capacity(wanted.len());
-        for at in 0..self.segments.len() {
-            let mine: Vec<u64> = wanted
-                .iter()
-                .copied()
-                .filter(|s| self.segments[at].live.contains(*s))
-                .collect();
-            if !mine.is_empty() {
-                self.read_segment(at, &mine, limit, &mut found)?;
-            }
-        }
-        found.sort_unstable_by_key(|(s, _, _)| *s);
-        let whole = found
+        let mut segs: Vec<(u64, &RangeSet)> = self
+            .segments
             .iter()
-            .zip(wanted)
-            .take_while(|((s, _, _), w)| s == *w)
-            .count();
-        found.truncate(whole);
-        Ok(found)
-    }
-
-    fn read_segment(
-        &mut self,
-        at: usize,
-        mine: &[u64],
-        limit: Option<u64>,
-        found: &mut Vec<(u64, bool, Vec<u8>)>,
-    ) -> Result<(), StoreError> {
-        let (base, len) = (self.segments[at].base, self.segments[at].len);
-        let mut off = self.segments[at].hint;
-        let mut at_hint = true;
-        let mut left = mine.len();
-        let mut buf: Vec<u8> = Vec::new();
-        let mut buf_off = off;
-        while left > 0 && off < len {
-            // Refill so that the frame at `off` is in `buf` whole.
-            let need = |buf: &Vec<u8>, buf_off: u64, off: u64| -> Option<usize> {
-                let rel = (off - buf_off) as usize;
-                let head = buf.get(rel..rel + FRAME_HEAD)?;
-                let flen = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
-                (buf.len() >= rel + FRAME_HEAD + flen).then_some(flen)
-            };
-            if need(&buf, buf_off, off).is_none() {
-                let want = READ_CHUNK.max(self.frame_len_at(at, off)?);
-                let want = want.min((len - off) as usize);
-                buf.resize(want, 0);
-                let n = self.segments[at].media.read_at(&mut buf, off)?;
-                buf.truncate(n);
-                buf_off = off;
-            }
-            let Some(flen) = need(&buf, buf_off, off) else {
-                return Err(self.corrupt(at, off));
-            };
-            let rel = (off - buf_off) as usize;
-            let crc = u32::from_le_bytes(buf[rel + 4..rel + 8].try_into().unwrap_or_default());
-            let body = &buf[rel + FRAME_HEAD..rel + FRAME_HEAD + flen];
-            let next = off + (FRAME_HEAD + flen) as u64;
-            if limit.is_some_and(|l| base + next > l) {
+            .filter_map(|s| Some((s.live.bounds()?.1, &s.live)))
+            .collect();
+        segs.sort_unstable_by_key(|(max, _)| std::cmp::Reverse(*max));
+        let mut all: Vec<u64> = Vec::new();
+        for (max, live) in segs {
+            if all.len() >= n && all.first().is_some_and(|f| *f > max) {
                 break;
             }
-            if crc32fast::hash(body) != crc {
-                return Err(self.corrupt(at, off));
-            }
-            let Some(recs) = records(body) else {
-                return Err(self.corrupt(at, off));
-            };
-            let seg = &self.segments[at];
-            let mut any_live = false;
-            for r in recs.iter().filter(|r| r.kind.is_event()) {
-                if seg.live.contains(r.seq) {
-                    any_live = true;
-                    if mine.binary_search(&r.seq).is_ok() {
-                        found.push((r.seq, r.kind.is_droppable(), r.payload.to_vec()));
-                        left -= 1;
-                    }
-                }
-            }
-            if at_hint && !any_live {
-                self.segments[at].hint = next;
-            } else {
-                at_hint = false;
-            }
-            off = next;
+            all.extend(live.last_n(n));
+            all.sort_unstable();
+            all = all.split_off(all.len().saturating_sub(n));
         }
-        Ok(())
-    }
-
-    fn frame_len_at(&self, at: usize, off: u64) -> Result<usize, StoreError> {
-        let mut head = [0u8; FRAME_HEAD];
-        self.segments[at].media.read_at(&mut head, off)?;
-        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
-        if len > MAX_FRAME {
-            return Err(self.corrupt(at, off));
-        }
-        Ok(FRAME_HEAD + len)
-    }
-
-    fn corrupt(&self, at: usize, off: u64) -> StoreError {
-        StoreError::Corrupt {
-            tree: "outbox",
-            reason: format!(
-                "segment {} has a damaged frame at byte {off}",
-                self.segments[at].media.name()
-            ),
-        }
+        all
     }
 
     /// Segment files now (for the benchmark and tests).

@@ -46,7 +46,10 @@ fn a_torn_tail_is_cut_off_and_the_events_before_it_stay() {
     let last = segments(dir.path()).pop().unwrap();
     let whole = std::fs::metadata(&last).unwrap().len();
     // Half a frame: a length that promises more than is there.
-    let mut f = std::fs::OpenOptions::new().append(true).open(&last).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&last)
+        .unwrap();
     f.write_all(&[200, 0, 0, 0, 1, 2, 3, 4, 1, 9, 9]).unwrap();
     drop(f);
     let outbox = Outbox::open(Some(dir.path()), store.clone(), "s").unwrap();
@@ -60,7 +63,10 @@ fn a_torn_tail_is_cut_off_and_the_events_before_it_stay() {
 
     // A whole frame whose checksum does not match goes the same way.
     let whole = std::fs::metadata(&last).unwrap().len();
-    let mut f = std::fs::OpenOptions::new().append(true).open(&last).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&last)
+        .unwrap();
     let body = [1u8, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
     f.write_all(&(body.len() as u32).to_le_bytes()).unwrap();
     f.write_all(&0xdead_beef_u32.to_le_bytes()).unwrap();
@@ -78,7 +84,9 @@ fn damage_before_the_newest_segment_is_an_error_naming_the_file() {
     {
         let outbox = Outbox::open_sized(Some(dir.path()), store.clone(), "s", 1000, 4096).unwrap();
         for i in 0..100 {
-            outbox.append("v", json!({"i": i, "pad": "x".repeat(100)}), T).unwrap();
+            outbox
+                .append("v", json!({"i": i, "pad": "x".repeat(100)}), T)
+                .unwrap();
         }
     }
     let segs = segments(dir.path());
@@ -102,14 +110,25 @@ fn segments_are_deleted_once_everything_in_them_is_gone() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let outbox = Outbox::open_sized(Some(dir.path()), store.clone(), "s", 10_000, 4096).unwrap();
     for i in 0..200 {
-        outbox.append("v", json!({"i": i, "pad": "x".repeat(100)}), T).unwrap();
+        outbox
+            .append("v", json!({"i": i, "pad": "x".repeat(100)}), T)
+            .unwrap();
     }
     assert!(segments(dir.path()).len() > 5);
     while !outbox.is_empty() {
-        let seqs: Vec<u64> = outbox.peek(37, usize::MAX).unwrap().iter().map(|(s, _)| *s).collect();
+        let seqs: Vec<u64> = outbox
+            .peek(37, usize::MAX)
+            .unwrap()
+            .iter()
+            .map(|(s, _)| *s)
+            .collect();
         outbox.ack(&seqs).unwrap();
     }
-    assert_eq!(segments(dir.path()).len(), 1, "only the one being appended to");
+    assert_eq!(
+        segments(dir.path()).len(),
+        1,
+        "only the one being appended to"
+    );
     drop(outbox);
     // Nothing comes back, and no number is reused.
     let outbox = Outbox::open_sized(Some(dir.path()), store, "s", 10_000, 4096).unwrap();
@@ -135,12 +154,22 @@ fn events_queued_by_the_previous_version_move_into_the_log_once() {
             } else {
                 (Tree::Outbox, "v")
             };
-            store.put(tree, &seq.to_be_bytes(), &old_event(seq, ty)).unwrap();
+            store
+                .put(tree, &seq.to_be_bytes(), &old_event(seq, ty))
+                .unwrap();
         }
     };
     put_old(&*store);
-    store.put(Tree::Meta, NEXT_SEQ, &2502u64.to_be_bytes()).unwrap();
-    store.put(Tree::DeadLetter, &2501u64.to_be_bytes(), &old_event(2501, "v")).unwrap();
+    store
+        .put(Tree::Meta, NEXT_SEQ, &2502u64.to_be_bytes())
+        .unwrap();
+    store
+        .put(
+            Tree::DeadLetter,
+            &2501u64.to_be_bytes(),
+            &old_event(2501, "v"),
+        )
+        .unwrap();
 
     let outbox = Outbox::open(Some(dir.path()), store.clone(), "s").unwrap();
     assert_eq!(store.count(Tree::Outbox).unwrap(), 0);
@@ -148,7 +177,10 @@ fn events_queued_by_the_previous_version_move_into_the_log_once() {
     let st = outbox.stats(T);
     assert_eq!((st.queued, st.droppable, st.dead_letters), (2500, 250, 1));
     let got = outbox.peek(100_000, usize::MAX).unwrap();
-    assert_eq!(got.iter().map(|(s, _)| *s).collect::<Vec<_>>(), (1..=2500).collect::<Vec<_>>());
+    assert_eq!(
+        got.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        (1..=2500).collect::<Vec<_>>()
+    );
     for (seq, json) in &got {
         let ty = if seq % 10 == 0 { FOOTFALL_SUMMARY } else { "v" };
         let e: CloudEvent = serde_json::from_slice(json).unwrap();
@@ -184,7 +216,9 @@ fn a_crash_between_the_log_and_the_dead_letters_is_settled_on_open() {
         s.log.push_ranges(Kind::Parking, &[(1, 2)]);
         s.log.commit(4).unwrap();
         for seq in [1u64, 2] {
-            store.put(Tree::DeadLetter, &seq.to_be_bytes(), &old_event(seq, "v")).unwrap();
+            store
+                .put(Tree::DeadLetter, &seq.to_be_bytes(), &old_event(seq, "v"))
+                .unwrap();
         }
     }
     let outbox = Outbox::open(Some(dir.path()), store.clone(), "s").unwrap();
@@ -229,7 +263,11 @@ fn power_cut_child(dir: &Path) {
             std::thread::spawn(move || {
                 loop {
                     let i = n.fetch_add(1, Ordering::Relaxed);
-                    let (ty, tag) = if i % 5 == 0 { ("v", "v") } else { (FOOTFALL_SUMMARY, "s") };
+                    let (ty, tag) = if i % 5 == 0 {
+                        ("v", "v")
+                    } else {
+                        (FOOTFALL_SUMMARY, "s")
+                    };
                     let e = outbox.append(ty, json!({"i": i}), T).unwrap();
                     let seq = e.sequence_number().unwrap();
                     println!("acked {seq} {tag}");
@@ -308,7 +346,11 @@ fn power_cuts_lose_no_stored_event_and_leave_no_unnamed_hole() {
             }
         }
     }
-    assert!(stored.len() as u64 >= TOTAL / 2, "only {} appends returned", stored.len());
+    assert!(
+        stored.len() as u64 >= TOTAL / 2,
+        "only {} appends returned",
+        stored.len()
+    );
 
     // Deliver everything.
     let outbox = open_for_power_cut(dir.path());
@@ -334,7 +376,10 @@ fn power_cuts_lose_no_stored_event_and_leave_no_unnamed_hole() {
         }
     }
     for seq in &named {
-        assert!(!delivered.contains_key(seq), "{seq} is named in a gap event and delivered");
+        assert!(
+            !delivered.contains_key(seq),
+            "{seq} is named in a gap event and delivered"
+        );
     }
     for (seq, tag) in &stored {
         match delivered.get(seq) {
@@ -349,7 +394,13 @@ fn power_cuts_lose_no_stored_event_and_leave_no_unnamed_hole() {
     let holes: Vec<u64> = (1..=last)
         .filter(|s| !delivered.contains_key(s) && !named.contains(s))
         .collect();
-    assert!(holes.is_empty(), "numbers neither delivered nor named: {holes:?}");
-    assert!(!named.is_empty(), "the cap was never reached: nothing tested the gap");
+    assert!(
+        holes.is_empty(),
+        "numbers neither delivered nor named: {holes:?}"
+    );
+    assert!(
+        !named.is_empty(),
+        "the cap was never reached: nothing tested the gap"
+    );
     assert!(last >= TOTAL);
 }

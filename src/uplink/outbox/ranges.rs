@@ -23,7 +23,17 @@ impl RangeSet {
         self.len == 0
     }
 
+    /// The lowest and the highest number.
+    pub fn bounds(&self) -> Option<(u64, u64)> {
+        let first = self.ranges.first_key_value()?.0;
+        let last = self.ranges.last_key_value()?.1;
+        Some((*first, *last))
+    }
+
     pub fn contains(&self, n: u64) -> bool {
+        if self.bounds().is_none_or(|(f, l)| n < f || n > l) {
+            return false;
+        }
         self.ranges
             .range(..=n)
             .next_back()
@@ -169,7 +179,10 @@ mod tests {
         for s in 0..310 {
             assert_eq!(set.contains(s), plain.contains(&s));
         }
-        assert_eq!(set.first_n(5), plain.iter().take(5).copied().collect::<Vec<_>>());
+        assert_eq!(
+            set.first_n(5),
+            plain.iter().take(5).copied().collect::<Vec<_>>()
+        );
         let last: Vec<u64> = plain.iter().rev().take(5).rev().copied().collect();
         assert_eq!(set.last_n(5), last);
         assert_eq!(runs(&[1, 2, 3, 5, 7, 8]), [(1, 3), (5, 5), (7, 8)]);

@@ -92,13 +92,9 @@ pub(super) fn migrate(
         for (tree, part) in [(Tree::Outbox, &plain), (Tree::OutboxDroppable, &droppable)] {
             for (k, v) in part.iter() {
                 match seq_of(k) {
-                    Some(seq) if seq <= upto => batch.push((
-                        seq,
-                        tree == Tree::OutboxDroppable,
-                        v,
-                        tree,
-                        k,
-                    )),
+                    Some(seq) if seq <= upto => {
+                        batch.push((seq, tree == Tree::OutboxDroppable, v, tree, k))
+                    }
                     Some(_) => {}
                     None => odd.push((tree, k)),
                 }
@@ -127,7 +123,10 @@ pub(super) fn migrate(
             store.remove(*tree, key)?;
         }
         for (tree, key) in &odd {
-            tracing::warn!("outbox: dropped an old entry with a malformed key from {}", tree.name());
+            tracing::warn!(
+                "outbox: dropped an old entry with a malformed key from {}",
+                tree.name()
+            );
             store.remove(*tree, key)?;
         }
         moved += batch.len();

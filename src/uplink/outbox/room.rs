@@ -156,5 +156,4 @@ impl Outbox {
         self.store
             .put(Tree::Meta, DROPPED, &state.dropped.to_be_bytes())
     }
-
 }
