@@ -17,6 +17,16 @@ use super::seq_of;
 /// Old entries read from each tree at a time.
 const CHUNK: usize = 1_000;
 
+/// An old entry: its number, whether it is droppable, its JSON, and where
+/// it is kept.
+struct Old<'a> {
+    seq: u64,
+    droppable: bool,
+    json: &'a [u8],
+    tree: Tree,
+    key: &'a [u8],
+}
+
 /// Finishes what a crash interrupted between the log and the dead-letter
 /// tree (see the module header of the outbox for the order of writes).
 pub(super) fn settle(
@@ -87,27 +97,31 @@ pub(super) fn migrate(
                 upto = upto.min(seq);
             }
         }
-        let mut batch: Vec<(u64, bool, &[u8], Tree, &[u8])> = Vec::new();
+        let mut batch: Vec<Old<'_>> = Vec::new();
         let mut odd: Vec<(Tree, &[u8])> = Vec::new();
         for (tree, part) in [(Tree::Outbox, &plain), (Tree::OutboxDroppable, &droppable)] {
             for (k, v) in part.iter() {
                 match seq_of(k) {
-                    Some(seq) if seq <= upto => {
-                        batch.push((seq, tree == Tree::OutboxDroppable, v, tree, k))
-                    }
+                    Some(seq) if seq <= upto => batch.push(Old {
+                        seq,
+                        droppable: tree == Tree::OutboxDroppable,
+                        json: v,
+                        tree,
+                        key: k,
+                    }),
                     Some(_) => {}
                     None => odd.push((tree, k)),
                 }
             }
         }
-        batch.sort_unstable_by_key(|e| e.0);
+        batch.sort_unstable_by_key(|e| e.seq);
         let mut last = 0;
-        for (seq, droppable, json, _, _) in &batch {
-            if *seq <= migrated {
+        for old in &batch {
+            if old.seq <= migrated {
                 continue; // moved before a crash; only the tree entry is left
             }
-            log.push_event(*seq, *droppable, false, json);
-            last = *seq;
+            log.push_event(old.seq, old.droppable, false, old.json);
+            last = old.seq;
             if log.open_frame_len() >= log::FRAME_TARGET {
                 log.push_migrated(last);
                 log.seal();
@@ -119,8 +133,8 @@ pub(super) fn migrate(
             log.commit(next)?;
             log::sync_handle(&log.sync_handle())?;
         }
-        for (_, _, _, tree, key) in &batch {
-            store.remove(*tree, key)?;
+        for old in &batch {
+            store.remove(old.tree, old.key)?;
         }
         for (tree, key) in &odd {
             tracing::warn!(
