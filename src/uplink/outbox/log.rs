@@ -43,19 +43,13 @@ pub(super) use media::{SyncHandle, sync_handle};
 
 /// The size at which a new segment is started.
 pub(super) const SEGMENT_BYTES: u64 = 4 << 20;
-/// How far ahead of the writes the newest segment file is filled with
-/// zeros (see `write_frame`).
-const PREALLOC: u64 = 1 << 20;
 /// Events appended in one call are split into frames of about this size.
 pub(super) const FRAME_TARGET: usize = 256 << 10;
 struct Segment {
     media: Media,
     /// The log position of the segment's first byte.
     base: u64,
-    /// Bytes of whole frames.
     len: u64,
-    /// Bytes in the file: `len` plus zeros written ahead.
-    alloc: u64,
     /// Highest event number written to it.
     max_seq: u64,
     /// Its events still queued.
@@ -160,7 +154,6 @@ impl Log {
                 },
                 base,
                 len: 0,
-                alloc: 0,
                 max_seq: 0,
                 live: RangeSet::default(),
                 hint: 0,
@@ -183,15 +176,9 @@ impl Log {
                         ),
                     });
                 }
-                // Zeros written ahead are not damage; anything else is a
-                // write the crash cut short. Either way the tail goes, so
-                // nothing stale can be read as a frame later.
-                if !log.zeros_from(at, whole, size)? {
-                    replay.torn = Some((path.display().to_string(), size - whole));
-                }
                 log.segments[at].media.truncate(whole)?;
+                replay.torn = Some((path.display().to_string(), size - whole));
             }
-            log.segments[at].alloc = whole;
             log.segments[at].len = whole;
             base += whole;
             log.next_id = id + 1;
@@ -293,10 +280,11 @@ impl Log {
             Some(seg) if seg.len == 0 => {
                 let mut body = Vec::new();
                 encode_record(&mut body, Kind::Header, next, &[]);
-                self.write_frame(&frame(&body))?;
-                if let Some(seg) = self.segments.back_mut() {
-                    seg.hint = seg.len;
-                }
+                let f = frame(&body);
+                seg.media.write_at(&f, 0)?;
+                seg.len = f.len() as u64;
+                seg.hint = seg.len;
+                self.bytes_written += f.len() as u64;
                 Ok(())
             }
             Some(_) => Ok(()),
@@ -306,15 +294,9 @@ impl Log {
     /// Starts a segment after the current one, which is synced first.
     fn new_segment(&mut self, next: u64) -> Result<(), StoreError> {
         let base = self.end();
-        if let Some(seg) = self.segments.back_mut()
+        if let Some(seg) = self.segments.back()
             && let Media::Disk { file, path } = &seg.media
         {
-            // The zeros written ahead go: only the newest segment has any.
-            if seg.alloc > seg.len {
-                file.set_len(seg.len)
-                    .map_err(|e| io_error(path, "truncating", e))?;
-                seg.alloc = seg.len;
-            }
             file.sync_data().map_err(|e| io_error(path, "syncing", e))?;
             self.syncs += 1;
         }
@@ -341,7 +323,6 @@ impl Log {
             media,
             base,
             len: 0,
-            alloc: 0,
             max_seq: 0,
             live: RangeSet::default(),
             hint: 0,
@@ -451,8 +432,15 @@ impl Log {
             if older || (seg.len > header && seg.len + f.len() as u64 > self.segment_bytes) {
                 self.new_segment(next)?;
             }
-            self.write_frame(&f)?;
             let seg = self.segments.back_mut().expect("ensured");
+            if let Err(e) = seg.media.write_at(&f, seg.len) {
+                // Best effort: a partly written frame would stop the scan
+                // on open anyway.
+                let _ = seg.media.truncate(seg.len);
+                return Err(e);
+            }
+            seg.len += f.len() as u64;
+            self.bytes_written += f.len() as u64;
             for (seq, droppable) in evs {
                 seg.live.insert(seq);
                 seg.max_seq = seg.max_seq.max(seq);
@@ -462,59 +450,6 @@ impl Log {
             }
         }
         Ok(())
-    }
-
-    /// Writes a frame at the end of the newest segment. On disk the file
-    /// is first filled with zeros a step ahead of the writes, so that the
-    /// flush after an append writes data only and not the file's new size
-    /// (on ext4 a size change costs a journal commit per flush, which made
-    /// single appends several times slower). The zeros are counted in
-    /// `bytes_written`.
-    fn write_frame(&mut self, f: &[u8]) -> Result<(), StoreError> {
-        let limit = self.segment_bytes;
-        let Some(seg) = self.segments.back_mut() else {
-            return Err(StoreError::Backend("outbox: no segment to write to".into()));
-        };
-        let end = seg.len + f.len() as u64;
-        if matches!(seg.media, Media::Disk { .. }) && end > seg.alloc {
-            let to = (seg.alloc + PREALLOC).min(limit).max(end);
-            let zeros = vec![0u8; 64 << 10];
-            let mut at = seg.alloc;
-            while at < to {
-                let n = (to - at).min(zeros.len() as u64);
-                seg.media.write_at(&zeros[..n as usize], at)?;
-                at += n;
-            }
-            self.bytes_written += to - seg.alloc;
-            seg.alloc = to;
-        }
-        if let Err(e) = seg.media.write_at(f, seg.len) {
-            // Best effort: a partly written frame would stop the scan on
-            // open anyway.
-            let _ = seg.media.truncate(seg.len);
-            seg.alloc = seg.len;
-            return Err(e);
-        }
-        seg.len = end;
-        self.bytes_written += f.len() as u64;
-        Ok(())
-    }
-
-    /// Whether segment `at` holds only zeros from `from` to `to`.
-    fn zeros_from(&self, at: usize, from: u64, to: u64) -> Result<bool, StoreError> {
-        let mut buf = vec![0u8; 64 << 10];
-        let mut off = from;
-        while off < to {
-            let n = self.segments[at].media.read_at(&mut buf, off)?;
-            if n == 0 {
-                break;
-            }
-            if buf[..n].iter().any(|b| *b != 0) {
-                return Ok(false);
-            }
-            off += n as u64;
-        }
-        Ok(true)
     }
 
     /// Takes a queued event out of the index (recorded on the next commit);

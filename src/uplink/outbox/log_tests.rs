@@ -44,9 +44,6 @@ fn a_torn_tail_is_cut_off_and_the_events_before_it_stay() {
         outbox.append(FOOTFALL_SUMMARY, json!({"i": 5}), T).unwrap();
     }
     let last = segments(dir.path()).pop().unwrap();
-    // An open cuts the zeros written ahead, so the file ends at its last
-    // frame.
-    drop(Outbox::open(Some(dir.path()), store.clone(), "s").unwrap());
     let whole = std::fs::metadata(&last).unwrap().len();
     // Half a frame: a length that promises more than is there.
     let mut f = std::fs::OpenOptions::new()
@@ -65,7 +62,6 @@ fn a_torn_tail_is_cut_off_and_the_events_before_it_stay() {
     drop(outbox);
 
     // A whole frame whose checksum does not match goes the same way.
-    drop(Outbox::open(Some(dir.path()), store.clone(), "s").unwrap());
     let whole = std::fs::metadata(&last).unwrap().len();
     let mut f = std::fs::OpenOptions::new()
         .append(true)
