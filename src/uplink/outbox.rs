@@ -8,7 +8,11 @@
 //! file and the numbers of its queued events as ranges, plus the numbers
 //! of queued footfall summaries; event bodies are read back from the
 //! files when they are delivered. Dead letters (rare) stay in the
-//! store's `DeadLetter` tree, the drop total in `Meta`.
+//! store's `DeadLetter` tree, the drop total in `Meta`. Numbers that are
+//! not consecutive cost one range each (about 40 bytes): summaries come
+//! minutes apart, so a full outbox holds thousands of ranges, not one
+//! per event; only a queue that alternates summaries and other events
+//! throughout would come near one range per event.
 //!
 //! Flush policy: group commit. An append writes its events under the
 //! outbox lock, lets go of it, and then makes sure a flush (fdatasync of
@@ -20,8 +24,9 @@
 //!
 //! Guarantees across a crash (process killed or power cut):
 //!
-//! - An event whose append returned is there after the restart, unless a
-//!   gap event that is also there names it (dropped for room).
+//! - An event whose append returned is there after the restart, unless
+//!   it was delivered or a gap event that is also there names it
+//!   (dropped for room).
 //! - A sequence number is never reused: each segment starts with a
 //!   header naming the next number, and the newest segment is never
 //!   deleted. A number handed out by an append that failed or was cut
@@ -41,8 +46,10 @@
 //!   (flushed) before it leaves the store; on open, any such dead letter
 //!   still in the store is removed.
 //! - A torn tail (a frame cut off at the end of the newest segment) is
-//!   truncated on open, with a warning; damage anywhere else stops the
-//!   open with an error naming the file.
+//!   truncated on open, with a warning. A damaged frame inside the
+//!   newest segment cannot be told from one, so it and what follows go
+//!   the same way; damage in an older segment stops the open (and a read
+//!   of it stops delivery) with an error naming the file.
 //!
 //! Bounded: the cap, `max_events`, counts queued events and dead letters
 //! (events HQ refused, parked for an operator) together, so neither a long

@@ -404,3 +404,57 @@ fn power_cuts_lose_no_stored_event_and_leave_no_unnamed_hole() {
     );
     assert!(last >= TOTAL);
 }
+
+#[test]
+fn parked_and_retried_events_keep_their_place_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let open = || Outbox::open_sized(Some(dir.path()), store.clone(), "s", 1000, 4096).unwrap();
+    let outbox = open();
+    for i in 1..=60 {
+        outbox
+            .append("v", json!({"i": i, "pad": "x".repeat(100)}), T)
+            .unwrap();
+    }
+    // HQ refuses 1..=20 and takes 21..=40.
+    let refused = outbox.peek(20, usize::MAX).unwrap();
+    outbox.park(&refused).unwrap();
+    let taken: Vec<u64> = outbox
+        .peek(20, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|(s, _)| *s)
+        .collect();
+    assert_eq!(taken, (21..=40).collect::<Vec<_>>());
+    outbox.ack(&taken).unwrap();
+    drop(outbox);
+
+    let outbox = open();
+    let st = outbox.stats(T);
+    assert_eq!((st.queued, st.dead_letters), (20, 20));
+    assert_eq!(all_seqs(&outbox), (41..=60).collect::<Vec<_>>());
+    assert_eq!(outbox.retry_dead_letters().unwrap(), 20);
+    drop(outbox);
+
+    // The retried ones go first, under their own numbers, after a restart
+    // too; delivered, every segment but the newest goes.
+    let outbox = open();
+    let expect: Vec<u64> = (1..=20).chain(41..=60).collect();
+    assert_eq!(all_seqs(&outbox), expect);
+    assert_eq!(outbox.stats(T).dead_letters, 0);
+    assert_eq!(outbox.append("v", json!({}), T).unwrap().sequence, "61");
+    while !outbox.is_empty() {
+        let seqs: Vec<u64> = outbox
+            .peek(7, usize::MAX)
+            .unwrap()
+            .iter()
+            .map(|(s, _)| *s)
+            .collect();
+        outbox.ack(&seqs).unwrap();
+    }
+    assert_eq!(segments(dir.path()).len(), 1);
+    drop(outbox);
+    let outbox = open();
+    assert!(outbox.is_empty());
+    assert_eq!(outbox.append("v", json!({}), T).unwrap().sequence, "62");
+}
