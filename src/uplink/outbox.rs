@@ -27,11 +27,15 @@
 //! - An event whose append returned is there after the restart, unless
 //!   it was delivered or a gap event that is also there names it
 //!   (dropped for room).
-//! - A sequence number is never reused: each segment starts with a
-//!   header naming the next number, and the newest segment is never
-//!   deleted. A number handed out by an append that failed or was cut
-//!   off may stay unused (HQ sees a hole with no gap event; the event was
-//!   never reported stored).
+//! - A number that may have been seen outside the outbox (returned by an
+//!   append, or delivered) is never handed out again: the next number
+//!   comes from the highest one in the log, and from the header each
+//!   segment starts with (the lowest number not yet written then), and
+//!   the newest segment is never deleted. Numbers of an append that a
+//!   crash cut off before its write was flushed are handed out again, so
+//!   a crash leaves no hole; an append that failed with an error uses its
+//!   numbers up (HQ sees a hole with no gap event; the event was never
+//!   reported stored).
 //! - Events dropped for room and the gap event that names them are one
 //!   frame of the log: after a crash both are there or neither is.
 //! - Acks are written but not flushed: events delivered just before a

@@ -425,12 +425,16 @@ impl Log {
                 return Err(StoreError::Backend("disk full for the test".into()));
             }
             let f = frame(&body);
-            self.ensure_active(next)?;
+            // A new segment's header names the lowest number not yet
+            // written: should the process die before this frame is, the
+            // frame's numbers are used again, leaving no hole.
+            let unwritten = evs.first().map_or(next, |(s, _)| next.min(*s));
+            self.ensure_active(unwritten)?;
             let seg = self.segments.back().expect("ensured");
             let older = evs.first().is_some_and(|(s, _)| *s <= seg.max_seq);
             let header = (FRAME_HEAD + RECORD_HEAD) as u64;
             if older || (seg.len > header && seg.len + f.len() as u64 > self.segment_bytes) {
-                self.new_segment(next)?;
+                self.new_segment(unwritten)?;
             }
             let seg = self.segments.back_mut().expect("ensured");
             if let Err(e) = seg.media.write_at(&f, seg.len) {
