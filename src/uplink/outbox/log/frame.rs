@@ -9,8 +9,9 @@ pub(super) const RECORD_HEAD: usize = 13;
 /// What a record says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(in crate::uplink::outbox) enum Kind {
-    /// First in each segment: the next sequence number when it began, so
-    /// a number is never reused even when every older segment is gone.
+    /// First in each segment: the lowest number not yet written when it
+    /// began, so a number is never reused even when every older segment
+    /// is gone.
     Header = 0,
     /// A queued event (payload: its JSON).
     Event = 1,
