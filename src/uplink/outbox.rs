@@ -31,11 +31,12 @@
 //!   append, or delivered) is never handed out again: the next number
 //!   comes from the highest one in the log, and from the header each
 //!   segment starts with (the lowest number not yet written then), and
-//!   the newest segment is never deleted. Numbers of an append that a
-//!   crash cut off before its write was flushed are handed out again, so
-//!   a crash leaves no hole; an append that failed with an error uses its
-//!   numbers up (HQ sees a hole with no gap event; the event was never
-//!   reported stored).
+//!   the newest segment is never deleted. Numbers whose events never
+//!   reached the file (the process died before the write, or the power
+//!   went before the flush) are handed out again, so a crash leaves no
+//!   hole; an append that failed with an error uses its numbers up (HQ
+//!   sees a hole with no gap event; the event was never reported
+//!   stored).
 //! - Events dropped for room and the gap event that names them are one
 //!   frame of the log: after a crash both are there or neither is.
 //! - Acks are written but not flushed: events delivered just before a
