@@ -1,6 +1,6 @@
 //! Outbox benchmarks, run by bench/outbox.sh.
 //!
-//! - `ingest N ROUNDS`: durable appends into a sled outbox on disk, events
+//! - `ingest N ROUNDS`: durable appends into an outbox on disk, events
 //!   per second (median of ROUNDS), three ways: one producer appending one
 //!   event at a time (every event fsynced on its own: the baseline); eight
 //!   producers appending one event at a time (group commit shares the
@@ -10,6 +10,14 @@
 //!   delivery loop to an in-process HTTP receiver on loopback that reads
 //!   each batch and answers 200; prints the time until the outbox is empty
 //!   and the peak resident memory.
+//! - `fill N MODE`: resident memory (RssAnon) before and after queueing N
+//!   events (the daemon's cap is 200,000), then drains them (peek and ack,
+//!   as delivery does, without the network) and prints the bytes the log
+//!   wrote per event as a ratio of the event's size, next to what the
+//!   kernel sent to the disk (`write_bytes` of /proc/self/io, which also
+//!   counts each flush rewriting a partly filled page), and how long a
+//!   reopen of the full outbox takes. MODE `batch-100`
+//!   appends 100 events a call; `single` one at a time.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -23,7 +31,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
-use storegate::store::{RedbStore, Store};
+use storegate::store::{MemoryStore, Store};
 use storegate::time::Timestamp;
 use storegate::uplink::Outbox;
 use storegate::uplink::delivery::{self, DeliveryConfig, DeliveryStatus};
@@ -44,9 +52,111 @@ fn visit(i: u64) -> serde_json::Value {
     })
 }
 
+/// An outbox whose log is in `dir`. The store only holds dead letters and
+/// counters, which these runs never touch, so it stays in memory.
 fn fresh_outbox(dir: &std::path::Path, cap: usize) -> Arc<Outbox> {
-    let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir).expect("state database"));
-    Arc::new(Outbox::open_with(store, "bench", cap).expect("outbox"))
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    Arc::new(Outbox::open_with(Some(&dir.join("outbox")), store, "bench", cap).expect("outbox"))
+}
+
+/// A field of /proc/self/status, in KiB.
+fn status_kb(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Bytes this process has caused to be sent to storage.
+fn disk_write_bytes() -> u64 {
+    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn fill(n: u64, mode: &str) {
+    let dir = tempfile::tempdir_in(".").expect("tempdir");
+    let rss_before = status_kb("RssAnon:");
+    let disk0 = disk_write_bytes();
+    let outbox = fresh_outbox(dir.path(), 200_000.max(n as usize));
+    let now = Timestamp::now();
+    let t = Instant::now();
+    let mut i = 0;
+    while i < n {
+        let step = if mode == "single" { 1 } else { 100 };
+        let batch: Vec<_> = (i..(i + step).min(n))
+            .map(|j| ("com.storegate.visit.started", visit(j)))
+            .collect();
+        i += batch.len() as u64;
+        outbox.append_all(batch, now).unwrap();
+    }
+    let fill_s = t.elapsed().as_secs_f64();
+    let rss_full = status_kb("RssAnon:");
+    let on_disk = dir_bytes(&dir.path().join("outbox"));
+    let io_full = outbox.io();
+    // A restart with the outbox full: the open scans every segment.
+    drop(outbox);
+    let t = Instant::now();
+    let outbox = fresh_outbox(dir.path(), 200_000.max(n as usize));
+    let reopen_ms = t.elapsed().as_secs_f64() * 1000.0;
+    assert_eq!(outbox.len() as u64, n);
+    let rss_reopened = status_kb("RssAnon:");
+    let (mut event_bytes, mut delivered) = (0u64, 0u64);
+    loop {
+        let batch = outbox.peek(500, 512 * 1024).unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        let seqs: Vec<u64> = batch.iter().map(|(s, _)| *s).collect();
+        event_bytes += batch.iter().map(|(_, v)| v.len() as u64).sum::<u64>();
+        delivered += seqs.len() as u64;
+        outbox.ack(&seqs).unwrap();
+    }
+    assert_eq!(delivered, n);
+    // Counted since the reopen: the drain's writes.
+    let io = outbox.io();
+    let disk = disk_write_bytes() - disk0;
+    let rss_empty = status_kb("RssAnon:");
+    let per = |b: u64| b as f64 / n as f64;
+    let size = event_bytes as f64 / n as f64;
+    println!(
+        "fill {mode:9} n={n}: RssAnon {:.1} MB before, {:.1} MB full (+{:.1} MB), {:.1} MB after the drain; \
+         queued in {fill_s:.1} s; {:.1} MB of segments at full, {} segment(s) left",
+        rss_before as f64 / 1024.0,
+        rss_full as f64 / 1024.0,
+        (rss_full as f64 - rss_before as f64) / 1024.0,
+        rss_empty as f64 / 1024.0,
+        on_disk as f64 / 1e6,
+        io.segments,
+    );
+    println!(
+        "fill {mode:9} n={n}: reopened full in {reopen_ms:.0} ms, RssAnon {:.1} MB after",
+        rss_reopened as f64 / 1024.0
+    );
+    println!(
+        "fill {mode:9} n={n}: event {size:.0} B; log wrote {:.1} B/event queued + {:.1} B/event delivered = {:.3}x the event size; \
+         kernel write_bytes {:.1} B/event = {:.2}x; {} log flushes",
+        per(io_full.bytes_written),
+        per(io.bytes_written),
+        (io_full.bytes_written + io.bytes_written) as f64 / event_bytes as f64,
+        per(disk),
+        disk as f64 / event_bytes as f64,
+        io_full.syncs + io.syncs,
+    );
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -227,6 +337,12 @@ fn main() {
                 .unwrap()
                 .block_on(drain(arg(2, 1_000_000), gzip));
         }
-        _ => eprintln!("usage: outbox_bench ingest N ROUNDS | outbox_bench drain N gzip|plain"),
+        Some("fill") => fill(
+            arg(2, 200_000),
+            args.get(3).map_or("batch-100", String::as_str),
+        ),
+        _ => eprintln!(
+            "usage: outbox_bench ingest N ROUNDS | outbox_bench drain N gzip|plain | outbox_bench fill N batch-100|single"
+        ),
     }
 }

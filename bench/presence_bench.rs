@@ -72,7 +72,7 @@ async fn latency(rx_if: &str, tx_if: &str, n: u32) {
     let dir = std::env::temp_dir().join(format!("sg-presence-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(&dir).expect("store"));
-    let outbox = Outbox::open(store, "bench").expect("outbox");
+    let outbox = Outbox::open(Some(&dir.join("outbox")), store, "bench").expect("outbox");
     let mut presence = Presence::new(unlimited(), 1);
     let mut buf = vec![0u8; 2048];
     let (mut full, mut wire_only) = (Vec::new(), Vec::new());
@@ -219,7 +219,7 @@ fn mem(n: u32) {
     let dir = std::env::temp_dir().join(format!("sg-mem-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(&dir).expect("store"));
-    let outbox = Outbox::open(store, "bench").expect("outbox");
+    let outbox = Outbox::open(Some(&dir.join("outbox")), store, "bench").expect("outbox");
     let v: Vec<_> = presence.visits().cloned().collect();
     for chunk in v.chunks(256) {
         let events = chunk

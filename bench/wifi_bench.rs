@@ -71,7 +71,14 @@ fn main() {
     }
     store.flush().unwrap();
     let key = DeviceKey::from_bytes([9; 32]);
-    let outbox = Arc::new(Outbox::open(store.clone(), "bench").unwrap());
+    let outbox = Arc::new(
+        Outbox::open(
+            Some(&dir.path().join("state/outbox")),
+            store.clone(),
+            "bench",
+        )
+        .unwrap(),
+    );
     let sink: Arc<dyn EventSink> = Arc::new(OutboxSink {
         outbox: outbox.clone(),
         key: key.clone(),

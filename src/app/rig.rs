@@ -69,7 +69,7 @@ pub fn rig_with_members(members: MembersConfig) -> Rig {
 fn build(presence: PresenceConfig, members_config: MembersConfig) -> Rig {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let key = DeviceKey::from_bytes(KEY);
-    let outbox = Arc::new(Outbox::open(store.clone(), "wulin-01").unwrap());
+    let outbox = Arc::new(Outbox::open(None, store.clone(), "wulin-01").unwrap());
     let firewall = Arc::new(MemoryFirewall::new());
     let events: Arc<dyn EventSink> = Arc::new(OutboxSink {
         outbox: outbox.clone(),

@@ -143,6 +143,7 @@ pub async fn run_with(config: Config, hooks: Hooks) -> anyhow::Result<()> {
     let key = DeviceKey::load(config.privacy.device_key_file.as_deref(), store.as_ref())?;
     let outbox = Arc::new(
         Outbox::open_with(
+            Some(&config.storage.path.join("outbox")),
             store.clone(),
             &config.store.id,
             config.storage.outbox_max_events,

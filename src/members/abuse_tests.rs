@@ -15,7 +15,7 @@ fn mac(n: u8) -> MacAddr {
 }
 
 fn open_on(store: Arc<dyn Store>, config: MembersConfig) -> (Members, Arc<Outbox>) {
-    let outbox = Arc::new(Outbox::open(store.clone(), "wulin-01").unwrap());
+    let outbox = Arc::new(Outbox::open(None, store.clone(), "wulin-01").unwrap());
     let key = DeviceKey::from_bytes([7; 32]);
     let sink = Arc::new(OutboxSink {
         outbox: outbox.clone(),

@@ -22,7 +22,7 @@ fn key() -> DeviceKey {
 }
 
 fn open_with(store: Arc<dyn Store>, config: MembersConfig) -> (Members, Arc<Outbox>) {
-    let outbox = Arc::new(Outbox::open(store.clone(), "wulin-01").unwrap());
+    let outbox = Arc::new(Outbox::open(None, store.clone(), "wulin-01").unwrap());
     let sink = Arc::new(OutboxSink {
         outbox: outbox.clone(),
         key: key(),

@@ -77,7 +77,7 @@ mod tests {
 
     #[test]
     fn session_events_carry_a_device_id_and_never_the_mac() {
-        let outbox = Arc::new(Outbox::open(Arc::new(MemoryStore::new()), "s").unwrap());
+        let outbox = Arc::new(Outbox::open(None, Arc::new(MemoryStore::new()), "s").unwrap());
         let key = DeviceKey::from_bytes([7; 32]);
         let sink = OutboxSink {
             outbox: outbox.clone(),

@@ -1,14 +1,14 @@
 use super::*;
-use crate::store::{MemoryStore, RedbStore};
+use crate::store::MemoryStore;
 use serde_json::json;
 
 #[test]
 fn sequence_numbers_are_consecutive_and_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let t = Timestamp(1_800_000_000_000);
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     {
-        let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.path()).unwrap());
-        let outbox = Outbox::open(store, "s-1").unwrap();
+        let outbox = Outbox::open(Some(dir.path()), store.clone(), "s-1").unwrap();
         let a = outbox.append("t.a", json!({"n": 1}), t).unwrap();
         let bc = outbox
             .append_all(vec![("t.b", json!({})), ("t.c", json!({}))], t)
@@ -19,8 +19,7 @@ fn sequence_numbers_are_consecutive_and_survive_a_reopen() {
             ["2", "3"]
         );
     }
-    let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.path()).unwrap());
-    let outbox = Outbox::open(store, "s-1").unwrap();
+    let outbox = Outbox::open(Some(dir.path()), store, "s-1").unwrap();
     assert_eq!(outbox.append("t.d", json!({}), t).unwrap().sequence, "4");
     let recent = outbox.recent(2).unwrap();
     assert_eq!(
@@ -31,67 +30,18 @@ fn sequence_numbers_are_consecutive_and_survive_a_reopen() {
     assert_eq!(outbox.len(), 4);
 }
 
-/// Fails every put after the first `ok` ones; counts flushes and makes
-/// each take `flush_takes`, like an fsync.
-struct FailingAfter {
-    inner: MemoryStore,
-    ok: std::sync::atomic::AtomicUsize,
-    flushes: std::sync::atomic::AtomicUsize,
-    flush_takes: std::time::Duration,
-}
-
-impl Store for FailingAfter {
-    fn get(&self, t: Tree, k: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get(t, k)
-    }
-    fn put(&self, t: Tree, k: &[u8], v: &[u8]) -> Result<(), StoreError> {
-        let left = self.ok.load(std::sync::atomic::Ordering::SeqCst);
-        if left == 0 {
-            return Err(StoreError::Backend("disk full for the test".into()));
-        }
-        self.ok.store(left - 1, std::sync::atomic::Ordering::SeqCst);
-        self.inner.put(t, k, v)
-    }
-    fn remove(&self, t: Tree, k: &[u8]) -> Result<(), StoreError> {
-        self.inner.remove(t, k)
-    }
-    fn scan(&self, t: Tree) -> Result<crate::store::Entries, StoreError> {
-        self.inner.scan(t)
-    }
-    fn last(&self, t: Tree, n: usize) -> Result<crate::store::Entries, StoreError> {
-        self.inner.last(t, n)
-    }
-    fn first(&self, t: Tree, n: usize) -> Result<crate::store::Entries, StoreError> {
-        self.inner.first(t, n)
-    }
-    fn count(&self, t: Tree) -> Result<usize, StoreError> {
-        self.inner.count(t)
-    }
-    fn flush(&self) -> Result<(), StoreError> {
-        self.flushes
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        std::thread::sleep(self.flush_takes);
-        Ok(())
-    }
-}
-
 #[test]
 fn a_failed_append_never_lets_a_number_be_reused() {
-    let store = Arc::new(FailingAfter {
-        inner: MemoryStore::new(),
-        ok: 1.into(),
-        flushes: 0.into(),
-        flush_takes: std::time::Duration::ZERO,
-    });
-    let outbox = Outbox::open(store.clone(), "s").unwrap();
+    let outbox = Outbox::open(None, Arc::new(MemoryStore::new()), "s").unwrap();
     let t = Timestamp(1_800_000_000_000);
-    // The first event is written, the second fails.
+    // The write of both events fails (the first may be on disk).
+    outbox.lock().log.fail_writes = true;
     assert!(
         outbox
             .append_all(vec![("a", json!(1)), ("b", json!(2))], t)
             .is_err()
     );
-    store.ok.store(100, std::sync::atomic::Ordering::SeqCst);
+    outbox.lock().log.fail_writes = false;
     let c = outbox.append("c", json!(3), t).unwrap();
     assert_eq!(
         c.sequence, "3",
@@ -101,7 +51,7 @@ fn a_failed_append_never_lets_a_number_be_reused() {
 
 #[test]
 fn peek_is_oldest_first_and_bounded_and_ack_removes() {
-    let outbox = Outbox::open(Arc::new(MemoryStore::new()), "s").unwrap();
+    let outbox = Outbox::open(None, Arc::new(MemoryStore::new()), "s").unwrap();
     let t = Timestamp(1_800_000_000_000);
     outbox
         .append_all((0..5).map(|i| ("t", json!({"i": i}))).collect(), t)
@@ -121,7 +71,7 @@ fn peek_is_oldest_first_and_bounded_and_ack_removes() {
 
 #[test]
 fn refused_events_are_parked_and_can_be_retried() {
-    let outbox = Outbox::open(Arc::new(MemoryStore::new()), "s").unwrap();
+    let outbox = Outbox::open(None, Arc::new(MemoryStore::new()), "s").unwrap();
     let t = Timestamp(1_800_000_000_000);
     outbox
         .append_all((0..3).map(|i| ("t", json!({"i": i}))).collect(), t)
@@ -145,9 +95,10 @@ fn refused_events_are_parked_and_can_be_retried() {
 
 #[test]
 fn a_lost_counter_never_reuses_a_number() {
+    let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let t = Timestamp(1_800_000_000_000);
-    Outbox::open(store.clone(), "s")
+    Outbox::open(Some(dir.path()), store.clone(), "s")
         .unwrap()
         .append_all(vec![("a", json!(1)), ("b", json!(2))], t)
         .unwrap();
@@ -155,7 +106,7 @@ fn a_lost_counter_never_reuses_a_number() {
     store
         .put(Tree::Meta, NEXT_SEQ, &1u64.to_be_bytes())
         .unwrap();
-    let outbox = Outbox::open(store, "s").unwrap();
+    let outbox = Outbox::open(Some(dir.path()), store, "s").unwrap();
     assert_eq!(outbox.append("c", json!(3), t).unwrap().sequence, "3");
 }
 
@@ -172,9 +123,9 @@ fn seqs(outbox: &Outbox) -> Vec<u64> {
 fn a_full_outbox_drops_summaries_first_and_says_so_in_a_gap_event() {
     let dir = tempfile::tempdir().unwrap();
     let t = Timestamp(1_800_000_000_000);
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     {
-        let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.path()).unwrap());
-        let outbox = Outbox::open_with(store, "s", 10).unwrap();
+        let outbox = Outbox::open_with(Some(dir.path()), store.clone(), "s", 10).unwrap();
         // 1 visit, 2 summary, 3 visit, 4 summary, ... 10 summary.
         for i in 1..=10 {
             let ty = if i % 2 == 0 { FOOTFALL_SUMMARY } else { "v" };
@@ -198,8 +149,7 @@ fn a_full_outbox_drops_summaries_first_and_says_so_in_a_gap_event() {
         assert_eq!((st.queued, st.droppable, st.dropped), (10, 3, 2));
     }
     // The counts and the drop total survive a restart.
-    let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.path()).unwrap());
-    let outbox = Outbox::open_with(store, "s", 10).unwrap();
+    let outbox = Outbox::open_with(Some(dir.path()), store, "s", 10).unwrap();
     let st = outbox.stats(t);
     assert_eq!((st.queued, st.droppable, st.dropped), (10, 3, 2));
     assert_eq!(outbox.append("v", json!({}), t).unwrap().sequence, "13");
@@ -207,7 +157,7 @@ fn a_full_outbox_drops_summaries_first_and_says_so_in_a_gap_event() {
 
 #[test]
 fn with_no_summaries_left_the_oldest_events_go() {
-    let outbox = Outbox::open_with(Arc::new(MemoryStore::new()), "s", 4).unwrap();
+    let outbox = Outbox::open_with(None, Arc::new(MemoryStore::new()), "s", 4).unwrap();
     let t = Timestamp(1_800_000_000_000);
     outbox
         .append_all((0..4).map(|i| ("v", json!({"i": i}))).collect(), t)
@@ -231,7 +181,7 @@ fn acking_an_event_that_was_dropped_meanwhile_keeps_the_count() {
 
 #[test]
 fn peek_merges_both_trees_in_sequence_order() {
-    let outbox = Outbox::open(Arc::new(MemoryStore::new()), "s").unwrap();
+    let outbox = Outbox::open(None, Arc::new(MemoryStore::new()), "s").unwrap();
     let t = Timestamp(1_800_000_000_000);
     for ty in ["v", FOOTFALL_SUMMARY, "v", FOOTFALL_SUMMARY, "v"] {
         outbox.append(ty, json!({}), t).unwrap();
@@ -254,13 +204,8 @@ fn peek_merges_both_trees_in_sequence_order() {
 
 #[test]
 fn concurrent_appenders_share_flushes() {
-    let store = Arc::new(FailingAfter {
-        inner: MemoryStore::new(),
-        ok: usize::MAX.into(),
-        flushes: 0.into(),
-        flush_takes: std::time::Duration::from_millis(2),
-    });
-    let outbox = Arc::new(Outbox::open(store.clone(), "s").unwrap());
+    let outbox = Arc::new(Outbox::open(None, Arc::new(MemoryStore::new()), "s").unwrap());
+    *outbox.sync_delay.lock().unwrap() = std::time::Duration::from_millis(2);
     let t = Timestamp(1_800_000_000_000);
     let threads: Vec<_> = (0..8)
         .map(|_| {
@@ -283,7 +228,7 @@ fn concurrent_appenders_share_flushes() {
         .collect();
     all.sort_unstable();
     assert_eq!(all, (1..=200).collect::<Vec<u64>>());
-    let flushes = store.flushes.load(std::sync::atomic::Ordering::SeqCst);
+    let flushes = outbox.io().syncs;
     assert!(
         flushes < 150,
         "200 appends from 8 threads took {flushes} flushes: no group commit"
@@ -292,7 +237,7 @@ fn concurrent_appenders_share_flushes() {
 
 #[test]
 fn a_waiting_gap_event_is_folded_into_the_next_so_real_events_stay() {
-    let outbox = Outbox::open_with(Arc::new(MemoryStore::new()), "s", 10).unwrap();
+    let outbox = Outbox::open_with(None, Arc::new(MemoryStore::new()), "s", 10).unwrap();
     let t = Timestamp(1_800_000_000_000);
     outbox
         .append_all((0..3).map(|_| (FOOTFALL_SUMMARY, json!({}))).collect(), t)
@@ -410,8 +355,9 @@ fn listed_and_missing(
 
 #[test]
 fn dead_letters_count_toward_the_cap_and_go_after_summaries_before_live_events() {
+    let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let outbox = Outbox::open_with(store.clone(), "s", 10).unwrap();
+    let outbox = Outbox::open_with(Some(dir.path()), store.clone(), "s", 10).unwrap();
     let t = Timestamp(1_800_000_000_000);
     // 1-2 live, 3-6 refused by HQ, 7 a summary, 8-10 live: exactly full.
     outbox
@@ -468,9 +414,12 @@ fn dead_letters_count_toward_the_cap_and_go_after_summaries_before_live_events()
         "a summary, four dead letters, one live"
     );
 
-    // The counts come back from the trees after a restart.
+    // The counts come back from the log and the store after a restart.
     let st = outbox.stats(t);
-    let reopened = Outbox::open_with(store, "s", 10).unwrap().stats(t);
+    drop(outbox);
+    let reopened = Outbox::open_with(Some(dir.path()), store, "s", 10)
+        .unwrap()
+        .stats(t);
     assert_eq!(
         (reopened.queued, reopened.dead_letters, reopened.dropped),
         (st.queued, st.dead_letters, st.dropped)
@@ -490,7 +439,7 @@ fn a_parked_event_that_was_dropped_meanwhile_stays_dropped() {
 
 #[test]
 fn retried_dead_letters_return_to_their_own_tree() {
-    let outbox = Outbox::open(Arc::new(MemoryStore::new()), "s").unwrap();
+    let outbox = Outbox::open(None, Arc::new(MemoryStore::new()), "s").unwrap();
     let t = Timestamp(1_800_000_000_000);
     outbox.append("v", json!({}), t).unwrap();
     outbox.append(FOOTFALL_SUMMARY, json!({}), t).unwrap();
@@ -506,7 +455,7 @@ fn retried_dead_letters_return_to_their_own_tree() {
 /// An outbox of 3 full of footfall summaries, two of them taken for
 /// delivery, then one more event that drops those two (1 and 2).
 fn summaries_in_flight_then_dropped() -> (Outbox, Vec<(u64, Vec<u8>)>) {
-    let outbox = Outbox::open_with(Arc::new(MemoryStore::new()), "s", 3).unwrap();
+    let outbox = Outbox::open_with(None, Arc::new(MemoryStore::new()), "s", 3).unwrap();
     let t = Timestamp(1_800_000_000_000);
     outbox
         .append_all((0..3).map(|_| (FOOTFALL_SUMMARY, json!({}))).collect(), t)
