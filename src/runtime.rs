@@ -12,6 +12,10 @@
 
 use std::process::ExitCode;
 
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
 /// Async worker threads, at most.
 pub const MAX_WORKERS: usize = 2;
 /// Threads for blocking work (disk, password hashing), at most.
@@ -24,10 +28,9 @@ pub fn start(who: &str, default_level: &str) -> Result<tokio::runtime::Runtime, 
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
-        )
+        .with_max_level(tracing::Level::TRACE)
+        .finish()
+        .with(log_filter(std::env::var("RUST_LOG").ok().as_deref(), default_level))
         .try_init();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     tokio::runtime::Builder::new_multi_thread()
@@ -39,4 +42,40 @@ pub fn start(who: &str, default_level: &str) -> Result<tokio::runtime::Runtime, 
             eprintln!("{who}: cannot start the runtime: {e}");
             ExitCode::from(1)
         })
+}
+
+/// The log filter: `RUST_LOG` as comma-separated `level` and
+/// `target=level` directives (`warn`, `info,storegate::portal=debug`),
+/// else `default_level`. A `RUST_LOG` that does not parse is reported on
+/// stderr and the default used. (Targets only: span and field filters
+/// would pull a regular-expression engine into a router's binary.)
+fn log_filter(rust_log: Option<&str>, default_level: &str) -> Targets {
+    let fallback = || default_level.parse().unwrap_or_else(|_| Targets::new());
+    match rust_log.map(str::trim).filter(|s| !s.is_empty()) {
+        None => fallback(),
+        Some(spec) => spec.parse().unwrap_or_else(|e| {
+            eprintln!("RUST_LOG={spec:?} ignored ({e}); logging at {default_level}");
+            fallback()
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::Level;
+
+    #[test]
+    fn rust_log_directives_pick_levels_per_target() {
+        let f = log_filter(Some("warn,storegate::portal=debug"), "info");
+        assert!(f.would_enable("storegate::portal::routes", &Level::DEBUG));
+        assert!(!f.would_enable("storegate::presence", &Level::INFO));
+        assert!(f.would_enable("storegate::presence", &Level::WARN));
+        let d = log_filter(None, "info");
+        assert!(d.would_enable("storegate::daemon", &Level::INFO));
+        assert!(!d.would_enable("storegate::daemon", &Level::DEBUG));
+        // Nonsense falls back to the default, not to silence.
+        let bad = log_filter(Some("storegate=loud"), "info");
+        assert!(bad.would_enable("storegate::daemon", &Level::INFO));
+    }
 }

@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Change, RedbStore, Store, StoreError, Tree};
+use super::{RedbStore, Store, StoreError, Tree};
 
 /// sled's directory inside the storage directory, as version 0.1 made it.
 pub const SLED_DIR: &str = "db";
@@ -22,6 +22,7 @@ pub const SLED_DIR: &str = "db";
 const MIGRATED_KEY: &[u8] = b"store.migrated_from_sled";
 
 /// The trees version 0.1 kept, all of which are carried over.
+#[cfg(feature = "migrate-v0-1")]
 const TREES: [Tree; 8] = [
     Tree::Clients,
     Tree::Meta,
@@ -66,27 +67,7 @@ pub fn from_sled(dir: &Path) -> Result<Migrated, StoreError> {
     let store = RedbStore::open(dir)?;
     let mut migrated = Migrated::default();
     if store.get(Tree::Meta, MIGRATED_KEY)?.is_none() {
-        let db = sled::Config::new()
-            .path(sled_dir(dir))
-            .cache_capacity(1024 * 1024)
-            .open()
-            .map_err(|e| failed(dir, e))?;
-        let mut changes: Vec<Change> = Vec::new();
-        for tree in TREES {
-            let t = db.open_tree(tree.name()).map_err(|e| failed(dir, e))?;
-            for entry in t.iter() {
-                let (k, v) = entry.map_err(|e| failed(dir, e))?;
-                changes.push((tree, k.to_vec(), Some(v.to_vec())));
-            }
-        }
-        migrated.entries = changes.len();
-        changes.push((
-            Tree::Meta,
-            MIGRATED_KEY.to_vec(),
-            Some(b"sled-0.34".to_vec()),
-        ));
-        store.write_batch(changes)?;
-        store.flush()?;
+        migrated.entries = copy_sled(dir, &store)?;
     }
     drop(store);
     std::fs::remove_dir_all(sled_dir(dir)).map_err(|e| failed(dir, e))?;
@@ -94,6 +75,42 @@ pub fn from_sled(dir: &Path) -> Result<Migrated, StoreError> {
         let _ = d.sync_all();
     }
     Ok(migrated)
+}
+
+/// Copies every tree, with the marker, in one durable transaction.
+#[cfg(feature = "migrate-v0-1")]
+fn copy_sled(dir: &Path, store: &RedbStore) -> Result<usize, StoreError> {
+    let db = sled::Config::new()
+        .path(sled_dir(dir))
+        .cache_capacity(1024 * 1024)
+        .open()
+        .map_err(|e| failed(dir, e))?;
+    let mut changes: Vec<super::Change> = Vec::new();
+    for tree in TREES {
+        let t = db.open_tree(tree.name()).map_err(|e| failed(dir, e))?;
+        for entry in t.iter() {
+            let (k, v) = entry.map_err(|e| failed(dir, e))?;
+            changes.push((tree, k.to_vec(), Some(v.to_vec())));
+        }
+    }
+    let entries = changes.len();
+    changes.push((
+        Tree::Meta,
+        MIGRATED_KEY.to_vec(),
+        Some(b"sled-0.34".to_vec()),
+    ));
+    store.write_batch(changes)?;
+    store.flush()?;
+    Ok(entries)
+}
+
+#[cfg(not(feature = "migrate-v0-1"))]
+fn copy_sled(dir: &Path, _store: &RedbStore) -> Result<usize, StoreError> {
+    Err(failed(
+        dir,
+        "this build leaves out the migration (cargo feature `migrate-v0-1`): run a build \
+         with it once on this state, or move the directory away to start afresh",
+    ))
 }
 
 /// For the daemon: migrates `dir` if it holds version 0.1's state, in a
@@ -122,7 +139,7 @@ pub fn in_child(dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "migrate-v0-1"))]
 mod tests {
     use super::*;
 
