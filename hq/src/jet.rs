@@ -151,19 +151,38 @@ async fn setup_once(
         ),
     ];
     for (name, max_age, description) in buckets {
-        js.create_or_update_key_value(kv::Config {
-            bucket: name.clone(),
-            description: description.into(),
-            history: 1,
-            max_age,
-            num_replicas: c.replicas,
-            storage: stream::StorageType::File,
-            ..Default::default()
-        })
-        .await
-        .with_context(|| format!("KV bucket {name}"))?;
+        js.create_or_update_stream(kv_stream_config(name, description, max_age, c.replicas))
+            .await
+            .with_context(|| format!("KV bucket {name}"))?;
     }
     Ok(())
+}
+
+/// The stream behind a KV bucket, as the KV clients lay it out (ADR-8:
+/// `KV_<bucket>` on `$KV.<bucket>.>`, roll-ups allowed, deletes by
+/// marker, direct gets). Made directly rather than through the client's
+/// bucket helper, which first asks for account details that servers
+/// before 2.10 describe differently.
+fn kv_stream_config(
+    bucket: &str,
+    description: &str,
+    max_age: Duration,
+    replicas: usize,
+) -> stream::Config {
+    stream::Config {
+        name: format!("KV_{bucket}"),
+        description: Some(description.into()),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        max_age,
+        storage: stream::StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        num_replicas: replicas,
+        discard: stream::DiscardPolicy::New,
+        ..Default::default()
+    }
 }
 
 /// A KV key for any text: kept as it is when it is made of the characters
