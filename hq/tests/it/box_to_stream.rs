@@ -34,7 +34,10 @@ async fn every_box_event_is_in_the_stream_exactly_once() {
     hq.proc.kill();
     b.make_events(1, 10, 10);
     std::thread::sleep(Duration::from_millis(1500));
-    assert!(b.queued().unwrap_or(0) > 0, "events should wait while HQ is away");
+    assert!(
+        b.queued().unwrap_or(0) > 0,
+        "events should wait while HQ is away"
+    );
     hq.restart();
     drained(&b);
 
@@ -68,7 +71,11 @@ async fn every_box_event_is_in_the_stream_exactly_once() {
         .filter(|e| e["type"] == "com.storegate.session.authorized")
         .filter_map(|e| e["data"]["device_id"].as_str())
         .collect();
-    assert_eq!(devices.len(), 35, "one session.authorized per client authorised");
+    assert_eq!(
+        devices.len(),
+        35,
+        "one session.authorized per client authorised"
+    );
 
     // Structured mode, with the event id as the message id.
     let client = async_nats::connect(nats.url()).await.unwrap();
@@ -86,6 +93,9 @@ async fn every_box_event_is_in_the_stream_exactly_once() {
         m.headers.get("content-type").map(|v| v.as_str()),
         Some("application/cloudevents+json")
     );
-    let ty = first["type"].as_str().unwrap().trim_start_matches("com.storegate.");
+    let ty = first["type"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("com.storegate.");
     assert_eq!(m.subject.as_str(), format!("storegate.box-01.{ty}"));
 }
