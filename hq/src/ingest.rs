@@ -260,7 +260,8 @@ mod tests {
 
     #[test]
     fn bad_events_name_what_is_wrong() {
-        let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+        type Change = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(Change, &str)> = vec![
             (Box::new(|e| e["specversion"] = json!("0.3")), "specversion"),
             (Box::new(|e| e["id"] = json!("a b")), "id"),
             (Box::new(|e| e["source"] = json!("/shops/x")), "source"),

@@ -45,7 +45,7 @@ async fn batches_of_another_store_are_refused_and_nothing_is_published() {
         "content-type",
         "application/cloudevents-batch+json".to_string(),
     );
-    let r = request(port, "POST", "/events", &[ct.clone()], &body).unwrap();
+    let r = request(port, "POST", "/events", std::slice::from_ref(&ct), &body).unwrap();
     assert_eq!(r.status, 401, "{}", r.text());
     let bad = b"[{\"specversion\": \"1.0\",";
     let mut h = signed(&a, bad);

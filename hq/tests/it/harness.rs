@@ -89,7 +89,6 @@ impl Drop for Proc {
 /// One `nats-server` with JetStream.
 pub struct Nats {
     pub port: u16,
-    pub cluster_port: u16,
     args: Vec<String>,
     pub proc: Proc,
 }
@@ -109,7 +108,6 @@ impl Nats {
         ];
         let mut n = Nats {
             port,
-            cluster_port: 0,
             args,
             proc: Proc(None),
         };
@@ -149,7 +147,6 @@ impl Nats {
                 ];
                 Nats {
                     port: *port,
-                    cluster_port: *cport,
                     args,
                     proc: Proc(None),
                 }
@@ -162,7 +159,13 @@ impl Nats {
     }
 
     pub fn start(&mut self) {
-        let child = Command::new("nats-server")
+        // Debian installs it in /usr/sbin, which a user's PATH may lack.
+        let program = if Path::new("/usr/sbin/nats-server").exists() {
+            "/usr/sbin/nats-server"
+        } else {
+            "nats-server"
+        };
+        let child = Command::new(program)
             .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -394,16 +397,13 @@ pub async fn stream_events(nats_url: &str, filter: &str) -> Vec<Value> {
         .unwrap();
     let mut out = Vec::new();
     let mut messages = consumer.messages().await.unwrap();
-    loop {
-        match tokio::time::timeout(Duration::from_millis(500), messages.next()).await {
-            Ok(Some(Ok(m))) => {
-                let last = m.info().map(|i| i.pending == 0).unwrap_or(false);
-                out.push(serde_json::from_slice(&m.payload).unwrap());
-                if last {
-                    break;
-                }
-            }
-            _ => break,
+    while let Ok(Some(Ok(m))) =
+        tokio::time::timeout(Duration::from_millis(500), messages.next()).await
+    {
+        let last = m.info().map(|i| i.pending == 0).unwrap_or(false);
+        out.push(serde_json::from_slice(&m.payload).unwrap());
+        if last {
+            break;
         }
     }
     out
