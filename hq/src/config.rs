@@ -548,6 +548,14 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_is_valid() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hq.toml");
+        let c = HqConfig::load(Path::new(path)).unwrap();
+        assert_eq!(c.registry.get("wulin-01").unwrap().secrets.len(), 2);
+        assert!(matches!(c.provider, ProviderConfig::File(_)));
+    }
+
+    #[test]
     fn duplicate_store_ids_are_refused() {
         let e = HqConfig::parse(&format!(
             "{}[[stores]]\nid = \"wulin-01\"\nsecrets = [{{ secret = \"{SECRET}\" }}]\n",
