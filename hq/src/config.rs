@@ -35,7 +35,7 @@ use serde::Deserialize;
 use storegate::config::parse_duration;
 use storegate::uplink::signing::SigningKey;
 
-use crate::registry::{Registry, StoreEntry, StoreSecret};
+use crate::registry::{RawSecret, Registry, StoreEntry};
 
 /// What one process does: serve the boxes, send targeted messages, or
 /// both.
@@ -110,6 +110,8 @@ struct RawBuckets {
     quotas: Option<String>,
     members: Option<String>,
     sent: Option<String>,
+    /// The registry beyond `[[stores]]`.
+    stores: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,13 +120,6 @@ struct RawStore {
     id: String,
     timezone: Option<String>,
     secrets: Vec<RawSecret>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSecret {
-    secret: String,
-    not_after: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -183,6 +178,8 @@ pub struct Buckets {
     pub members: String,
     /// Create-only markers: visits handled, caps used.
     pub sent: String,
+    /// Stores beyond `[[stores]]`: a key per store id.
+    pub stores: String,
 }
 
 /// Where texts and targeted messages go.
@@ -402,6 +399,7 @@ fn jetstream(
             quotas: name("buckets.quotas", b.quotas, "STOREGATE_QUOTAS")?,
             members: name("buckets.members", b.members, "STOREGATE_MEMBERS")?,
             sent: name("buckets.sent", b.sent, "STOREGATE_SENT")?,
+            stores: name("buckets.stores", b.stores, "STOREGATE_STORES")?,
         },
     })
 }
@@ -428,36 +426,9 @@ pub fn check_store_id(id: &str) -> Result<(), String> {
 fn stores(raw: Vec<RawStore>) -> Result<Registry, String> {
     let mut entries = Vec::with_capacity(raw.len());
     for (i, s) in raw.into_iter().enumerate() {
-        check_store_id(&s.id).map_err(|e| format!("stores[{i}].id: {e}"))?;
-        let timezone = match &s.timezone {
-            None => jiff::tz::TimeZone::UTC,
-            Some(name) => storegate::time::timezone_by_name(name)
-                .map_err(|e| format!("stores[{i}].timezone: {e}"))?,
-        };
-        if s.secrets.is_empty() {
-            return Err(format!(
-                "stores[{i}].secrets: give at least one {{ secret = \"whsec_...\" }}"
-            ));
-        }
-        let mut secrets = Vec::new();
-        for (j, sec) in s.secrets.into_iter().enumerate() {
-            let key = SigningKey::from_secret(&sec.secret)
-                .map_err(|e| format!("stores[{i}].secrets[{j}].secret: {e}"))?;
-            let not_after = match sec.not_after {
-                None => None,
-                Some(t) => Some(t.parse::<jiff::Timestamp>().map_err(|e| {
-                    format!(
-                        "stores[{i}].secrets[{j}].not_after: {t:?} is not an RFC 3339 time ({e})"
-                    )
-                })?),
-            };
-            secrets.push(StoreSecret { key, not_after });
-        }
-        entries.push(StoreEntry {
-            id: s.id,
-            timezone,
-            secrets,
-        });
+        let entry = StoreEntry::build(&s.id, s.timezone.as_deref(), s.secrets)
+            .map_err(|e| format!("stores[{i}].{e}"))?;
+        entries.push(entry);
     }
     Registry::new(entries).map_err(|e| format!("stores: {e}"))
 }

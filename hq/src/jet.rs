@@ -7,7 +7,7 @@
 //!   HQ's targeted messages (`storegate.messages.<store_id>`); replicas,
 //!   duplicate window, max age and max bytes from `[jetstream]`;
 //! - KV `sync` (documents), `campaigns` (rules), `members` (consent),
-//!   history 1; `quotas` (counters, expiring after two quota windows);
+//!   `stores` (the registry beyond `hq.toml`), history 1; `quotas` (counters, expiring after two quota windows);
 //!   `sent` (create-only markers of visits handled and caps used,
 //!   expiring after 3 days: a redelivery comes within the consumer's
 //!   ack wait, and a cap counts for one day).
@@ -31,6 +31,7 @@ pub struct Jet {
     pub quotas: kv::Store,
     pub members: kv::Store,
     pub sent: kv::Store,
+    pub stores: kv::Store,
 }
 
 /// Connects to the configured servers (retrying until one answers, so a
@@ -76,6 +77,7 @@ pub async fn connect(config: &HqConfig) -> anyhow::Result<Jet> {
         quotas: bucket(&b.quotas).await?,
         members: bucket(&b.members).await?,
         sent: bucket(&b.sent).await?,
+        stores: bucket(&b.stores).await?,
         client,
         js,
     })
@@ -142,6 +144,11 @@ async fn setup_once(
             &b.members,
             Duration::ZERO,
             "marketing consent learned from member.linked",
+        ),
+        (
+            &b.stores,
+            Duration::ZERO,
+            "stores beyond hq.toml: time zone and secrets",
         ),
         (&b.quotas, quota_window * 2, "counters of /messages quotas"),
         (

@@ -37,7 +37,7 @@ pub mod targeting;
 /// What every gateway request needs.
 pub struct Gateway {
     pub jet: jet::Jet,
-    pub registry: registry::Registry,
+    pub stores: Arc<registry::Directory>,
     pub metrics: Arc<metrics::Metrics>,
     pub provider: Arc<dyn provider::Provider>,
     pub quotas: config::Quotas,

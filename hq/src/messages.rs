@@ -75,12 +75,17 @@ pub async fn handle<B: storegate::http::Body>(
             "store_id is not the store the path names".into(),
         ));
     }
-    let store = gw.registry.get(&store_id).ok_or_else(|| {
-        Reject(
-            StatusCode::UNAUTHORIZED,
-            format!("store {store_id:?} is not in the store registry"),
-        )
-    })?;
+    let store = gw
+        .stores
+        .get(&store_id)
+        .await
+        .map_err(|e| Reject(StatusCode::SERVICE_UNAVAILABLE, e))?
+        .ok_or_else(|| {
+            Reject(
+                StatusCode::UNAUTHORIZED,
+                format!("store {store_id:?} is not in the store registry"),
+            )
+        })?;
     let signed = SignedHeaders::from_header_map(&headers);
     store.verify(signed, &body, now, gw.tolerance_secs)?;
     let webhook_id = signed.id.unwrap_or_default().trim().to_string();

@@ -130,12 +130,17 @@ async fn events<B: storegate::http::Body>(
             ),
         ));
     }
-    let store = gw.registry.get(&batch.store_id).ok_or_else(|| {
-        Reject(
-            StatusCode::UNAUTHORIZED,
-            format!("store {:?} is not in the store registry", batch.store_id),
-        )
-    })?;
+    let store = gw
+        .stores
+        .get(&batch.store_id)
+        .await
+        .map_err(|e| Reject(StatusCode::SERVICE_UNAVAILABLE, e))?
+        .ok_or_else(|| {
+            Reject(
+                StatusCode::UNAUTHORIZED,
+                format!("store {:?} is not in the store registry", batch.store_id),
+            )
+        })?;
     store.verify(
         SignedHeaders::from_header_map(&headers),
         &body,

@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::HqConfig;
 use crate::metrics::Metrics;
+use crate::registry::Directory;
 use crate::targeting::Messenger;
 use crate::{Gateway, jet, provider, routes};
 use storegate::http::{Acceptor, Conn, conn::GRACE};
@@ -94,6 +95,10 @@ pub async fn start(
     let jet = jet::connect(&config).await?;
     let metrics = Arc::new(Metrics::default());
     let provider = provider::from_config(&config.provider).map_err(anyhow::Error::msg)?;
+    let stores = Arc::new(Directory::new(
+        config.registry.clone(),
+        Some(jet.stores.clone()),
+    ));
     let tracker = TaskTracker::new();
     let mut tasks = Vec::new();
     let mut local = None;
@@ -108,7 +113,7 @@ pub async fn start(
         local = Some(addr);
         let gw = Arc::new(Gateway {
             jet: jet.clone(),
-            registry: config.registry.clone(),
+            stores: stores.clone(),
             metrics: metrics.clone(),
             provider: provider.clone(),
             quotas: config.quotas.clone(),
@@ -130,7 +135,7 @@ pub async fn start(
             config.jetstream.stream.clone(),
             config.targeting.consumer.clone(),
             config.targeting.refresh,
-            config.registry.clone(),
+            stores,
             provider,
             metrics,
         );

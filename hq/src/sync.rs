@@ -45,12 +45,17 @@ pub async fn handle<B>(gw: &Arc<Gateway>, req: Request<B>, now: i64) -> Result<R
                 "name the store: …/stores/<store id>/sync (set the box's hq.url to …/stores/<store id>) or ?store=<store id>".into(),
             )
         })?;
-    let store = gw.registry.get(&id).ok_or_else(|| {
-        Reject(
-            StatusCode::UNAUTHORIZED,
-            format!("store {id:?} is not in the store registry"),
-        )
-    })?;
+    let store = gw
+        .stores
+        .get(&id)
+        .await
+        .map_err(|e| Reject(StatusCode::SERVICE_UNAVAILABLE, e))?
+        .ok_or_else(|| {
+            Reject(
+                StatusCode::UNAUTHORIZED,
+                format!("store {id:?} is not in the store registry"),
+            )
+        })?;
     if req.headers().contains_key(signing::HEADER_SIGNATURE) {
         store.verify(
             SignedHeaders::from_header_map(req.headers()),

@@ -40,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 use crate::jet::{Jet, key_part};
 use crate::metrics::Metrics;
 use crate::provider::{Outbound, Provider, ProviderError};
-use crate::registry::Registry;
+use crate::registry::Directory;
 use rules::Campaign;
 
 /// The messenger's state, shared by its two consumers.
@@ -49,7 +49,7 @@ pub struct Messenger {
     pub stream: String,
     pub consumer: String,
     pub refresh: Duration,
-    pub registry: Registry,
+    pub stores: Arc<Directory>,
     pub provider: Arc<dyn Provider>,
     pub metrics: Arc<Metrics>,
     campaigns: RwLock<Arc<Vec<Campaign>>>,
@@ -73,7 +73,7 @@ impl Messenger {
         stream: String,
         consumer: String,
         refresh: Duration,
-        registry: Registry,
+        stores: Arc<Directory>,
         provider: Arc<dyn Provider>,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
@@ -82,7 +82,7 @@ impl Messenger {
             stream,
             consumer,
             refresh,
-            registry,
+            stores,
             provider,
             metrics,
             campaigns: RwLock::new(Arc::new(Vec::new())),
@@ -302,8 +302,10 @@ impl Messenger {
             .and_then(|t| t.parse::<jiff::Timestamp>().ok())
             .unwrap_or_else(jiff::Timestamp::now);
         let tz = self
-            .registry
+            .stores
             .get(store_id)
+            .await
+            .map_err(Retry)?
             .map(|s| s.timezone.clone())
             .unwrap_or(jiff::tz::TimeZone::UTC);
         let local = when.to_zoned_datetime(tz).datetime();

@@ -80,3 +80,33 @@ async fn batches_of_another_store_are_refused_and_nothing_is_published() {
     );
     assert!(!hq.log_text().contains("panicked"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_from_the_kv_registry_is_accepted_with_either_secret_while_rotating() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::single(dir.path());
+    let port = free_port();
+    let toml = hq_toml(port, &[nats.url()], 1, &[("file-01", &secret(20))], "");
+    let _hq = Hq::start(dir.path(), "hq", port, &toml, "gateway");
+    let (old, new, other) = (secret(21), secret(22), secret(23));
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let stores = async_nats::jetstream::new(client)
+        .get_key_value("STOREGATE_STORES")
+        .await
+        .unwrap();
+    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
+    let entry = json!({"timezone": "Asia/Shanghai", "secrets": [
+        {"secret": old, "not_after": later.to_string()}, {"secret": new}]});
+    stores.put("kv-01", entry.to_string().into()).await.unwrap();
+    let ev = |seq| event("kv-01", "visit.ended", seq, json!({"member_id": null}));
+    for (i, s) in [&old, &new].into_iter().enumerate() {
+        let r = post_batch(port, "/events", s, &[ev(i as u64 + 1)]).unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let r = post_batch(port, "/events", &other, &[ev(3)]).unwrap();
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(
+        stream_events(&nats.url(), "storegate.kv-01.>").await.len(),
+        2
+    );
+}
