@@ -194,10 +194,20 @@ fn kv_stream_config(
 
 /// A KV key for any text: kept as it is when it is made of the characters
 /// keys allow (letters, digits, `-`, `_`, `=`), else hex of its bytes
-/// prefixed `x`, so two texts never share a key.
+/// prefixed `x`, so two texts never share a key; text over 64 bytes
+/// (a header can be 16 KiB) becomes `h` and the hex of its SHA-256.
 pub fn key_part(s: &str) -> String {
+    if s.len() > 64 {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(s.as_bytes());
+        let mut out = String::with_capacity(65);
+        out.push('h');
+        for b in digest {
+            out.push_str(&format!("{b:02x}"));
+        }
+        return out;
+    }
     if !s.is_empty()
-        && s.len() <= 128
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'=')
         && !s.starts_with('x')
@@ -224,5 +234,9 @@ mod tests {
         assert_eq!(key_part("x1"), "x7831");
         assert_ne!(key_part("x7831"), key_part("x1"));
         assert_eq!(key_part(""), "x");
+        let long = "a".repeat(100);
+        assert_eq!(key_part(&long).len(), 65);
+        assert!(key_part(&long).starts_with('h'));
+        assert_ne!(key_part(&long), key_part(&"a".repeat(101)));
     }
 }

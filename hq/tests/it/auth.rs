@@ -78,6 +78,14 @@ async fn batches_of_another_store_are_refused_and_nothing_is_published() {
         metrics.contains("storegate_hq_rejected_total 7\n"),
         "{metrics}"
     );
+    assert_eq!(
+        request(port, "GET", "/healthz", &[], b"").unwrap().status,
+        200
+    );
+    assert_eq!(
+        request(port, "GET", "/readyz", &[], b"").unwrap().status,
+        200
+    );
     assert!(!hq.log_text().contains("panicked"));
 }
 
