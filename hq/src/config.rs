@@ -73,6 +73,9 @@ struct RawConfig {
     max_connections: Option<usize>,
     /// How far a request's `webhook-timestamp` may be from HQ's clock.
     tolerance: Option<String>,
+    /// Refuse `GET /sync` without the box's signature (boxes from before
+    /// signed sync requests send none).
+    sync_requires_signature: Option<bool>,
     nats: Option<RawNats>,
     jetstream: Option<RawJetStream>,
     buckets: Option<RawBuckets>,
@@ -220,6 +223,7 @@ pub struct HqConfig {
     pub role: Role,
     pub max_connections: usize,
     pub tolerance_secs: i64,
+    pub sync_requires_signature: bool,
     pub jetstream: JetStreamConfig,
     pub registry: Registry,
     pub provider: ProviderConfig,
@@ -322,6 +326,7 @@ impl HqConfig {
             role,
             max_connections,
             tolerance_secs: tolerance.as_secs() as i64,
+            sync_requires_signature: raw.sync_requires_signature.unwrap_or(false),
             jetstream,
             registry,
             provider,

@@ -42,4 +42,6 @@ pub struct Gateway {
     pub provider: Arc<dyn provider::Provider>,
     pub quotas: config::Quotas,
     pub tolerance_secs: i64,
+    /// `GET /sync` must be signed by the store's box.
+    pub sync_requires_signature: bool,
 }

@@ -118,6 +118,7 @@ pub async fn start(
             provider: provider.clone(),
             quotas: config.quotas.clone(),
             tolerance_secs: config.tolerance_secs,
+            sync_requires_signature: config.sync_requires_signature,
         });
         let (sd, tr) = (shutdown.clone(), tracker.clone());
         let max = config.max_connections;

@@ -4,11 +4,14 @@
 //! signed with the store's secrets in force, `ETag` = the KV revision, and
 //! `304` for a matching `If-None-Match`.
 //!
-//! The box's `GET` carries no signature and no store id; the store is
-//! named by the path (`hq.url = "https://hq.example.com/stores/<id>"`
-//! → `…/stores/<id>/sync`) or by `?store=<id>`. Only that store's box can
-//! verify the answer (it is signed with the store's own secret). A request
-//! that does carry `webhook-*` headers is verified too, over an empty body.
+//! The box's `GET` carries no store id; the store is named by the path
+//! (`hq.url = "https://hq.example.com/stores/<id>"` → `…/stores/<id>/sync`)
+//! or by `?store=<id>`. Only that store's box can verify the answer (it
+//! is signed with the store's own secret). Boxes sign the request itself
+//! over an empty body; a request with `webhook-*` headers is verified with
+//! the store's secrets (401 if wrong), and with `sync_requires_signature
+//! = true` one without them is refused (boxes from before signed sync
+//! requests send none).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -56,7 +59,7 @@ pub async fn handle<B>(gw: &Arc<Gateway>, req: Request<B>, now: i64) -> Result<R
                 format!("store {id:?} is not in the store registry"),
             )
         })?;
-    if req.headers().contains_key(signing::HEADER_SIGNATURE) {
+    if gw.sync_requires_signature || req.headers().contains_key(signing::HEADER_SIGNATURE) {
         store.verify(
             SignedHeaders::from_header_map(req.headers()),
             b"",

@@ -92,6 +92,10 @@ async fn each_store_gets_its_document_signed_with_its_secret() {
     .unwrap();
     assert_eq!(r.status, 304);
     assert_eq!(r.header("etag"), Some(tag.as_str()));
+    // A request signed with another store's secret.
+    let forged = signed(&a, b"");
+    let r = request(port, "GET", "/stores/store-b/sync", &forged, b"").unwrap();
+    assert_eq!(r.status, 401, "{}", r.text());
     // Unknown store, no store named.
     assert_eq!(
         request(port, "GET", "/stores/nobody/sync", &[], b"")
