@@ -67,7 +67,6 @@ pub enum Outcome {
 }
 
 impl Messenger {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         jet: Jet,
         stream: String,
@@ -185,12 +184,9 @@ impl Messenger {
                     n = messages.next() => n,
                 };
                 match next {
-                    Some(Ok(msg)) => {
-                        let me = self.clone();
-                        // Handled one at a time per consumer: per-subject
-                        // order holds and a member's events do not race.
-                        me.handle(what, msg).await;
-                    }
+                    // One at a time per consumer: per-subject order holds
+                    // and a member's events do not race each other.
+                    Some(Ok(msg)) => self.handle(what, msg).await,
                     Some(Err(e)) => {
                         tracing::debug!(consumer = %name, "pull: {e}");
                     }
