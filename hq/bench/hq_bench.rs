@@ -351,6 +351,44 @@ async fn arrivals(
         percentile(&lat, 0.99).as_secs_f64() * 1e3,
         lat.last().unwrap().as_secs_f64() * 1e3
     );
+    backlog(&store, &members, js).await;
+}
+
+/// The messenger's own rate: 10,000 `visit.started` of the consenting
+/// members (most capped by then, a few messaged) published straight into
+/// the stream, timed until the visits consumer has acknowledged them all.
+async fn backlog(store: &str, members: &[String], js: &async_nats::jetstream::Context) {
+    const N: usize = 10_000;
+    let stream = js.get_stream("STOREGATE").await.unwrap();
+    let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+        stream.get_consumer("targeting-visits").await.unwrap();
+    let started = Instant::now();
+    let mut acks = Vec::with_capacity(N);
+    for i in 0..N {
+        let m = &members[i % members.len()];
+        let e = event(store, "visit.started", i + 1, visit_data(i, Some(m)));
+        let msg = async_nats::jetstream::message::PublishMessage::build()
+            .payload(Bytes::from(serde_json::to_vec(&e).unwrap()))
+            .message_id(e["id"].as_str().unwrap());
+        let subject = format!("storegate.{store}.visit.started");
+        acks.push(js.send_publish(subject, msg).await.unwrap().into_future());
+    }
+    for r in futures_util::future::join_all(acks).await {
+        r.unwrap();
+    }
+    loop {
+        let info = consumer.info().await.unwrap();
+        if info.num_pending == 0 && info.num_ack_pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let took = started.elapsed();
+    println!(
+        "messenger backlog: {N} member arrivals handled in {:.2} s, {:.0} arrivals/s",
+        took.as_secs_f64(),
+        N as f64 / took.as_secs_f64()
+    );
 }
 
 fn main() {
