@@ -363,17 +363,23 @@ async fn backlog(store: &str, members: &[String], js: &async_nats::jetstream::Co
     let mut consumer: async_nats::jetstream::consumer::PullConsumer =
         stream.get_consumer("targeting-visits").await.unwrap();
     let started = Instant::now();
-    let mut acks = Vec::with_capacity(N);
+    let mut acks: Vec<async_nats::jetstream::context::PublishAckFuture> = Vec::new();
     for i in 0..N {
+        if acks.len() == 1000 {
+            let chunk = acks.drain(..).map(|a| a.into_future());
+            for r in futures_util::future::join_all(chunk).await {
+                r.unwrap();
+            }
+        }
         let m = &members[i % members.len()];
         let e = event(store, "visit.started", i + 1, visit_data(i, Some(m)));
         let msg = async_nats::jetstream::message::PublishMessage::build()
             .payload(Bytes::from(serde_json::to_vec(&e).unwrap()))
             .message_id(e["id"].as_str().unwrap());
         let subject = format!("storegate.{store}.visit.started");
-        acks.push(js.send_publish(subject, msg).await.unwrap().into_future());
+        acks.push(js.send_publish(subject, msg).await.unwrap());
     }
-    for r in futures_util::future::join_all(acks).await {
+    for r in futures_util::future::join_all(acks.into_iter().map(|a| a.into_future())).await {
         r.unwrap();
     }
     loop {

@@ -19,6 +19,10 @@ use crate::metrics::Metrics;
 
 /// Most events in one batch (the box sends at most 500).
 pub const MAX_EVENTS: usize = 10_000;
+/// Most events a gateway has published and not yet seen acknowledged.
+/// A batch takes its share all at once before its first publish, so
+/// batches never hold part of it while waiting for the rest.
+pub const INFLIGHT: usize = 50_000;
 const TYPE_PREFIX: &str = "com.storegate.";
 const SOURCE_PREFIX: &str = "/stores/";
 
@@ -188,10 +192,16 @@ pub struct Published {
 /// batch again, and what was stored is de-duplicated then.
 pub async fn publish(
     js: &jetstream::Context,
+    inflight: &tokio::sync::Semaphore,
     events: &[Outgoing],
     metrics: &Metrics,
 ) -> Result<Published, String> {
     let started = Instant::now();
+    let n = events.len().min(INFLIGHT) as u32;
+    let _permits = inflight
+        .acquire_many(n)
+        .await
+        .map_err(|_| "the gateway is stopping".to_string())?;
     let mut acks = Vec::with_capacity(events.len());
     for e in events {
         let msg = Publish::build()

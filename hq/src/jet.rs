@@ -57,8 +57,14 @@ pub async fn connect(config: &HqConfig) -> anyhow::Result<Jet> {
         .connect(c.servers.clone())
         .await
         .with_context(|| format!("connecting to NATS at {}", c.servers.join(", ")))?;
+    // The client's own bound on unacknowledged publishes is raised out of
+    // the way: a batch holding part of it while waiting for the rest could
+    // wait forever behind other batches doing the same. The gateway
+    // bounds publishes in flight itself, a whole batch at a time
+    // (`ingest::INFLIGHT`).
     let js = jetstream::ContextBuilder::new()
         .timeout(c.publish_timeout)
+        .max_ack_inflight(crate::ingest::INFLIGHT * 4)
         .build(client.clone());
     setup(&js, c, config.quotas.window).await?;
     let bucket = |name: &str| {

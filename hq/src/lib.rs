@@ -44,4 +44,6 @@ pub struct Gateway {
     pub tolerance_secs: i64,
     /// `GET /sync` must be signed by the store's box.
     pub sync_requires_signature: bool,
+    /// Events published and not yet acknowledged (`ingest::INFLIGHT`).
+    pub inflight: tokio::sync::Semaphore,
 }

@@ -215,4 +215,76 @@ mod tests {
         assert_eq!(lines[1]["kind"], "targeted");
         assert_eq!(lines[1]["member_id"], "m1");
     }
+
+    #[tokio::test]
+    async fn the_webhook_posts_signed_json_and_reports_statuses() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for status in ["200 OK", "503 Service Unavailable"] {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut n = 0;
+                loop {
+                    n += s.read(&mut buf[n..]).unwrap();
+                    let text = String::from_utf8_lossy(&buf[..n]).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len: usize = text
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if n >= end + 4 + len {
+                            seen.push(text);
+                            break;
+                        }
+                    }
+                }
+                let reply =
+                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                s.write_all(reply.as_bytes()).unwrap();
+            }
+            seen
+        });
+        let secret = SigningKey::from_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let hook =
+            Webhook::new(format!("http://127.0.0.1:{port}/sms"), Some(secret.clone())).unwrap();
+        let m = Outbound::Otp {
+            phone: "+8613800000000".into(),
+            code: "123456".into(),
+            store_id: "s".into(),
+            locale: "en".into(),
+            request_id: "msg_1".into(),
+        };
+        hook.send(&m).await.unwrap();
+        let err = hook.send(&m).await.unwrap_err();
+        assert!(matches!(err, ProviderError::Status(503)));
+        assert!(!err.to_string().contains("8613800000000"));
+        let seen = server.join().unwrap();
+        let first = &seen[0];
+        assert!(first.starts_with("POST /sms "), "{first}");
+        let (head, body) = first.split_once("\r\n\r\n").unwrap();
+        let header = |name: &str| {
+            head.lines().find_map(|l| {
+                l.split_once(':')
+                    .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.trim())
+            })
+        };
+        let signed = storegate::uplink::signing::SignedHeaders {
+            id: header("webhook-id"),
+            timestamp: header("webhook-timestamp"),
+            signature: header("webhook-signature"),
+        };
+        let now = jiff::Timestamp::now().as_second();
+        assert_eq!(secret.verify(signed, body.as_bytes(), now, 300), Ok(()));
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["kind"], "otp");
+        assert_eq!(v["phone"], "+8613800000000");
+    }
 }

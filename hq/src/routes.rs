@@ -147,7 +147,7 @@ async fn events<B: storegate::http::Body>(
         now,
         gw.tolerance_secs,
     )?;
-    match ingest::publish(&gw.jet.js, &batch.events, &gw.metrics).await {
+    match ingest::publish(&gw.jet.js, &gw.inflight, &batch.events, &gw.metrics).await {
         Ok(p) => {
             gw.metrics.batches.fetch_add(1, Relaxed);
             tracing::debug!(

@@ -119,6 +119,7 @@ pub async fn start(
             quotas: config.quotas.clone(),
             tolerance_secs: config.tolerance_secs,
             sync_requires_signature: config.sync_requires_signature,
+            inflight: tokio::sync::Semaphore::new(crate::ingest::INFLIGHT),
         });
         let (sd, tr) = (shutdown.clone(), tracker.clone());
         let max = config.max_connections;

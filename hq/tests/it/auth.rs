@@ -118,3 +118,34 @@ async fn a_store_from_the_kv_registry_is_accepted_with_either_secret_while_rotat
         2
     );
 }
+
+/// Large batches at once (more events than the NATS client's default
+/// bound on unacknowledged publishes) all go in: no batch waits on
+/// another's acknowledgements.
+#[tokio::test(flavor = "multi_thread")]
+async fn many_large_batches_at_once_all_go_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::single(dir.path());
+    let s = secret(30);
+    let port = free_port();
+    let toml = hq_toml(port, &[nats.url()], 1, &[("big-01", &s)], "");
+    let _hq = Hq::start(dir.path(), "hq", port, &toml, "gateway");
+    let threads: Vec<_> = (0..12u64)
+        .map(|t| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                let batch: Vec<_> = (0..1000)
+                    .map(|i| event("big-01", "footfall.summary", t * 1000 + i + 1, json!({})))
+                    .collect();
+                post_batch(port, "/events", &s, &batch).map(|a| a.status)
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), Some(200));
+    }
+    assert_eq!(
+        stream_events(&nats.url(), "storegate.big-01.>").await.len(),
+        12_000
+    );
+}
