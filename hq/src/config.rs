@@ -525,7 +525,7 @@ mod tests {
 
     #[test]
     fn the_shipped_example_is_valid() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hq.toml");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/hq.toml");
         let c = HqConfig::load(Path::new(path)).unwrap();
         assert_eq!(c.registry.get("wulin-01").unwrap().secrets.len(), 2);
         assert!(matches!(c.provider, ProviderConfig::File(_)));
