@@ -117,9 +117,10 @@ memory_run glibc "$GLIBC"
 echo "== outbox at its cap ($OUTBOX_EVENTS events), musl release-small"
 OB_MUSL=$TD/x86_64-unknown-linux-musl/release-small/examples/outbox_bench
 OB_GLIBC=$TD/release/examples/outbox_bench
-"$OB_MUSL" footprint "$OUTBOX_EVENTS"
+"$OB_MUSL" fill "$OUTBOX_EVENTS" batch-100
+"$OB_MUSL" fill 20000 single
 echo "== outbox at its cap ($OUTBOX_EVENTS events), glibc release"
-"$OB_GLIBC" footprint "$OUTBOX_EVENTS"
+"$OB_GLIBC" fill "$OUTBOX_EVENTS" batch-100
 echo "== storage writes of an idle store, $IDLE_DEVICES devices present, ${IDLE_MINUTES} min, musl"
 idle_writes "$MUSL"
 

@@ -9,7 +9,7 @@ need=()
 for pair in nft:nftables dnsmasq:dnsmasq-base dhclient:isc-dhcp-client \
             dhcpcd:dhcpcd5 busybox:busybox ip:iproute2 python3:python3 curl:curl \
             shellcheck:shellcheck systemd-analyze:systemd chromium:chromium \
-            zbarimg:zbar-tools rsvg-convert:librsvg2-bin; do
+            zbarimg:zbar-tools rsvg-convert:librsvg2-bin nats-server:nats-server; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -23,4 +23,6 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # Lab tests mostly wait on the network, so run more of them than cores.
-cargo test --locked -- --test-threads="${STOREGATE_TEST_THREADS:-6}"
+# --workspace: the router's crate and HQ's service (hq/, whose tests start
+# their own nats-server processes on loopback).
+cargo test --locked --workspace -- --test-threads="${STOREGATE_TEST_THREADS:-6}"

@@ -1,6 +1,8 @@
 //! The house rules of `src/`, checked on the source: no import cycle
-//! between top-level modules, no file over 600 lines, and only the
-//! command line and the demo may reach into `daemon` (which only wires).
+//! between top-level modules, no file over 600 lines (in `hq/src/` too),
+//! only the command line and the demo may reach into `daemon` (which
+//! only wires), and the router's crate does not depend on the NATS
+//! client (only `storegate-hq` does).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -120,6 +122,11 @@ fn only_the_command_line_and_the_demo_import_the_daemon() {
 fn no_source_file_is_over_600_lines() {
     let mut files = Vec::new();
     rust_files(&src(), &mut files);
+    // HQ's service, the workspace's other crate, keeps the same rule.
+    rust_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("hq/src"),
+        &mut files,
+    );
     let long: Vec<String> = files
         .iter()
         .filter_map(|f| {
@@ -128,4 +135,19 @@ fn no_source_file_is_over_600_lines() {
         })
         .collect();
     assert!(long.is_empty(), "over {MAX_LINES} lines: {long:?}");
+}
+
+#[test]
+fn the_router_crate_does_not_depend_on_nats() {
+    let manifest =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+            .expect("Cargo.toml is readable");
+    let deps = manifest
+        .split("\n[")
+        .filter(|section| section.starts_with("dependencies]") || section.starts_with("target."))
+        .collect::<String>();
+    assert!(
+        !deps.to_ascii_lowercase().contains("nats"),
+        "the router's crate must not link a NATS client; HQ's service is the hq/ crate"
+    );
 }

@@ -2,7 +2,10 @@
 //!
 //! Every `hq.sync_interval` (default 5 min) the box asks HQ for its
 //! targeting document, sending `If-None-Match` with the `ETag` of the last
-//! good one. `304 Not Modified` changes nothing. A `200` must be signed the
+//! good one. The request is signed like the POSTs (`webhook-id`
+//! `sync_<UUIDv7>`, `webhook-timestamp`, `webhook-signature` over an empty
+//! body), so HQ can check which store asks; HQs that ignore it lose
+//! nothing. `304 Not Modified` changes nothing. A `200` must be signed the
 //! Standard Webhooks way with the HQ secret (`webhook-id`,
 //! `webhook-timestamp`, `webhook-signature` over the exact body bytes,
 //! within the 5-minute tolerance) and be a JSON document:

@@ -168,6 +168,10 @@ async fn a_signed_document_is_accepted_stored_and_served_after_reload() {
         assert_eq!(seen[0].method, "GET");
         assert_eq!(seen[0].path, "/storegate/sync");
         assert!(seen[0].headers.get("if-none-match").is_none());
+        // The request is signed with the box's key, over an empty body.
+        let signed = crate::uplink::signing::SignedHeaders::from_header_map(&seen[0].headers);
+        let now = crate::time::Timestamp::now().millis() / 1000;
+        assert_eq!(key().verify(signed, b"", now, 300), Ok(()));
     }
     // Reopened: the document is back, with its ETag.
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.path()).unwrap());
