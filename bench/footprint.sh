@@ -16,11 +16,14 @@
 #
 #   bench/footprint.sh                 # everything
 #   SKIP_BUILD=1 bench/footprint.sh    # reuse the binaries already built
+#   PARTS="idle" bench/footprint.sh    # only some of: memory outbox idle
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lab.sh
 N=${N:-10000} IDLE_DEVICES=${IDLE_DEVICES:-200} IDLE_MINUTES=${IDLE_MINUTES:-20}
 OUTBOX_EVENTS=${OUTBOX_EVENTS:-200000}
+PARTS=${PARTS:-memory outbox idle}
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 TD=${CARGO_TARGET_DIR:-target}
 MUSL=$TD/x86_64-unknown-linux-musl/release-small/storegate
 ARM=$TD/aarch64-unknown-linux-musl/release-small/storegate
@@ -95,7 +98,7 @@ idle_writes() { # binary
   # Let them join and the first saves settle.
   sleep 60
   local present
-  present=$(lab_ctl status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["presence"]["present"])' 2>/dev/null || echo "?")
+  present=$(lab_ctl status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["presence"]["present_now"])' 2>/dev/null || echo "?")
   local w0 c0 w1 c1
   w0=$(awk '/^write_bytes/ {print $2}' "/proc/$SG_PID/io")
   c0=$(awk '/^wchar/ {print $2}' "/proc/$SG_PID/io")
@@ -110,26 +113,33 @@ idle_writes() { # binary
   R[idle.wchar]=$(awk -v a="$c0" -v b="$c1" -v m="$IDLE_MINUTES" 'BEGIN {printf "%.0f kB/h", (b - a) / 1000 * 60 / m}')
 }
 
-echo "== memory and threads, musl release-small"
-memory_run musl "$MUSL"
-echo "== memory and threads, glibc release"
-memory_run glibc "$GLIBC"
-echo "== outbox at its cap ($OUTBOX_EVENTS events), musl release-small"
-OB_MUSL=$TD/x86_64-unknown-linux-musl/release-small/examples/outbox_bench
-OB_GLIBC=$TD/release/examples/outbox_bench
-"$OB_MUSL" fill "$OUTBOX_EVENTS" batch-100
-"$OB_MUSL" fill 20000 single
-echo "== outbox at its cap ($OUTBOX_EVENTS events), glibc release"
-"$OB_GLIBC" fill "$OUTBOX_EVENTS" batch-100
-echo "== storage writes of an idle store, $IDLE_DEVICES devices present, ${IDLE_MINUTES} min, musl"
-idle_writes "$MUSL"
+if part memory; then
+  echo "== memory and threads, musl release-small"
+  memory_run musl "$MUSL"
+  echo "== memory and threads, glibc release"
+  memory_run glibc "$GLIBC"
+fi
+if part outbox; then
+  echo "== outbox at its cap ($OUTBOX_EVENTS events), musl release-small"
+  OB_MUSL=$TD/x86_64-unknown-linux-musl/release-small/examples/outbox_bench
+  OB_GLIBC=$TD/release/examples/outbox_bench
+  "$OB_MUSL" fill "$OUTBOX_EVENTS" batch-100
+  "$OB_MUSL" fill 20000 single
+  echo "== outbox at its cap ($OUTBOX_EVENTS events), glibc release"
+  "$OB_GLIBC" fill "$OUTBOX_EVENTS" batch-100
+fi
+if part idle; then
+  echo "== storage writes of an idle store, $IDLE_DEVICES devices present, ${IDLE_MINUTES} min, musl"
+  idle_writes "$MUSL"
+fi
 
+v() { echo "${R[$1]:-not run}"; }
 echo
 echo "| what | musl release-small | glibc release |"
 echo "|---|---|---|"
-echo "| idle RSS, anonymous + file | ${R[musl.idle]} | ${R[glibc.idle]} |"
-echo "| threads idle / most seen under load | ${R[musl.idle_threads]} / ${R[musl.max_threads]} | ${R[glibc.idle_threads]} / ${R[glibc.max_threads]} |"
-echo "| ${R[musl.devices]} devices + $N sessions, after saves, anonymous + file | ${R[musl.loaded]} | ${R[glibc.loaded]} |"
-echo "| storage written per idle hour, ${R[idle.present]} devices present | ${R[idle.storage]} (written by syscalls: ${R[idle.wchar]}) | |"
+echo "| idle RSS, anonymous + file | $(v musl.idle) | $(v glibc.idle) |"
+echo "| threads idle / most seen under load | $(v musl.idle_threads) / $(v musl.max_threads) | $(v glibc.idle_threads) / $(v glibc.max_threads) |"
+echo "| $(v musl.devices) devices + $N sessions, after saves, anonymous + file | $(v musl.loaded) | $(v glibc.loaded) |"
+echo "| storage written per idle hour, $(v idle.present) devices present | $(v idle.storage) (by write calls: $(v idle.wchar)) | |"
 echo "| stripped x86_64 binary | $(stat -c %s "$MUSL") bytes | $(stat -c %s "$GLIBC") bytes |"
 echo "| stripped aarch64 musl binary | $(stat -c %s "$ARM") bytes | |"

@@ -84,7 +84,8 @@ fn recent_key(v: &Visit) -> Vec<u8> {
 }
 
 /// The hash an open visit is compared by: its last sighting rounded down
-/// to `LAST_SEEN_STEP` unless `exact`.
+/// to `LAST_SEEN_STEP` (and its dwell, which follows it, left out) unless
+/// `exact`.
 fn open_hash(v: &OpenVisit, bytes: &[u8], exact: bool) -> u64 {
     if exact {
         return hash_of(bytes);
@@ -92,6 +93,9 @@ fn open_hash(v: &OpenVisit, bytes: &[u8], exact: bool) -> u64 {
     let step = LAST_SEEN_STEP.as_millis() as i64;
     let mut coarse = v.clone();
     coarse.last_seen = crate::time::Timestamp(v.last_seen.millis() / step * step);
+    // Dwell follows the last sighting (it is `last_seen - started_at`
+    // while the visit lasts): it counts only through `last_seen`.
+    coarse.visit.dwell_seconds = 0;
     serde_json::to_vec(&coarse).map_or(0, |b| hash_of(&b))
 }
 
@@ -285,8 +289,11 @@ mod tests {
     }
 
     fn open(mac: &str, last_seen: i64) -> OpenVisit {
+        let mut v = visit(mac, T0, None);
+        // As the machine keeps it: dwell up to the last sighting.
+        v.dwell_seconds = u64::try_from((last_seen - T0) / 1000).unwrap_or(0);
         OpenVisit {
-            visit: visit(mac, T0, None),
+            visit: v,
             last_seen: Timestamp(last_seen),
             departed_at: None,
         }
