@@ -46,8 +46,8 @@ fn visit(i: u64) -> serde_json::Value {
         "visit_id": format!("v-{i:016x}"),
         "device_id": format!("dGhpcy1pcy1hLWRldmljZS1pZC0{i:012x}"),
         "member_id": null,
-        "returning": i % 3 == 0,
-        "mac_randomized": i % 2 == 0,
+        "returning": i.is_multiple_of(3),
+        "mac_randomized": i.is_multiple_of(2),
         "os_family": "ios",
     })
 }

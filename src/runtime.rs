@@ -30,7 +30,10 @@ pub fn start(who: &str, default_level: &str) -> Result<tokio::runtime::Runtime, 
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_max_level(tracing::Level::TRACE)
         .finish()
-        .with(log_filter(std::env::var("RUST_LOG").ok().as_deref(), default_level))
+        .with(log_filter(
+            std::env::var("RUST_LOG").ok().as_deref(),
+            default_level,
+        ))
         .try_init();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     tokio::runtime::Builder::new_multi_thread()

@@ -36,7 +36,7 @@ pub async fn session_timers(gate: Arc<Gate>, window: Duration, shutdown: Cancell
             _ = tick.tick() => {}
         }
         let g = gate.clone();
-        let poll = ticks % polls_per == 0;
+        let poll = ticks.is_multiple_of(polls_per);
         ticks += 1;
         let step = clock.check(Timestamp::now(), Instant::now());
         let result = tokio::task::spawn_blocking(move || {

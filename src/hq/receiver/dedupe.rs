@@ -52,11 +52,10 @@ impl Dedupe {
             return false;
         }
         self.order.push_back(key);
-        if self.order.len() > self.capacity {
-            if let Some(old) = self.order.pop_front() {
+        if self.order.len() > self.capacity
+            && let Some(old) = self.order.pop_front() {
                 self.set.remove(&old);
             }
-        }
         true
     }
 

@@ -223,7 +223,7 @@ pub(crate) fn save(
         version: 2,
         footfall: snapshot.footfall.clone(),
         staff_overrides: snapshot.staff_overrides.clone(),
-        counters: snapshot.counters.clone(),
+        counters: snapshot.counters,
     })?;
     consider(CORE_KEY.to_vec(), hash_of(&core), &|| Ok(core.clone()))?;
     let mut buf = Vec::new();

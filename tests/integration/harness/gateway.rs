@@ -263,11 +263,10 @@ impl Storegate {
     pub fn wait_ready(&mut self) -> Duration {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            if let Some(child) = &mut self.child {
-                if let Ok(Some(status)) = child.try_wait() {
+            if let Some(child) = &mut self.child
+                && let Ok(Some(status)) = child.try_wait() {
                     fail!(self, "storegate exited with {status} before it was ready");
                 }
-            }
             if self.socket.exists() && self.ctl(&["status"]).status.success() {
                 return self.started.elapsed();
             }

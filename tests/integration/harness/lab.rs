@@ -470,11 +470,10 @@ impl Drop for Lab {
             let _ = child.wait();
         }
         self.remove_namespaces();
-        if let Some(dir) = self.dir.take() {
-            if std::env::var_os("SG_LAB_KEEP").is_some() {
+        if let Some(dir) = self.dir.take()
+            && std::env::var_os("SG_LAB_KEEP").is_some() {
                 let kept = dir.keep();
                 say(&format!("lab {}: kept {}", self.tag, kept.display()));
             }
-        }
     }
 }

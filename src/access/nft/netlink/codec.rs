@@ -11,7 +11,7 @@ use super::consts::*;
 /// Milliseconds for NFTA_SET_ELEM_TIMEOUT, rounded up and at least 1 so
 /// that a tiny timeout never reads as "no timeout".
 pub(super) fn duration_to_ms(d: Duration) -> u64 {
-    let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0);
+    let ms = d.as_millis() + u128::from(!d.subsec_nanos().is_multiple_of(1_000_000));
     u64::try_from(ms).unwrap_or(u64::MAX).max(1)
 }
 
