@@ -53,9 +53,10 @@ impl Dedupe {
         }
         self.order.push_back(key);
         if self.order.len() > self.capacity
-            && let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
         true
     }
 

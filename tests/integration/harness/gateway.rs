@@ -264,9 +264,10 @@ impl Storegate {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if let Some(child) = &mut self.child
-                && let Ok(Some(status)) = child.try_wait() {
-                    fail!(self, "storegate exited with {status} before it was ready");
-                }
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                fail!(self, "storegate exited with {status} before it was ready");
+            }
             if self.socket.exists() && self.ctl(&["status"]).status.success() {
                 return self.started.elapsed();
             }

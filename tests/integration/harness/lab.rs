@@ -471,9 +471,10 @@ impl Drop for Lab {
         }
         self.remove_namespaces();
         if let Some(dir) = self.dir.take()
-            && std::env::var_os("SG_LAB_KEEP").is_some() {
-                let kept = dir.keep();
-                say(&format!("lab {}: kept {}", self.tag, kept.display()));
-            }
+            && std::env::var_os("SG_LAB_KEEP").is_some()
+        {
+            let kept = dir.keep();
+            say(&format!("lab {}: kept {}", self.tag, kept.display()));
+        }
     }
 }
