@@ -44,11 +44,11 @@ if [ -z "${SKIP_BUILD:-}" ]; then
   export CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc
   export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=aarch64-linux-gnu-gcc
   export CFLAGS_aarch64_unknown_linux_musl="-mno-outline-atomics"
-  cargo build --locked --quiet --profile release-small --target x86_64-unknown-linux-musl \
+  cargo build --locked --quiet -p storegate --profile release-small --target x86_64-unknown-linux-musl \
     --bin storegate --example outbox_bench
-  cargo build --locked --quiet --profile release-small --target aarch64-unknown-linux-musl \
+  cargo build --locked --quiet -p storegate --profile release-small --target aarch64-unknown-linux-musl \
     --bin storegate
-  cargo build --locked --quiet --release --bin storegate --example outbox_bench
+  cargo build --locked --quiet -p storegate --release --bin storegate --example outbox_bench
 fi
 
 # status FIELD of the daemon (kB for memory fields).

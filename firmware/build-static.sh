@@ -44,7 +44,8 @@ export CFLAGS_aarch64_unknown_linux_musl="-mno-outline-atomics"
 
 for t in "${TARGETS[@]}"; do
   echo "== building $t"
-  cargo build --locked --profile release-small --target "$t" --bin storegate
+  # -p: the router's features only, not unified with storegate-hq's.
+  cargo build --locked -p storegate --profile release-small --target "$t" --bin storegate
 done
 
 bin() { echo "$CARGO_TARGET_DIR/$1/release-small/storegate"; }

@@ -25,16 +25,7 @@ pub const MAX_BLOCKING: usize = 1;
 /// stderr (`RUST_LOG`, else `default_level`) and starts the runtime. On
 /// failure it says why on stderr, as `who`, and gives the exit code.
 pub fn start(who: &str, default_level: &str) -> Result<tokio::runtime::Runtime, ExitCode> {
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_max_level(tracing::Level::TRACE)
-        .finish()
-        .with(log_filter(
-            std::env::var("RUST_LOG").ok().as_deref(),
-            default_level,
-        ))
-        .try_init();
+    init_logging(default_level);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cores.clamp(1, MAX_WORKERS))
@@ -45,6 +36,21 @@ pub fn start(who: &str, default_level: &str) -> Result<tokio::runtime::Runtime, 
             eprintln!("{who}: cannot start the runtime: {e}");
             ExitCode::from(1)
         })
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (see [`log_filter`]), else at
+/// `default_level`; colours only on a terminal. Also for `storegate-hq`.
+pub fn init_logging(default_level: &str) {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_max_level(tracing::Level::TRACE)
+        .finish()
+        .with(log_filter(
+            std::env::var("RUST_LOG").ok().as_deref(),
+            default_level,
+        ))
+        .try_init();
 }
 
 /// The log filter: `RUST_LOG` as comma-separated `level` and

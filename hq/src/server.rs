@@ -30,13 +30,7 @@ const IDLE: Duration = Duration::from_secs(120);
 
 /// Runs the service until SIGTERM/SIGINT. Exit 1 if it cannot start.
 pub fn main(config: HqConfig) -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .try_init();
+    storegate::runtime::init_logging("info");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
