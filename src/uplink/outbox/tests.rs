@@ -205,12 +205,17 @@ fn peek_merges_both_trees_in_sequence_order() {
 #[test]
 fn concurrent_appenders_share_flushes() {
     let outbox = Arc::new(Outbox::open(None, Arc::new(MemoryStore::new()), "s").unwrap());
-    *outbox.sync_delay.lock().unwrap() = std::time::Duration::from_millis(2);
+    // A slow flush (as on router flash), long enough that the other
+    // appenders arrive during it even on a loaded machine.
+    *outbox.sync_delay.lock().unwrap() = std::time::Duration::from_millis(10);
     let t = Timestamp(1_800_000_000_000);
+    let start = Arc::new(std::sync::Barrier::new(8));
     let threads: Vec<_> = (0..8)
         .map(|_| {
             let o = outbox.clone();
+            let start = start.clone();
             std::thread::spawn(move || {
+                start.wait();
                 (0..25)
                     .map(|_| {
                         o.append("v", json!({}), t)
