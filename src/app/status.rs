@@ -67,6 +67,7 @@ impl App {
                 "devices_known": devices_known,
                 "present_now": present_now,
                 "untracked": counters,
+                "saved_bytes": self.presence.persisted_bytes(),
             },
             "members": {"bound_devices": self.members.as_ref().map_or(0, |m| m.bound_devices())},
         })

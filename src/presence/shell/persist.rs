@@ -84,12 +84,8 @@ fn recent_key(v: &Visit) -> Vec<u8> {
 }
 
 /// The hash an open visit is compared by: its last sighting rounded down
-/// to `LAST_SEEN_STEP` (and its dwell, which follows it, left out) unless
-/// `exact`.
-fn open_hash(v: &OpenVisit, bytes: &[u8], exact: bool) -> u64 {
-    if exact {
-        return hash_of(bytes);
-    }
+/// to `LAST_SEEN_STEP`, and its dwell, which follows it, left out.
+fn open_hash(v: &OpenVisit) -> u64 {
     let step = LAST_SEEN_STEP.as_millis() as i64;
     let mut coarse = v.clone();
     coarse.last_seen = crate::time::Timestamp(v.last_seen.millis() / step * step);
@@ -172,7 +168,7 @@ fn load_entries(store: &dyn Store, written: &mut Written) -> Option<Saved> {
         } else if k.starts_with(OPEN_PREFIX) {
             match serde_json::from_slice::<OpenVisit>(&v) {
                 Ok(o) => {
-                    let h = open_hash(&o, &v, false);
+                    let h = open_hash(&o);
                     saved.open_visits.push(o);
                     h
                 }
@@ -212,31 +208,34 @@ pub(crate) fn save(
 ) -> Result<usize, StoreError> {
     let mut seen: HashMap<Vec<u8>, u64> = HashMap::with_capacity(written.hashes.len());
     let mut changes: Vec<Change> = Vec::new();
-    let mut consider = |k: Vec<u8>, h: u64, bytes: &dyn Fn() -> Result<Vec<u8>, StoreError>| {
-        if written.hashes.get(&k) != Some(&h) {
-            changes.push((Tree::Presence, k.clone(), Some(bytes()?)));
-        }
-        seen.insert(k, h);
-        Ok::<(), StoreError>(())
-    };
+    let mut consider =
+        |k: Vec<u8>, h: u64, force: bool, bytes: &dyn Fn() -> Result<Vec<u8>, StoreError>| {
+            if force || written.hashes.get(&k) != Some(&h) {
+                changes.push((Tree::Presence, k.clone(), Some(bytes()?)));
+            }
+            seen.insert(k, h);
+            Ok::<(), StoreError>(())
+        };
     let core = encode(&Core {
         version: 2,
         footfall: snapshot.footfall.clone(),
         staff_overrides: snapshot.staff_overrides.clone(),
         counters: snapshot.counters,
     })?;
-    consider(CORE_KEY.to_vec(), hash_of(&core), &|| Ok(core.clone()))?;
+    consider(CORE_KEY.to_vec(), hash_of(&core), false, &|| {
+        Ok(core.clone())
+    })?;
     let mut buf = Vec::new();
     for o in &snapshot.open_visits {
         buf.clear();
         serde_json::to_writer(&mut buf, o).map_err(|e| StoreError::Backend(e.to_string()))?;
-        let h = open_hash(o, &buf, exact);
-        consider(open_key(o), h, &|| Ok(buf.clone()))?;
+        // A clean stop writes every open visit as it is now.
+        consider(open_key(o), open_hash(o), exact, &|| Ok(buf.clone()))?;
     }
     for r in &snapshot.recent_visits {
         buf.clear();
         serde_json::to_writer(&mut buf, r).map_err(|e| StoreError::Backend(e.to_string()))?;
-        consider(recent_key(r), hash_of(&buf), &|| Ok(buf.clone()))?;
+        consider(recent_key(r), hash_of(&buf), false, &|| Ok(buf.clone()))?;
     }
     for k in written.hashes.keys() {
         if !seen.contains_key(k) {

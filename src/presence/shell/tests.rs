@@ -336,3 +336,38 @@ async fn a_blocked_station_takes_its_members_key_out() {
     let file = std::fs::read_to_string(dir.path().join("members.psk")).unwrap();
     assert!(!file.contains(&id), "{file}");
 }
+
+#[test]
+fn saves_write_only_what_changed() {
+    let r = rig();
+    let mut events = Vec::new();
+    for n in 1..=20 {
+        r.shell
+            .observe(&dhcp(n, DhcpMessageType::Request), &mut events);
+    }
+    r.shell.store_events(&mut events);
+    r.shell.persist_all();
+    let first = r.shell.persisted_bytes();
+    assert!(
+        first > 20 * 100,
+        "20 devices and their visits saved: {first} bytes"
+    );
+    // Seen again, nothing new about them: the next saves write nothing.
+    for n in 1..=20 {
+        r.shell
+            .observe(&dhcp(n, DhcpMessageType::Request), &mut events);
+    }
+    r.shell.persist_devices();
+    r.shell.persist_core();
+    assert_eq!(r.shell.persisted_bytes(), first);
+    // One new device: its record and its visit, not everyone's.
+    r.shell
+        .observe(&dhcp(21, DhcpMessageType::Request), &mut events);
+    r.shell.persist_devices();
+    r.shell.persist_core();
+    let added = r.shell.persisted_bytes() - first;
+    assert!(
+        added > 0 && added < first / 5,
+        "one device wrote {added} bytes"
+    );
+}
