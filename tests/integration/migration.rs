@@ -5,7 +5,8 @@
 //!
 //! The fixture (`tests/fixtures/sled-state-v0.1.tar.gz`) is the state of
 //! a `storegate demo --seed 7` run of version 0.1, then a `storegate run`
-//! on it with HQ unreachable (so events were queued); the `.expected.json`
+//! on it with HQ unreachable (so events were queued), with the dashboard's
+//! certificate, key and password left out; the `.expected.json`
 //! beside it is what version 0.1's `ctl` printed of it.
 
 use std::collections::BTreeSet;
