@@ -21,9 +21,9 @@ use redb::{
 
 use super::{Entries, Store, StoreError, Tree, check_size};
 
-/// redb's page cache. Our state is small (10,000 devices and 10,000
-/// sessions are ~3 MB on disk) and read mostly at start, so a small cache
-/// costs little speed and keeps the router's RAM.
+/// redb's page cache. The state is read mostly at start (restores) and
+/// written in batches, so a small cache costs little speed and keeps the
+/// router's RAM (bench/footprint.sh measures the daemon with it).
 pub const CACHE_BYTES: usize = 1024 * 1024;
 /// The state file inside the storage directory.
 pub const FILE_NAME: &str = "state.redb";
