@@ -20,8 +20,7 @@ use std::time::Duration;
 
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Method, Request, StatusCode};
-use storegate::hq::receiver::{GunzipError, gunzip};
-use storegate::http::body;
+use storegate::hq::receiver::read_body;
 use storegate::http::reply::{self, Reply};
 use storegate::uplink::signing::{self, SignedHeaders, VerifyError};
 
@@ -220,38 +219,9 @@ pub async fn read_signed<B: storegate::http::Body>(
         now,
         gw.tolerance_secs,
     )?;
-    let gzip = match parts
-        .headers
-        .get(header::CONTENT_ENCODING)
-        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
-        .as_deref()
-    {
-        None | Some("") | Some("identity") => false,
-        Some("gzip") | Some("x-gzip") => true,
-        Some(other) => {
-            return Err(Reject(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("Content-Encoding {other:?} is not supported (use gzip or none)"),
-            ));
-        }
-    };
-    let raw = body::read(&parts.headers, body, MAX_BODY_BYTES, BODY_READ_TIMEOUT)
+    let body = read_body(&parts.headers, body, MAX_BODY_BYTES, BODY_READ_TIMEOUT)
         .await
-        .map_err(|e| Reject(e.status(), e.to_string()))?;
-    let body = if gzip {
-        gunzip(&raw, MAX_BODY_BYTES).map_err(|e| match e {
-            GunzipError::TooLarge => Reject(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the body is larger than {MAX_BODY_BYTES} bytes once decompressed"),
-            ),
-            GunzipError::Corrupt(e) => Reject(
-                StatusCode::BAD_REQUEST,
-                format!("the body is not valid gzip: {e}"),
-            ),
-        })?
-    } else {
-        raw.to_vec()
-    };
+        .map_err(|(status, why)| Reject(status, why))?;
     Ok((parts.headers, body))
 }
 

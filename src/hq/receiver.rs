@@ -59,7 +59,7 @@ mod routes;
 mod server;
 
 pub use dedupe::Dedupe;
-pub use routes::{GunzipError, gunzip, route};
+pub use routes::{GunzipError, gunzip, read_body, route};
 pub use server::{ReceiverArgs, cli_main, serve, serve_with};
 
 /// Largest body accepted, compressed or not.

@@ -21,19 +21,6 @@ pub const SLED_DIR: &str = "db";
 /// Set in `Meta` once the sled data is in redb.
 const MIGRATED_KEY: &[u8] = b"store.migrated_from_sled";
 
-/// The trees version 0.1 kept, all of which are carried over.
-#[cfg(feature = "migrate-v0-1")]
-const TREES: [Tree; 8] = [
-    Tree::Clients,
-    Tree::Meta,
-    Tree::Outbox,
-    Tree::OutboxDroppable,
-    Tree::DeadLetter,
-    Tree::Devices,
-    Tree::Presence,
-    Tree::Members,
-];
-
 fn sled_dir(dir: &Path) -> PathBuf {
     dir.join(SLED_DIR)
 }
@@ -86,7 +73,7 @@ fn copy_sled(dir: &Path, store: &RedbStore) -> Result<usize, StoreError> {
         .open()
         .map_err(|e| failed(dir, e))?;
     let mut changes: Vec<super::Change> = Vec::new();
-    for tree in TREES {
+    for tree in Tree::ALL {
         let t = db.open_tree(tree.name()).map_err(|e| failed(dir, e))?;
         for entry in t.iter() {
             let (k, v) = entry.map_err(|e| failed(dir, e))?;

@@ -46,6 +46,18 @@ pub enum Tree {
 }
 
 impl Tree {
+    /// Every tree.
+    pub const ALL: [Tree; 8] = [
+        Tree::Clients,
+        Tree::Meta,
+        Tree::Outbox,
+        Tree::OutboxDroppable,
+        Tree::DeadLetter,
+        Tree::Devices,
+        Tree::Presence,
+        Tree::Members,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Tree::Clients => "clients",

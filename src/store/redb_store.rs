@@ -31,17 +31,6 @@ pub const FILE_NAME: &str = "state.redb";
 const LOCK_RETRIES: u32 = 40;
 const LOCK_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
 
-const ALL_TREES: [Tree; 8] = [
-    Tree::Clients,
-    Tree::Meta,
-    Tree::Outbox,
-    Tree::OutboxDroppable,
-    Tree::DeadLetter,
-    Tree::Devices,
-    Tree::Presence,
-    Tree::Members,
-];
-
 fn table(tree: Tree) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
     TableDefinition::new(tree.name())
 }
@@ -94,7 +83,7 @@ impl RedbStore {
         };
         // Every table exists from the start, so reads never meet a missing one.
         store.write(|txn| {
-            for tree in ALL_TREES {
+            for tree in Tree::ALL {
                 txn.open_table(table(tree)).map_err(backend)?;
             }
             Ok(())

@@ -265,8 +265,25 @@ async fn signed_body<B: crate::http::Body>(
     let (parts, body) = req.into_parts();
     let signed = SignedHeaders::from_header_map(&parts.headers);
     let (webhook_id, _, _) = signing::check_headers(signed, now, receiver.tolerance_secs)?;
-    let gzip = match parts
-        .headers
+    let body = read_body(&parts.headers, body, MAX_BODY_BYTES, BODY_READ_TIMEOUT)
+        .await
+        .map_err(|(status, why)| Reject(status, why))?;
+    receiver
+        .key
+        .verify(signed, &body, now, receiver.tolerance_secs)?;
+    Ok((webhook_id.to_string(), body))
+}
+
+/// A signed request's body: read within `max` bytes and `timeout`, and
+/// gunzipped when `Content-Encoding` says gzip (the signature covers the
+/// uncompressed body). On failure, the status and message to answer with.
+pub async fn read_body<B: crate::http::Body>(
+    headers: &HeaderMap,
+    body: B,
+    max: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, (StatusCode, String)> {
+    let gzip = match headers
         .get(header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
         .as_deref()
@@ -274,33 +291,28 @@ async fn signed_body<B: crate::http::Body>(
         None | Some("") | Some("identity") => false,
         Some("gzip") | Some("x-gzip") => true,
         Some(other) => {
-            return Err(Reject(
+            return Err((
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 format!("Content-Encoding {other:?} is not supported (use gzip or none)"),
             ));
         }
     };
-    let raw = body::read(&parts.headers, body, MAX_BODY_BYTES, BODY_READ_TIMEOUT)
+    let raw = body::read(headers, body, max, timeout)
         .await
-        .map_err(|e| Reject(e.status(), e.to_string()))?;
-    let body = if gzip {
-        gunzip(&raw, MAX_BODY_BYTES).map_err(|e| match e {
-            GunzipError::TooLarge => Reject(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the body is larger than {MAX_BODY_BYTES} bytes once decompressed"),
-            ),
-            GunzipError::Corrupt(e) => Reject(
-                StatusCode::BAD_REQUEST,
-                format!("the body is not valid gzip: {e}"),
-            ),
-        })?
-    } else {
-        raw.to_vec()
-    };
-    receiver
-        .key
-        .verify(signed, &body, now, receiver.tolerance_secs)?;
-    Ok((webhook_id.to_string(), body))
+        .map_err(|e| (e.status(), e.to_string()))?;
+    if !gzip {
+        return Ok(raw.to_vec());
+    }
+    gunzip(&raw, max).map_err(|e| match e {
+        GunzipError::TooLarge => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than {max} bytes once decompressed"),
+        ),
+        GunzipError::Corrupt(e) => (
+            StatusCode::BAD_REQUEST,
+            format!("the body is not valid gzip: {e}"),
+        ),
+    })
 }
 
 #[derive(Debug)]
