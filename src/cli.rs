@@ -3,124 +3,335 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-
 use crate::config::{Config, LoadError};
 use crate::control::{Request, client};
 use crate::mac::MacAddr;
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "storegate",
-    version,
-    about = "Captive portal and presence for store routers"
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
+mod args;
+#[cfg(test)]
+mod tests;
 
-#[derive(Debug, Subcommand)]
+pub use args::Stop;
+use args::{Cmd, Matches, Opt};
+
+/// What the command line asked for.
+#[derive(Debug)]
 pub enum Command {
     /// Run the daemon.
-    Run {
-        /// The config file.
-        #[arg(short, long)]
-        config: PathBuf,
-    },
-    /// Validate a config file: exit 0 if valid, else 1 with the key at fault.
+    Run { config: PathBuf },
+    /// Validate a config file.
     CheckConfig { file: PathBuf },
-    /// Translate an OpenWrt UCI config (/etc/config/storegate) into TOML on
-    /// stdout, validated; exit 1 naming the UCI section and option at fault.
+    /// Translate an OpenWrt UCI config into TOML.
     UciToToml { file: PathBuf },
     /// Talk to the running daemon.
     Ctl {
-        /// The daemon's control socket.
-        #[arg(short, long, default_value = "/run/storegate/control.sock")]
         socket: PathBuf,
-        /// Print one JSON document instead of a table.
-        #[arg(long, global = true)]
         json: bool,
-        #[command(subcommand)]
         command: CtlCommand,
     },
-    /// A simulated store with no root and no router: the real daemon on
-    /// loopback fed by synthetic shoppers, with an in-process HQ receiver.
-    /// Prints the portal, dashboard and HQ URLs; Ctrl-C stops it.
-    Demo {
-        /// Simulated seconds per real second (1 to 10000): at 300 a
-        /// 12-hour store day lasts 144 s. The schedule is compressed, not
-        /// the clock: dwell the daemon measures is real time.
-        #[arg(long, default_value_t = 120.0)]
-        speed: f64,
-        /// Seed of the simulation (random if not given).
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Keep the state (config, database, HQ events) here; without it
-        /// a temporary directory removed at exit.
-        #[arg(long, value_name = "DIR")]
-        state: Option<PathBuf>,
-        /// Listen on this port (portal), +1 (dashboard) and +2 (HQ
-        /// receiver), on 127.0.0.1; without it, free ports.
-        #[arg(long, value_name = "P")]
-        port_base: Option<u16>,
-    },
-    /// A reference HQ endpoint for integrators: verifies signatures,
-    /// de-duplicates by event id, prints accepted events as JSON lines.
+    /// A simulated store.
+    Demo(crate::sim::demo::DemoArgs),
+    /// A reference HQ endpoint for integrators.
     HqReceiver(crate::hq::receiver::ReceiverArgs),
-    /// Move a version 0.1 state directory (sled) into this version's
-    /// format. `run` does this by itself on its first start.
-    #[command(hide = true)]
+    /// Move a version 0.1 state directory (sled) into this version's format.
     MigrateState { dir: PathBuf },
 }
 
-#[derive(Debug, Subcommand)]
+/// `storegate ctl`'s commands (each one control request).
+#[derive(Debug)]
 pub enum CtlCommand {
-    /// The daemon's state and counters.
     Status,
-    /// Known clients, authorised and not.
     Clients,
-    /// Authorise a client by MAC.
-    Auth { mac: String },
-    /// End a client's session by MAC.
-    Deauth { mac: String },
-    /// Devices seen on the LAN.
+    Auth {
+        mac: String,
+    },
+    Deauth {
+        mac: String,
+    },
     Devices,
-    /// Visits (open ones first).
     Visits,
-    /// Footfall: present now, arrivals per hour, dwell, new vs returning.
     Footfall,
-    /// Members.
     Members,
-    /// Erase a member's data from the box.
-    MemberErase { member_id: String },
-    /// Events HQ refused (parked); with --retry, queue them again.
+    MemberErase {
+        member_id: String,
+    },
     DeadLetters {
-        #[arg(long)]
         retry: bool,
     },
-    /// Set the dashboard's manager password, read from stdin (one line).
     DashboardPassword,
-    /// Record a DHCP request from a device by hand, as if captured (tests,
-    /// boxes without capture).
     Observe {
         mac: String,
-        #[arg(long)]
         ip: Option<String>,
-        #[arg(long)]
         hostname: Option<String>,
     },
-    /// The newest events waiting for HQ.
     Events {
-        /// How many (newest first kept, printed oldest first).
-        #[arg(long, default_value_t = 100)]
         limit: usize,
     },
 }
 
+/// `--json`, which `ctl` and each of its commands take.
+const JSON: Opt = Opt::flag("json", "Print one JSON document instead of a table");
+const CTL_PLAIN: &[Opt] = &[JSON];
+
+const fn ctl_command(name: &'static str, about: &'static str) -> Cmd {
+    Cmd {
+        opts: CTL_PLAIN,
+        ..Cmd::new(name, about)
+    }
+}
+
+const fn with_mac(cmd: Cmd) -> Cmd {
+    Cmd {
+        args: &[("MAC", "The device's MAC address")],
+        ..cmd
+    }
+}
+
+/// The command line (help texts as `storegate help` prints them).
+static STOREGATE: Cmd = Cmd {
+    subs: &[
+        Cmd {
+            opts: &[Opt::value("config", "CONFIG", "The config file")
+                .short('c')
+                .required()],
+            ..Cmd::new("run", "Run the daemon")
+        },
+        Cmd {
+            args: &[("FILE", "The config file (TOML)")],
+            ..Cmd::new(
+                "check-config",
+                "Validate a config file: exit 0 if valid, else 1 with the key at fault",
+            )
+        },
+        Cmd {
+            args: &[("FILE", "The UCI config file")],
+            ..Cmd::new(
+                "uci-to-toml",
+                "Translate an OpenWrt UCI config (/etc/config/storegate) into TOML on \
+                 stdout, validated; exit 1 naming the UCI section and option at fault",
+            )
+        },
+        Cmd {
+            opts: &[
+                Opt::value("socket", "SOCKET", "The daemon's control socket")
+                    .short('s')
+                    .default("/run/storegate/control.sock"),
+                JSON,
+            ],
+            subs: &[
+                ctl_command("status", "The daemon's state and counters"),
+                ctl_command("clients", "Known clients, authorised and not"),
+                with_mac(ctl_command("auth", "Authorise a client by MAC")),
+                with_mac(ctl_command("deauth", "End a client's session by MAC")),
+                ctl_command("devices", "Devices seen on the LAN"),
+                ctl_command("visits", "Visits (open ones first)"),
+                ctl_command(
+                    "footfall",
+                    "Footfall: present now, arrivals per hour, dwell, new vs returning",
+                ),
+                ctl_command("members", "Members"),
+                Cmd {
+                    args: &[("MEMBER_ID", "The member's id")],
+                    ..ctl_command("member-erase", "Erase a member's data from the box")
+                },
+                Cmd {
+                    opts: &[Opt::flag("retry", "Queue the parked events again"), JSON],
+                    ..Cmd::new(
+                        "dead-letters",
+                        "Events HQ refused (parked); with --retry, queue them again",
+                    )
+                },
+                ctl_command(
+                    "dashboard-password",
+                    "Set the dashboard's manager password, read from stdin (one line)",
+                ),
+                Cmd {
+                    opts: &[
+                        Opt::value("ip", "IP", "The address the device asked for"),
+                        Opt::value("hostname", "HOSTNAME", "The host name it sent"),
+                        JSON,
+                    ],
+                    ..with_mac(Cmd::new(
+                        "observe",
+                        "Record a DHCP request from a device by hand, as if captured \
+                         (tests, boxes without capture)",
+                    ))
+                },
+                Cmd {
+                    opts: &[
+                        Opt::value(
+                            "limit",
+                            "LIMIT",
+                            "How many (newest first kept, printed oldest first)",
+                        )
+                        .default("100"),
+                        JSON,
+                    ],
+                    ..Cmd::new("events", "The newest events waiting for HQ")
+                },
+            ],
+            ..Cmd::new("ctl", "Talk to the running daemon")
+        },
+        Cmd {
+            opts: &[
+                Opt::value(
+                    "speed",
+                    "SPEED",
+                    "Simulated seconds per real second (1 to 10000): at 300 a 12-hour \
+                     store day lasts 144 s. The schedule is compressed, not the clock: \
+                     dwell the daemon measures is real time",
+                )
+                .default("120"),
+                Opt::value(
+                    "seed",
+                    "SEED",
+                    "Seed of the simulation (random if not given)",
+                ),
+                Opt::value(
+                    "state",
+                    "DIR",
+                    "Keep the state (config, database, HQ events) here; without it a \
+                     temporary directory removed at exit",
+                ),
+                Opt::value(
+                    "port-base",
+                    "P",
+                    "Listen on this port (portal), +1 (dashboard) and +2 (HQ receiver), \
+                     on 127.0.0.1; without it, free ports",
+                ),
+            ],
+            ..Cmd::new(
+                "demo",
+                "A simulated store with no root and no router: the real daemon on \
+                 loopback fed by synthetic shoppers, with an in-process HQ receiver. \
+                 Prints the portal, dashboard and HQ URLs; Ctrl-C stops it",
+            )
+        },
+        Cmd {
+            opts: &[
+                Opt::value("listen", "ADDR", "The address and port to listen on"),
+                Opt::value(
+                    "secret",
+                    "SECRET",
+                    "The boxes' [hq] secret (whsec_...); or $STOREGATE_HQ_SECRET",
+                ),
+                Opt::value(
+                    "tls-cert",
+                    "PEM",
+                    "Serve HTTPS: the certificate chain (PEM, leaf first). Needs --tls-key",
+                ),
+                Opt::value("tls-key", "PEM", "The private key of --tls-cert (PEM)"),
+                Opt::value(
+                    "client-ca",
+                    "PEM",
+                    "Require client certificates issued by this CA (PEM; mutual TLS). \
+                     Needs --tls-cert and --tls-key",
+                ),
+                Opt::value(
+                    "sync-file",
+                    "JSON",
+                    "The document to serve at GET …/sync (JSON; read on every request). \
+                     Without it: an empty document",
+                ),
+            ],
+            ..Cmd::new(
+                "hq-receiver",
+                "A reference HQ endpoint for integrators: verifies signatures, \
+                 de-duplicates by event id, prints accepted events as JSON lines",
+            )
+        },
+        Cmd {
+            hidden: true,
+            args: &[("DIR", "The state directory")],
+            ..Cmd::new(
+                "migrate-state",
+                "Move a version 0.1 state directory (sled) into this version's format. \
+                 `run` does this by itself on its first start",
+            )
+        },
+    ],
+    ..Cmd::new("storegate", "Captive portal and presence for store routers")
+};
+
+/// Reads a command line (without the program's name): the command, or
+/// why none runs (help, the version, a mistake) and with what exit code.
+pub fn parse(words: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Command, Stop> {
+    let top = args::parse(&STOREGATE, env!("CARGO_PKG_VERSION"), words)?;
+    let Some(m) = top.sub.as_deref() else {
+        unreachable!("parsing requires a subcommand")
+    };
+    let path = |m: &Matches, i: usize| PathBuf::from(m.arg(i));
+    let os_path = |m: &Matches, long: &str| m.os(long).map(PathBuf::from);
+    Ok(match m.name {
+        "run" => Command::Run {
+            config: os_path(m, "config").unwrap_or_default(),
+        },
+        "check-config" => Command::CheckConfig { file: path(m, 0) },
+        "uci-to-toml" => Command::UciToToml { file: path(m, 0) },
+        "ctl" => {
+            let Some(sub) = m.sub.as_deref() else {
+                unreachable!("ctl requires a subcommand")
+            };
+            Command::Ctl {
+                socket: os_path(m, "socket").unwrap_or_default(),
+                json: m.flag("json") || sub.flag("json"),
+                command: ctl_command_of(sub)?,
+            }
+        }
+        "demo" => Command::Demo(crate::sim::demo::DemoArgs {
+            speed: m.value("speed")?.unwrap_or_default(),
+            seed: m.value("seed")?,
+            state: os_path(m, "state"),
+            port_base: m.value("port-base")?,
+        }),
+        "hq-receiver" => Command::HqReceiver(crate::hq::receiver::ReceiverArgs {
+            listen: m.value("listen")?,
+            secret: m.value("secret")?,
+            tls_cert: os_path(m, "tls-cert"),
+            tls_key: os_path(m, "tls-key"),
+            client_ca: os_path(m, "client-ca"),
+            sync_file: os_path(m, "sync-file"),
+        }),
+        "migrate-state" => Command::MigrateState { dir: path(m, 0) },
+        other => unreachable!("command {other} is in the table but not here"),
+    })
+}
+
+fn ctl_command_of(m: &Matches) -> Result<CtlCommand, Stop> {
+    Ok(match m.name {
+        "status" => CtlCommand::Status,
+        "clients" => CtlCommand::Clients,
+        "auth" => CtlCommand::Auth { mac: m.arg_str(0)? },
+        "deauth" => CtlCommand::Deauth { mac: m.arg_str(0)? },
+        "devices" => CtlCommand::Devices,
+        "visits" => CtlCommand::Visits,
+        "footfall" => CtlCommand::Footfall,
+        "members" => CtlCommand::Members,
+        "member-erase" => CtlCommand::MemberErase {
+            member_id: m.arg_str(0)?,
+        },
+        "dead-letters" => CtlCommand::DeadLetters {
+            retry: m.flag("retry"),
+        },
+        "dashboard-password" => CtlCommand::DashboardPassword,
+        "observe" => CtlCommand::Observe {
+            mac: m.arg_str(0)?,
+            ip: m.value("ip")?,
+            hostname: m.value("hostname")?,
+        },
+        "events" => CtlCommand::Events {
+            limit: m.value("limit")?.unwrap_or_default(),
+        },
+        other => unreachable!("ctl command {other} is in the table but not here"),
+    })
+}
+
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
+    let command = match parse(std::env::args_os().skip(1)) {
+        Ok(c) => c,
+        Err(stop) => return stop.exit(),
+    };
+    match command {
         Command::Run { config } => run(config),
         Command::CheckConfig { file } => match Config::load(&file)
             .map_err(|e| e.to_string())
@@ -141,17 +352,7 @@ pub fn main() -> ExitCode {
             json,
             command,
         } => ctl(&socket, json, command),
-        Command::Demo {
-            speed,
-            seed,
-            state,
-            port_base,
-        } => crate::sim::demo::cli_main(crate::sim::demo::DemoArgs {
-            speed,
-            seed,
-            state,
-            port_base,
-        }),
+        Command::Demo(args) => crate::sim::demo::cli_main(args),
         Command::HqReceiver(args) => crate::hq::receiver::cli_main(args),
         Command::MigrateState { dir } => match crate::store::migrate::from_sled(&dir) {
             Ok(m) => {

@@ -94,27 +94,21 @@ fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
-/// `storegate hq-receiver`'s command line.
-#[derive(Debug, clap::Args)]
+/// `storegate hq-receiver`'s command line (read by `cli`).
+#[derive(Debug)]
 pub struct ReceiverArgs {
-    #[arg(long)]
     pub listen: Option<String>,
-    #[arg(long)]
     pub secret: Option<String>,
     /// Serve HTTPS: the certificate chain (PEM, leaf first). Needs
-    /// --tls-key.
-    #[arg(long, value_name = "PEM")]
+    /// `tls_key`.
     pub tls_cert: Option<std::path::PathBuf>,
-    /// The private key of --tls-cert (PEM).
-    #[arg(long, value_name = "PEM")]
+    /// The private key of `tls_cert` (PEM).
     pub tls_key: Option<std::path::PathBuf>,
     /// Require client certificates issued by this CA (PEM; mutual
-    /// TLS). Needs --tls-cert and --tls-key.
-    #[arg(long, value_name = "PEM")]
+    /// TLS). Needs `tls_cert` and `tls_key`.
     pub client_ca: Option<std::path::PathBuf>,
     /// The document to serve at GET …/sync (JSON; read on every
     /// request). Without it: an empty document.
-    #[arg(long, value_name = "JSON")]
     pub sync_file: Option<std::path::PathBuf>,
 }
 
