@@ -9,6 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) mod tzdb;
+
 /// Milliseconds since the Unix epoch, UTC.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -132,8 +134,7 @@ impl ClockWatch {
 pub fn timezone_by_name(name: &str) -> Result<jiff::tz::TimeZone, String> {
     jiff::tz::db()
         .get(name)
-        .or_else(|_| jiff::tz::TimeZoneDatabase::bundled().get(name))
-        .map_err(|e| format!("unknown time zone {name:?}: {e}"))
+        .or_else(|e| tzdb::get(name).ok_or_else(|| format!("unknown time zone {name:?}: {e}")))
 }
 
 #[cfg(test)]
