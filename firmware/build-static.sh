@@ -67,6 +67,9 @@ echo "== x86_64 resident memory at idle"
 "$X86" --version
 dir=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
+# The dashboard needs a port of its own (the config refuses the portal's,
+# 0 included): a free one.
+dashboard_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cat >"$dir/idle.toml" <<TOML
 [store]
 id = "idle-01"
@@ -79,7 +82,7 @@ backend = "none"
 [storage]
 path = "$dir/state"
 [dashboard]
-listen = "127.0.0.1:0"
+listen = "127.0.0.1:$dashboard_port"
 [control]
 socket = "$dir/control.sock"
 TOML
