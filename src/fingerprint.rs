@@ -292,7 +292,7 @@ struct RawRule {
 /// (strings, ASCII case ignored). All given must hold; at least one must
 /// be given. Errors name the rule, e.g. `rule[2].os_family: ...`.
 pub fn parse_fingerprint_file(text: &str) -> Result<Vec<FingerprintRule>, String> {
-    let de = toml::Deserializer::new(text);
+    let de = toml::Deserializer::parse(text).map_err(|e| e.message().trim().to_owned())?;
     let raw: RawFile = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();

@@ -105,7 +105,9 @@ impl Config {
     /// Parses, validates and resolves config text. The files it names
     /// (`presence.fingerprint_file`, `hq.secret_file`) are read now.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let de = toml::Deserializer::new(text);
+        // A file that is not TOML at all fails here, before any key.
+        let de = toml::Deserializer::parse(text)
+            .map_err(|e| ConfigError::new("(file)", located(text, &e, e.message().trim())))?;
         let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
@@ -117,18 +119,22 @@ impl Config {
                 (".", None) => "(file)".to_string(),
                 _ => path,
             };
-            let line = inner
-                .span()
-                .map(|s| format!(" (line {})", line_of(text, s.start)))
-                .unwrap_or_default();
             let problem = if message.starts_with("unknown field") {
-                format!("unknown key{line}; {}", expected_part(&message))
+                located(text, &inner, "unknown key") + "; " + &expected_part(&message)
             } else {
-                format!("{}{line}", message.trim())
+                located(text, &inner, message.trim())
             };
             ConfigError::new(key, problem)
         })?;
         Config::try_from(raw)
+    }
+}
+
+/// `problem (line N)`, the line where the error's span starts.
+fn located(text: &str, error: &toml::de::Error, problem: &str) -> String {
+    match error.span() {
+        Some(s) => format!("{problem} (line {})", line_of(text, s.start)),
+        None => problem.to_string(),
     }
 }
 
