@@ -24,9 +24,8 @@
 //! that unwinds would abort at its first panic instead. `crtbegin.o` and
 //! `crtend.o` keep their few bytes of `.eh_frame`: crtbegin's start-up
 //! code names the section's start. A link argument from here, unlike
-//! `rustflags` in `.cargo/config.toml`, also holds when `RUSTFLAGS` is set
-//! (as OpenWrt's build sets it, when the musl target's `rustflags` in
-//! `.cargo/config.toml` no longer apply).
+//! `rustflags` in `.cargo/config.toml`, also holds where `RUSTFLAGS` is
+//! set (which replaces those), as a packaging build may do.
 
 use std::collections::HashMap;
 use std::env;
