@@ -49,9 +49,10 @@ pub enum Command {
     /// Prints the portal, dashboard and HQ URLs; Ctrl-C stops it.
     Demo {
         /// Simulated seconds per real second (1 to 10000): at 300 a
-        /// 12-hour store day lasts 144 s. The schedule is compressed, not
-        /// the clock: dwell the daemon measures is real time.
-        #[arg(long, default_value_t = 120.0)]
+        /// 12-hour store day lasts 144 s. The daemon runs on the simulated
+        /// clock: dwell, arrivals per hour and every time it shows are the
+        /// store's.
+        #[arg(long, default_value_t = 300.0)]
         speed: f64,
         /// Seed of the simulation (random if not given).
         #[arg(long)]
@@ -64,6 +65,10 @@ pub enum Command {
         /// receiver), on 127.0.0.1; without it, free ports.
         #[arg(long, value_name = "P")]
         port_base: Option<u16>,
+        /// Open on today with no past (by default five weeks of history
+        /// are played first, in a few seconds).
+        #[arg(long)]
+        fresh: bool,
     },
     /// A reference HQ endpoint for integrators: verifies signatures,
     /// de-duplicates by event id, prints accepted events as JSON lines.
@@ -146,11 +151,13 @@ pub fn main() -> ExitCode {
             seed,
             state,
             port_base,
+            fresh,
         } => crate::sim::demo::cli_main(crate::sim::demo::DemoArgs {
             speed,
             seed,
             state,
             port_base,
+            fresh,
         }),
         Command::HqReceiver(args) => crate::hq::receiver::cli_main(args),
         Command::MigrateState { dir } => match crate::store::migrate::from_sled(&dir) {

@@ -32,7 +32,7 @@ impl App {
             let m = self.presence.machine();
             (
                 m.devices().count(),
-                m.footfall(Timestamp::now()).present_now,
+                m.footfall(self.clock.now()).present_now,
                 m.counters(),
             )
         };
@@ -60,7 +60,7 @@ impl App {
             "restored": {"authorized": r.authorized, "expired": r.expired, "corrupt": r.corrupt},
             "portal": self.portal_stats.snapshot(),
             "hq": hq,
-            "outbox": self.outbox.stats(Timestamp::now()),
+            "outbox": self.outbox.stats(self.clock.now()),
             "presence": {
                 "capturing": info.capturing,
                 "frames": self.presence.stats(),

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::access::blocked::Blocklist;
 use crate::access::{AuthMethod, Gate};
+use crate::clock::Clock;
 use crate::mac::MacAddr;
 use crate::members::Members;
 use crate::presence::{DhcpInfo, DhcpMessageType, Output, Presence, Sighting, SightingKind, Visit};
@@ -99,18 +100,32 @@ pub struct PresenceShell {
     /// Stations on the members' Wi-Fi now, with the member whose key
     /// they joined with (see `stations`).
     by_key: Mutex<HashMap<MacAddr, String>>,
+    /// Where "now" comes from (the wall clock but in the demo).
+    clock: Clock,
 }
 
 impl PresenceShell {
     pub fn new(
-        mut machine: Presence,
+        machine: Presence,
         store: Arc<dyn Store>,
         events: Arc<dyn EventSink>,
         key: DeviceKey,
     ) -> Self {
+        PresenceShell::new_with_clock(machine, store, events, key, Clock::wall())
+    }
+
+    /// [`PresenceShell::new`] reading the time from `clock` (the demo's
+    /// simulated one).
+    pub fn new_with_clock(
+        mut machine: Presence,
+        store: Arc<dyn Store>,
+        events: Arc<dyn EventSink>,
+        key: DeviceKey,
+        clock: Clock,
+    ) -> Self {
         let (saved, written) = persist::load(store.as_ref());
         if let Some(saved) = saved {
-            machine.restore(saved, Timestamp::now());
+            machine.restore(saved, clock.now());
         }
         PresenceShell {
             machine: Mutex::new(machine),
@@ -126,6 +141,7 @@ impl PresenceShell {
             sync: None,
             blocklist: None,
             by_key: Mutex::new(HashMap::new()),
+            clock,
         }
     }
 
@@ -163,7 +179,7 @@ impl PresenceShell {
             .into_iter()
             .filter(|m| sync.is_staff(&self.key.device_id(*m)))
             .collect();
-        let outputs = self.machine().set_hq_staff(staff, Timestamp::now());
+        let outputs = self.machine().set_hq_staff(staff, self.clock.now());
         if !outputs.is_empty() {
             self.carry_out(outputs, &mut Vec::new());
         }
@@ -182,6 +198,11 @@ impl PresenceShell {
         self
     }
 
+    /// The clock presence reads.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
     pub fn machine(&self) -> MutexGuard<'_, Presence> {
         self.machine.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -198,7 +219,7 @@ impl PresenceShell {
     /// One sighting; its events are added to `events` (stored by
     /// [`store_events`](Self::store_events), so a burst shares one flush).
     pub fn observe(&self, sighting: &Sighting, events: &mut Vec<Event>) {
-        let now = Timestamp::now();
+        let now = self.clock.now();
         let Some((members, gate)) = &self.members else {
             let outputs = self.machine().observe(sighting, now);
             return self.carry_out(outputs, events);
@@ -285,7 +306,7 @@ impl PresenceShell {
     /// leaves (or rejoins) footfall at once. The mark is in the core
     /// snapshot, which is written at once.
     pub fn set_staff(&self, mac: MacAddr, staff: bool) {
-        let outputs = self.machine().set_staff(mac, staff, Timestamp::now());
+        let outputs = self.machine().set_staff(mac, staff, self.clock.now());
         self.carry_out(outputs, &mut Vec::new());
         self.persist_core();
     }
@@ -306,7 +327,7 @@ impl PresenceShell {
     pub fn forget_unbound(&self) -> usize {
         let outputs = self
             .machine()
-            .forget_unbound(Timestamp::now(), self.forget_unbound_after);
+            .forget_unbound(self.clock.now(), self.forget_unbound_after);
         let n = outputs.len();
         if n > 0 {
             tracing::info!(devices = n, "forgot devices unseen for the privacy period");
@@ -319,7 +340,7 @@ impl PresenceShell {
     /// expired are no longer the member's.
     fn members_tick(&self) {
         if let Some((members, _)) = &self.members {
-            let expired = members.tick(Timestamp::now());
+            let expired = members.tick(self.clock.now());
             self.unbind(&expired);
         }
     }
@@ -333,7 +354,7 @@ impl PresenceShell {
     /// Runs the machine's timers; returns its next deadline.
     pub fn tick(&self, events: &mut Vec<Event>) -> Option<Timestamp> {
         let mut m = self.machine();
-        let outputs = m.tick(Timestamp::now());
+        let outputs = m.tick(self.clock.now());
         let next = m.next_wakeup();
         drop(m);
         self.carry_out(outputs, events);
@@ -343,7 +364,7 @@ impl PresenceShell {
     /// The store's counts for HQ: today so far and who is in now. Counts
     /// only, no device ids; droppable first when the outbox is full.
     pub fn footfall_summary(&self, interval: Duration) -> Event {
-        let view = self.machine().footfall(Timestamp::now());
+        let view = self.machine().footfall(self.clock.now());
         let today = view.days.last();
         Event::FootfallSummary(serde_json::json!({
             "date": view.today.to_string(),
@@ -359,7 +380,7 @@ impl PresenceShell {
             return;
         }
         let n = events.len();
-        let now = Timestamp::now();
+        let now = self.clock.now();
         // The fsync blocks; let the runtime move other tasks elsewhere.
         let result = tokio::task::block_in_place(|| self.events.emit_all(events, now));
         match result {
@@ -501,7 +522,10 @@ pub async fn timer_loop(
     summary_interval: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut last_summary = tokio::time::Instant::now();
+    let clock = shell.clock().clone();
+    // Summaries cover `summary_interval` of the store's clock; saves and
+    // chores run on real time (they are about flash, not the day).
+    let mut last_summary = clock.now();
     let mut last_devices = tokio::time::Instant::now();
     let mut last_core = tokio::time::Instant::now();
     let mut last_forget: Option<tokio::time::Instant> = None;
@@ -513,8 +537,8 @@ pub async fn timer_loop(
     }
     loop {
         let next = shell.tick(&mut events);
-        if last_summary.elapsed() >= summary_interval {
-            last_summary = tokio::time::Instant::now();
+        if last_summary.until(clock.now()) >= summary_interval {
+            last_summary = clock.now();
             events.push(shell.footfall_summary(summary_interval));
         }
         shell.store_events(&mut events);
@@ -567,12 +591,14 @@ pub async fn timer_loop(
                 last_core = last_devices;
             }
         }
-        let summary_in = summary_interval.saturating_sub(last_summary.elapsed());
-        let sleep = next
-            .map(|t| Timestamp::now().until(t))
-            .unwrap_or(MAX_SLEEP)
-            .min(summary_in)
-            .clamp(Duration::from_millis(20), MAX_SLEEP);
+        let now = clock.now();
+        let summary_in = summary_interval.saturating_sub(last_summary.until(now));
+        let until_next = next.map(|t| now.until(t)).unwrap_or(MAX_SLEEP);
+        let sleep = clock.real_clamped(
+            until_next.min(summary_in),
+            Duration::from_millis(20),
+            MAX_SLEEP,
+        );
         tokio::select! {
             _ = shutdown.cancelled() => {
                 let s = shell.clone();

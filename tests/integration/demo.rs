@@ -83,7 +83,9 @@ fn demo_runs_a_simulated_store_without_root() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let child = Command::new(bin())
-        .args(["demo", "--speed", "600", "--seed", "1", "--state"])
+        .args([
+            "demo", "--fresh", "--speed", "600", "--seed", "1", "--state",
+        ])
         .arg(&state)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -213,8 +213,10 @@ pub(super) async fn verify_code<B: crate::http::Body>(cx: &Cx<'_>, req: Request<
     let (gate, ip) = (portal.gate.clone(), cx.asker.ip);
     let (phone, consent, staff) = (input.phone.clone(), input.consent, input.staff.clone());
     let outcome = blocking(move || {
-        let now = Timestamp::now();
-        let member_id = members.verify_code(&phone, &code, mac, now)?;
+        // Codes expire on the wall clock (a person types them); the
+        // binding is the store's business (its clock).
+        let member_id = members.verify_code(&phone, &code, mac, Timestamp::now())?;
+        let now = gate.clock().now();
         members.link(&member_id, mac, consent, staff.as_deref(), now)?;
         gate.authorize(mac, Some(ip), AuthMethod::Otp, Some(member_id))?;
         Ok(())
@@ -253,8 +255,10 @@ async fn member_sign_in(cx: &Cx<'_>, lang: Language, mac: MacAddr, input: Member
         input.staff.clone(),
     );
     let outcome = blocking(move || {
-        let now = Timestamp::now();
-        let member_id = members.verify_member_number(&number, mac, now)?;
+        // The hourly limit is on the wall clock; the binding on the
+        // store's.
+        let member_id = members.verify_member_number(&number, mac, Timestamp::now())?;
+        let now = gate.clock().now();
         members.link(&member_id, mac, consent, staff.as_deref(), now)?;
         gate.authorize(mac, Some(ip), AuthMethod::MemberNumber, Some(member_id))?;
         Ok(())
@@ -485,7 +489,7 @@ pub(super) async fn welcome(cx: &Cx<'_>, get: bool) -> Resp {
     let Some(client) = asker.client.as_ref() else {
         return see_other(&format!("/login?lang={}", lang.tag()));
     };
-    let Some(left) = client.remaining(Timestamp::now()) else {
+    let Some(left) = client.remaining(asker.now) else {
         return see_other(&format!("/login?lang={}", lang.tag()));
     };
     let Some(member_id) = client.member_id.as_deref() else {

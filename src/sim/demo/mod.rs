@@ -37,8 +37,6 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::Sim;
-use crate::config::Config;
 use crate::daemon::{self, Hooks};
 use crate::hq::receiver::{self, Receiver};
 use crate::mac::MacAddr;
@@ -46,7 +44,7 @@ use crate::portal::{ClientResolver, SyntheticResolver};
 use crate::uplink::signing::{self, SigningKey};
 
 use banner::Banner;
-use setup::{prepare, state_dir};
+use setup::{Prepared, prepare, state_dir};
 
 /// The phone a person's browser stands for (locally administered).
 pub const BROWSER_MAC: MacAddr = MacAddr([0x02, 0xde, 0x40, 0x00, 0x00, 0x01]);
@@ -62,6 +60,8 @@ pub struct DemoArgs {
     pub seed: Option<u64>,
     pub state: Option<PathBuf>,
     pub port_base: Option<u16>,
+    /// No history: the store opens today with no past.
+    pub fresh: bool,
 }
 
 /// Maps loopback (the person's browser) to [`BROWSER_MAC`]; any other
@@ -104,7 +104,7 @@ pub fn cli_main(args: DemoArgs) -> ExitCode {
         }
     };
     let code = match prepare(&args, &state) {
-        Ok((config, sim, hq_listener, secret)) => run(config, sim, hq_listener, secret, &state),
+        Ok(prepared) => run(prepared, &state),
         Err(e) => {
             eprintln!("storegate demo: {e:#}");
             ExitCode::from(1)
@@ -135,18 +135,12 @@ impl Write for CountingFile {
     }
 }
 
-fn run(
-    config: Config,
-    sim: Sim,
-    hq_listener: std::net::TcpListener,
-    secret: String,
-    state: &Path,
-) -> ExitCode {
+fn run(prepared: Prepared, state: &Path) -> ExitCode {
     let runtime = match crate::runtime::start("storegate demo", "warn") {
         Ok(r) => r,
         Err(code) => return code,
     };
-    match runtime.block_on(run_async(config, sim, hq_listener, secret, state)) {
+    match runtime.block_on(run_async(prepared, state)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("storegate demo: {e:#}");
@@ -155,13 +149,16 @@ fn run(
     }
 }
 
-async fn run_async(
-    config: Config,
-    sim: Sim,
-    hq_listener: std::net::TcpListener,
-    secret: String,
-    state: &Path,
-) -> anyhow::Result<()> {
+async fn run_async(prepared: Prepared, state: &Path) -> anyhow::Result<()> {
+    let Prepared {
+        config,
+        sim,
+        hq_listener,
+        secret,
+        clock,
+        calendar,
+        speed,
+    } = prepared;
     hq_listener
         .set_nonblocking(true)
         .context("the HQ receiver's socket")?;
@@ -205,14 +202,15 @@ async fn run_async(
         state: state.to_path_buf(),
         control: config.control.socket.clone(),
         seed: sim.config().seed,
-        speed: sim.config().speed,
+        speed,
     };
     let hooks = Hooks {
         resolver: Some(Arc::new(DemoResolver {
             browser: BROWSER_MAC,
         })),
+        clock: Some(clock.clock()),
         on_ready: Some(Box::new(move |handles| {
-            Box::pin(feed::simulate(handles, sim, banner))
+            Box::pin(feed::simulate(handles, sim, banner, clock, calendar))
         })),
     };
     let result = daemon::run_with(config, hooks).await;
