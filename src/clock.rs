@@ -252,7 +252,10 @@ mod tests {
         sim.set(later);
         assert_eq!(c.now(), later);
         // The monotonic view moved by as much: no step to see.
-        assert_eq!(c.monotonic().duration_since(m0), Duration::from_secs(86_400));
+        assert_eq!(
+            c.monotonic().duration_since(m0),
+            Duration::from_secs(86_400)
+        );
         sim.set_speed(f64::NAN);
         assert_eq!(sim.speed(), 0.0);
         sim.set_speed(1e12);

@@ -26,6 +26,7 @@ pub struct Metrics {
     pub suppressed_cap: AtomicU64,
     pub suppressed_consent: AtomicU64,
     pub suppressed_redelivery: AtomicU64,
+    pub suppressed_stale: AtomicU64,
     pub provider_errors: AtomicU64,
     pub sync_served: AtomicU64,
 }
@@ -54,7 +55,7 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(2048);
-        let counters: [(&str, &str, &AtomicU64); 15] = [
+        let counters: [(&str, &str, &AtomicU64); 16] = [
             (
                 "storegate_hq_batches_total",
                 "Event batches accepted (200).",
@@ -114,6 +115,11 @@ impl Metrics {
                 "storegate_hq_messages_suppressed_redelivery_total",
                 "Arrivals already handled (redelivered).",
                 &self.suppressed_redelivery,
+            ),
+            (
+                "storegate_hq_messages_suppressed_stale_total",
+                "Arrivals not messaged: older than 15 minutes.",
+                &self.suppressed_stale,
             ),
             (
                 "storegate_hq_provider_errors_total",
