@@ -137,7 +137,7 @@ impl Metrics {
                 &self.latency_count,
             ),
         ];
-        for (name, help, v) in &counters[..14] {
+        for (name, help, v) in &counters[..counters.len() - 1] {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
@@ -156,7 +156,7 @@ impl Metrics {
                 self.latency_buckets[i].load(Relaxed)
             );
         }
-        let count = counters[14].2.load(Relaxed);
+        let count = counters[counters.len() - 1].2.load(Relaxed);
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
         let _ = writeln!(
             out,
@@ -182,5 +182,6 @@ mod tests {
         assert!(text.contains("storegate_hq_publish_latency_seconds_bucket{le=\"0.002\"} 0\n"));
         assert!(text.contains("storegate_hq_publish_latency_seconds_bucket{le=\"0.005\"} 1\n"));
         assert!(text.contains("storegate_hq_publish_latency_seconds_count 1\n"));
+        assert!(text.contains("storegate_hq_messages_suppressed_stale_total 0\n"));
     }
 }
