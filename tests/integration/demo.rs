@@ -1,7 +1,8 @@
 //! `storegate demo` end to end, no root: it prints where everything is,
 //! the simulated store fills up (devices known, visitors present, members
 //! signed in by their DHCP packet), the in-process HQ receiver gets
-//! verified events, a browser on loopback can sign in at the portal as the
+//! verified events and turns a member's arrival into a targeted message
+//! on its page, a browser on loopback can sign in at the portal as the
 //! demo's own phone, and Ctrl-C (SIGINT) stops it with exit 0.
 
 use std::collections::HashMap;
@@ -160,6 +161,33 @@ fn demo_runs_a_simulated_store_without_root() {
         );
         std::thread::sleep(Duration::from_millis(250));
     };
+    // HQ's page of targeted messages, on the HQ's port: a consenting
+    // member's arrival becomes a message there.
+    let hq_port = port_of(&banner["messages"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let sent = loop {
+        let (code, reply) = http(hq_port, "GET", "/messages.json", "");
+        assert_eq!(code, 200, "{reply}");
+        let body = reply.split("\r\n\r\n").nth(1).unwrap_or("");
+        let list: Value = serde_json::from_str(body.trim())
+            .unwrap_or_else(|e| panic!("/messages.json is not JSON ({e}): {reply}"));
+        if list.as_array().is_some_and(|l| !l.is_empty()) {
+            break list;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no targeted message in 30 s: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(sent[0]["kind"], "targeted", "{sent}");
+    assert_eq!(sent[0]["store_id"], "demo", "{sent}");
+    let (code, page) = http(hq_port, "GET", "/", "");
+    assert_eq!(code, 200, "{page}");
+    assert!(
+        page.contains(sent[0]["campaign_id"].as_str().unwrap()),
+        "{page}"
+    );
     assert_eq!(status["store_id"], "demo");
     assert_eq!(status["firewall"], "none");
     assert_eq!(status["presence"]["capturing"], false);

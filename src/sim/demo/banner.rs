@@ -1,6 +1,7 @@
 //! What the demo prints once the daemon is ready: the seed and speed,
 //! the portal to open, the dashboard and its password (only when the
-//! dashboard really listens), the HQ receiver and the control socket.
+//! dashboard really listens), the HQ receiver, HQ's page of targeted
+//! messages and the control socket.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use crate::sim::DAY_SECS;
 /// What the demo prints once the daemon is ready.
 pub(super) struct Banner {
     pub(super) hq_url: String,
+    pub(super) hq_page: String,
     pub(super) events_path: PathBuf,
     pub(super) dashboard: SocketAddr,
     pub(super) password_path: PathBuf,
@@ -46,11 +48,13 @@ impl Banner {
         }
         text.push_str(&format!(
             "hq:        {}   (accepted events in {})\n\
+             messages:  {}   (HQ's targeted messages as members arrive)\n\
              state:     {}\n\
              control:   storegate ctl -s {} status\n\
              Stop with Ctrl-C.\n",
             self.hq_url,
             self.events_path.display(),
+            self.hq_page,
             self.state.display(),
             self.control.display(),
         ));

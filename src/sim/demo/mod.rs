@@ -17,11 +17,14 @@
 //! without it, free ports on 127.0.0.1.
 //!
 //! Files: `setup` (state directory, ports, config), `banner` (what is
-//! printed once ready), `feed` (the on-ready task that drives the daemon);
-//! this one holds the entry point, the receiver and the hooks.
+//! printed once ready), `feed` (the on-ready task that drives the daemon),
+//! `hq` (the in-process HQ's targeted messages and their page, on the
+//! receiver's port); this one holds the entry point, the receiver and the
+//! hooks.
 
 mod banner;
 mod feed;
+pub mod hq;
 mod setup;
 
 use std::io::Write;
@@ -38,7 +41,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::daemon::{self, Hooks};
-use crate::hq::receiver::{self, Receiver};
+use crate::hq::receiver::Receiver;
 use crate::mac::MacAddr;
 use crate::portal::{ClientResolver, SyntheticResolver};
 use crate::uplink::signing::{self, SigningKey};
@@ -176,26 +179,42 @@ async fn run_async(prepared: Prepared, state: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open {}", events_path.display()))?;
     let received = Arc::new(AtomicU64::new(0));
     let key = SigningKey::from_secret(&secret).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let receiver = Arc::new(Receiver::new(
-        key,
-        signing::DEFAULT_TOLERANCE_SECS,
-        100_000,
-        Box::new(CountingFile {
-            file,
-            lines: received.clone(),
-        }),
-    ));
+    // Targeted messages, aged against the business clock; while history
+    // plays, HQ's present is already today's opening (HQ stands in the
+    // present: arrivals of past days are too old to message).
+    let targeting = {
+        let (c, today) = (clock.clone(), calendar.opening(calendar.history_days));
+        hq::DemoHq::new(
+            hq::campaigns(),
+            config.store.timezone.clone(),
+            Arc::new(move || c.now().max(today)),
+        )
+    };
+    let receiver = Arc::new(
+        Receiver::new(
+            key,
+            signing::DEFAULT_TOLERANCE_SECS,
+            100_000,
+            Box::new(CountingFile {
+                file,
+                lines: received.clone(),
+            }),
+        )
+        .with_observer(targeting.observer()),
+    );
     let hq_stop = CancellationToken::new();
     let hq_tasks = TaskTracker::new();
-    let hq_server = tokio::spawn(receiver::serve(
+    let hq_server = tokio::spawn(hq::serve(
         hq_listener,
         receiver,
+        targeting,
         hq_stop.clone(),
         hq_tasks.clone(),
     ));
 
     let banner = Banner {
         hq_url: format!("http://{hq_addr}/storegate"),
+        hq_page: format!("http://{hq_addr}/"),
         events_path,
         dashboard: config.dashboard.listen,
         password_path: state.join(PASSWORD_FILE),
