@@ -10,6 +10,10 @@ use std::time::Duration;
 
 use crate::sim::DAY_SECS;
 
+/// The phone number the tour suggests (any number of the store's country
+/// works: the demo's HQ "texts" the code to the terminal).
+pub const TEST_PHONE: &str = "138 0013 8000";
+
 /// What the demo prints once the daemon is ready.
 pub(super) struct Banner {
     pub(super) hq_url: String,
@@ -51,6 +55,15 @@ impl Banner {
              messages:  {}   (HQ's targeted messages as members arrive)\n\
              state:     {}\n\
              control:   storegate ctl -s {} status\n\
+             \n\
+             A tour:\n\
+             \x20 1. The dashboard: five weeks of history behind today (same day last week,\n\
+             \x20    returning visitors, how often people come); today fills in hour by hour.\n\
+             \x20 2. The portal, as a member: \"Member sign-in\", mobile number {TEST_PHONE}, tick\n\
+             \x20    \"Remember this device\" and \"Marketing messages\"; the code is texted here (\"[hq] text to\").\n\
+             \x20 3. Your phone is now a member's: when the store next opens it arrives as one. The\n\
+             \x20    dashboard's arrival feed shows it and HQ's message page the offer it sent you.\n\
+             \x20    Members' arrivals message HQ all day: see the \"[hq] message to member\" lines.\n\
              Stop with Ctrl-C.\n",
             self.hq_url,
             self.events_path.display(),

@@ -119,7 +119,9 @@ pub fn cli_main(args: DemoArgs) -> ExitCode {
     code
 }
 
-/// Counts the receiver's output lines as it writes them to the file.
+/// Counts the receiver's output lines as it writes them to the file, and
+/// shows the texts HQ was asked to send (sign-in codes) on the terminal:
+/// in the demo, the terminal is the shopper's phone.
 struct CountingFile {
     file: std::fs::File,
     lines: Arc<AtomicU64>,
@@ -130,12 +132,30 @@ impl Write for CountingFile {
         let n = self.file.write(buf)?;
         let lines = buf[..n].iter().filter(|b| **b == b'\n').count();
         self.lines.fetch_add(lines as u64, Ordering::Relaxed);
+        // The receiver writes a text as one whole line.
+        if buf.starts_with(br#"{"message""#)
+            && let Ok(line) = serde_json::from_slice::<serde_json::Value>(&buf[..n])
+        {
+            print_text(&line["message"]);
+        }
         Ok(n)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.file.flush()
     }
+}
+
+/// One text HQ was asked to send, as the phone would show it.
+fn print_text(message: &serde_json::Value) {
+    let phone = message["phone"].as_str().unwrap_or("?");
+    let text = match (message["kind"].as_str(), message["code"].as_str()) {
+        (Some("otp"), Some(code)) => format!("your sign-in code is {code}"),
+        _ => message["text"].as_str().unwrap_or("(a text)").to_string(),
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "[hq] text to {phone}: {text}");
+    let _ = out.flush();
 }
 
 fn run(prepared: Prepared, state: &Path) -> ExitCode {
