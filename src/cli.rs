@@ -52,7 +52,7 @@ pub enum Command {
         /// 12-hour store day lasts 144 s. The daemon runs on the simulated
         /// clock: dwell, arrivals per hour and every time it shows are the
         /// store's.
-        #[arg(long, default_value_t = 300.0)]
+        #[arg(long, default_value_t = 120.0)]
         speed: f64,
         /// Seed of the simulation (random if not given).
         #[arg(long)]
@@ -69,6 +69,10 @@ pub enum Command {
         /// are played first, in a few seconds).
         #[arg(long)]
         fresh: bool,
+        /// The simulated today, YYYY-MM-DD (default: the real date in the
+        /// store's time zone).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<String>,
     },
     /// A reference HQ endpoint for integrators: verifies signatures,
     /// de-duplicates by event id, prints accepted events as JSON lines.
@@ -152,12 +156,14 @@ pub fn main() -> ExitCode {
             state,
             port_base,
             fresh,
+            date,
         } => crate::sim::demo::cli_main(crate::sim::demo::DemoArgs {
             speed,
             seed,
             state,
             port_base,
             fresh,
+            date,
         }),
         Command::HqReceiver(args) => crate::hq::receiver::cli_main(args),
         Command::MigrateState { dir } => match crate::store::migrate::from_sled(&dir) {

@@ -7,10 +7,12 @@
 //! What stays on the wall clock, whatever the business clock says:
 //! transport and security times that another party checks against its own
 //! clock — request signatures to and from HQ, the sync document's age,
-//! TLS certificates, CSRF tokens, the manager's dashboard logins, member
-//! codes and sign-in rate limits (a person types a code in real seconds).
-//! Machine chores (saves, flushes, retries) run on real time too: they
-//! are about flash and networks, not about the store's day.
+//! TLS certificates, CSRF tokens, the manager's dashboard logins.
+//! Members' sign-in codes and their limits are the store's business: they
+//! run on this clock, so a code verified and the binding it makes agree
+//! (the demo gives codes the longest life a store may set). Machine
+//! chores (saves, flushes, retries) run on real time: they are about
+//! flash and networks, not about the store's day.
 //!
 //! A simulated clock runs at `speed` simulated seconds per real second
 //! from where it was last set; [`SimClock::set`] moves it (forward or

@@ -52,6 +52,8 @@ impl App {
             "store_id": info.store_id,
             "store_name": info.store_name,
             "started_at": info.started_at.rfc3339(),
+            // The business clock: the wall clock but in the demo.
+            "clock": {"now": self.clock.now().rfc3339(), "simulated": self.clock.is_simulated()},
             "uptime_seconds": info.started.elapsed().as_secs(),
             "portal_url": info.portal_url,
             "lan_interface": info.lan_interface,

@@ -60,7 +60,8 @@ impl Banner {
              \x20 1. The dashboard: five weeks of history behind today (same day last week,\n\
              \x20    returning visitors, how often people come); today fills in hour by hour.\n\
              \x20 2. The portal, as a member: \"Member sign-in\", mobile number {TEST_PHONE}, tick\n\
-             \x20    \"Remember this device\" and \"Marketing messages\"; the code is texted here (\"[hq] text to\").\n\
+             \x20    \"Remember this device\" and \"Marketing messages\"; the code is texted here (\"[hq] text to\")\n\
+             \x20    and lasts an hour of the store's time: {code_secs:.0} s at this speed.\n\
              \x20 3. Your phone is now a member's: when the store next opens it arrives as one. The\n\
              \x20    dashboard's arrival feed shows it and HQ's message page the offer it sent you.\n\
              \x20    Members' arrivals message HQ all day: see the \"[hq] message to member\" lines.\n\
@@ -70,6 +71,7 @@ impl Banner {
             self.hq_page,
             self.state.display(),
             self.control.display(),
+            code_secs = 3600.0 / self.speed,
         ));
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes());

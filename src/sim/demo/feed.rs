@@ -250,7 +250,7 @@ async fn enroll_members(h: &Handles, sim: &Sim, clock: &SimClock) {
         let mut failed = 0;
         for (number, mac, marketing) in &members {
             let linked = m
-                .verify_member_number(number, *mac, Timestamp::now())
+                .verify_member_number(number, *mac, clock.now())
                 .and_then(|id| {
                     m.link(
                         &id,
@@ -287,7 +287,7 @@ fn sign_in(h: &Handles, mac: MacAddr, ip: IpAddr, how: SignIn) {
             .map_err(|e| e.to_string()),
         SignIn::MemberNumber { number, remember } => h
             .members
-            .verify_member_number(&number, mac, Timestamp::now())
+            .verify_member_number(&number, mac, h.app.clock.now())
             .and_then(|id| {
                 h.members
                     .link(

@@ -65,6 +65,8 @@ pub struct DemoArgs {
     pub port_base: Option<u16>,
     /// No history: the store opens today with no past.
     pub fresh: bool,
+    /// The simulated today (`YYYY-MM-DD`); `None`: the real date.
+    pub date: Option<String>,
 }
 
 /// Maps loopback (the person's browser) to [`BROWSER_MAC`]; any other
@@ -99,6 +101,14 @@ pub fn cli_main(args: DemoArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    let today = match args.date.as_deref().map(str::parse::<jiff::civil::Date>) {
+        None => None,
+        Some(Ok(d)) => Some(d),
+        Some(Err(_)) => {
+            eprintln!("storegate demo: --date must be a date of the form YYYY-MM-DD");
+            return ExitCode::from(2);
+        }
+    };
     let (state, ephemeral) = match state_dir(args.state.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -106,7 +116,7 @@ pub fn cli_main(args: DemoArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let code = match prepare(&args, &state) {
+    let code = match prepare(&args, today, &state) {
         Ok(prepared) => run(prepared, &state),
         Err(e) => {
             eprintln!("storegate demo: {e:#}");

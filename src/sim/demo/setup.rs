@@ -97,7 +97,11 @@ pub(super) struct Prepared {
 pub const HISTORY_DAYS: u64 = 35;
 
 /// Ports, the simulator, the HQ secret, the config file.
-pub(super) fn prepare(args: &DemoArgs, state: &Path) -> anyhow::Result<Prepared> {
+pub(super) fn prepare(
+    args: &DemoArgs,
+    today: Option<jiff::civil::Date>,
+    state: &Path,
+) -> anyhow::Result<Prepared> {
     let bind = |port: u16| {
         std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port))
             .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))
@@ -152,7 +156,7 @@ pub(super) fn prepare(args: &DemoArgs, state: &Path) -> anyhow::Result<Prepared>
         .with_context(|| format!("cannot write {}", path.display()))?;
     let config = Config::load(&path)
         .map_err(|e| anyhow::anyhow!("the demo's config {}: {e}", path.display()))?;
-    let calendar = calendar(state, &config, args.fresh);
+    let calendar = calendar(state, &config, today, args.fresh);
     // Members' phones are enrolled an hour before the first opening.
     let clock = SimClock::new(Timestamp(calendar.opening(0).millis() - 3_600_000), 0.0);
     Ok(Prepared {
@@ -166,10 +170,16 @@ pub(super) fn prepare(args: &DemoArgs, state: &Path) -> anyhow::Result<Prepared>
     })
 }
 
-/// Which days the demo plays: five weeks of history then today (the
-/// wall clock's date in the store's zone); `--fresh`, today alone; on a
-/// `--state` where a demo ran before, the day after its last one, alone.
-fn calendar(state: &Path, config: &Config, fresh: bool) -> Calendar {
+/// Which days the demo plays: five weeks of history then today (`--date`,
+/// else the wall clock's date in the store's zone); `--fresh`, today
+/// alone; on a `--state` where a demo ran before, the day after its last
+/// one, alone.
+fn calendar(
+    state: &Path,
+    config: &Config,
+    today: Option<jiff::civil::Date>,
+    fresh: bool,
+) -> Calendar {
     let tz = config.store.timezone.clone();
     let last = std::fs::read_to_string(state.join(LAST_DAY_FILE))
         .ok()
@@ -181,7 +191,7 @@ fn calendar(state: &Path, config: &Config, fresh: bool) -> Calendar {
             history_days: 0,
         };
     }
-    let today = local::local_date(Timestamp::now(), &tz);
+    let today = today.unwrap_or_else(|| local::local_date(Timestamp::now(), &tz));
     let history_days = if fresh { 0 } else { HISTORY_DAYS };
     Calendar {
         first_day: local::days_before(today, history_days as i64),
@@ -220,7 +230,9 @@ fn quoted(s: &str) -> String {
 /// silent for six minutes is gone; sessions idle for two hours end (the
 /// demo's firewall sees no traffic). The simulated members sign in by
 /// member number, so the demo trusts member numbers (a real store's
-/// default does not) and takes a day's sign-ins in a minute.
+/// default does not) and takes a day's sign-ins in a minute. A sign-in
+/// code lasts the longest a store may set, an hour of the store's time,
+/// so a person can type it at speed.
 fn config_text(state: &Path, ports: Ports, secret: &str, sim: &Sim) -> String {
     let staff: Vec<String> = sim
         .staff_macs()
@@ -236,7 +248,7 @@ fn config_text(state: &Path, ports: Ports, secret: &str, sim: &Sim) -> String {
          [firewall]\nbackend = \"none\"\n\n\
          [presence]\nprobe_after = \"3m\"\nleave_after = \"6m\"\nrejoin_gap = \"5m\"\n\
          summary_interval = \"60s\"\nstaff_devices = [{staff}]\n\n\
-         [members]\nmember_number_trusted = true\nmember_number_per_hour = 10000\n\n\
+         [members]\nmember_number_trusted = true\nmember_number_per_hour = 10000\notp_ttl = \"1h\"\n\n\
          [storage]\npath = {db}\n\n\
          [hq]\nurl = \"http://127.0.0.1:{hq}/storegate\"\nsecret = \"{secret}\"\n\n\
          [dashboard]\nlisten = \"127.0.0.1:{dashboard}\"\npassword_file = {password}\n\n\
