@@ -58,7 +58,15 @@ fn demo_runs_a_simulated_store_without_root() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let demo = crate::harness::demo::start(
-        &["--fresh", "--speed", "600", "--seed", "1", "--state", state.to_str().unwrap()],
+        &[
+            "--fresh",
+            "--speed",
+            "600",
+            "--seed",
+            "1",
+            "--state",
+            state.to_str().unwrap(),
+        ],
         Duration::from_secs(20),
     );
     let (mut proc, banner, lines, rx, log) =

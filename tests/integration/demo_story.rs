@@ -61,7 +61,7 @@ fn demo_tells_the_story_in_a_browser() {
     }
     // Default state directory (in memory where it can be), as a user runs it.
     let demo = crate::harness::demo::start(
-        &["--speed", "900", "--seed", "5", "--date", TODAY],
+        &["--speed", "1200", "--seed", "5", "--date", TODAY],
         Duration::from_secs(60),
     );
     let (mut proc, banner, lines) = (demo.proc, demo.banner, demo.lines);
@@ -105,7 +105,14 @@ fn demo_tells_the_story_in_a_browser() {
         assert!(stdout.contains(step), "missing step {step}");
     }
 
-    // The simulated now, and the window every business time must lie in.
+    // What the box and HQ say, then the simulated now: read last, it bounds
+    // every business time read before it.
+    let visits = ctl(&socket, &["visits"]).unwrap();
+    let visits = visits.as_array().unwrap();
+    let events = std::fs::read_to_string(state.join("hq-events.jsonl")).unwrap();
+    let csv = std::fs::read_to_string(out_dir.join("visits.csv")).unwrap();
+    let port = port_of(&banner["messages"]);
+    let (code, reply) = crate::harness::loopback::http(port, "GET", "/messages.json", "");
     let status = ctl(&socket, &["status"]).unwrap();
     assert_eq!(status["clock"]["simulated"], true, "{status}");
     let now = ms(status["clock"]["now"].as_str().unwrap());
@@ -122,8 +129,6 @@ fn demo_tells_the_story_in_a_browser() {
 
     // ctl visits: within the simulated days, each in its day's opening
     // hours (closing plus the time presence takes to see a phone gone).
-    let visits = ctl(&socket, &["visits"]).unwrap();
-    let visits = visits.as_array().unwrap();
     assert!(visits.len() > 100, "{} visits", visits.len());
     let day_ms = 86_400_000;
     for v in visits {
@@ -142,7 +147,6 @@ fn demo_tells_the_story_in_a_browser() {
     }
 
     // HQ's events: every `time` within the simulated days.
-    let events = std::fs::read_to_string(state.join("hq-events.jsonl")).unwrap();
     let mut n = 0;
     for line in events.lines() {
         let e: Value = serde_json::from_str(line).unwrap();
@@ -154,7 +158,6 @@ fn demo_tells_the_story_in_a_browser() {
     assert!(n > 1000, "{n} events at HQ");
 
     // The CSV the browser downloaded: today's visits, today's times.
-    let csv = std::fs::read_to_string(out_dir.join("visits.csv")).unwrap();
     let mut rows = 0;
     for row in csv.lines().skip(1) {
         let cols: Vec<&str> = row.split(',').collect();
@@ -169,8 +172,6 @@ fn demo_tells_the_story_in_a_browser() {
 
     // The loop: members' arrivals today became targeted messages at HQ,
     // each for an arrival today.
-    let port = port_of(&banner["messages"]);
-    let (code, reply) = crate::harness::loopback::http(port, "GET", "/messages.json", "");
     assert_eq!(code, 200, "{reply}");
     let body = reply.split("\r\n\r\n").nth(1).unwrap_or("");
     let messages: Value = serde_json::from_str(body.trim()).unwrap();

@@ -3,8 +3,8 @@
 //! request read off a socket by a scripted server, and one request sent.
 
 use std::io::{Read, Write};
-use std::time::Duration;
 use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
 
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
