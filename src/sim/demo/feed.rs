@@ -314,3 +314,38 @@ fn sign_in(h: &Handles, mac: MacAddr, ip: IpAddr, how: SignIn) {
         tracing::debug!(%mac, "demo: a simulated sign-in failed: {e}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn calendar() -> Calendar {
+        Calendar {
+            tz: crate::time::timezone_by_name("Asia/Shanghai").unwrap(),
+            first_day: jiff::civil::date(2031, 2, 7),
+            history_days: 35,
+        }
+    }
+
+    #[test]
+    fn days_open_at_ten_local_and_close_at_ten_at_night() {
+        let c = calendar();
+        // 10:00 in Shanghai is 02:00 UTC.
+        assert_eq!(c.opening(0).rfc3339(), "2031-02-07T02:00:00Z");
+        assert_eq!(c.closing(0).rfc3339(), "2031-02-07T14:00:00Z");
+        assert_eq!(c.opening(35).rfc3339(), "2031-03-14T02:00:00Z");
+        assert_eq!(c.date(35), jiff::civil::date(2031, 3, 14));
+    }
+
+    #[test]
+    fn the_simulators_time_skips_nights_and_stays_in_the_day() {
+        let c = calendar();
+        let day = Duration::from_secs(DAY_SECS);
+        // An hour into day 2: two whole days of open hours plus an hour.
+        let t = c.opening(2).plus(Duration::from_secs(3600));
+        assert_eq!(c.sim_time(2, t), day * 2 + Duration::from_secs(3600));
+        // Before opening: the day's start; after closing: its end.
+        assert_eq!(c.sim_time(2, c.opening(1)), day * 2);
+        assert_eq!(c.sim_time(2, c.opening(3)), day * 3);
+    }
+}

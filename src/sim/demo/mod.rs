@@ -4,14 +4,18 @@
 //! never opens a capture socket), and sightings come from [`Sim`].
 //!
 //! It writes a config to the state directory (a fresh temporary one,
-//! removed at exit, unless `--state DIR` is given), starts the receiver
-//! (plain HTTP on 127.0.0.1; accepted events go to `hq-events.jsonl` in the
-//! state directory), then runs `daemon::run_with` with two hooks: a
-//! resolver that maps loopback to the browser's simulated phone (so a
-//! person can sign in at the printed portal URL) and a task that binds
-//! the members' remembered phones through the real `Members` API, prints
-//! where everything is, and feeds the simulator's sightings and sign-ins
-//! to the daemon until Ctrl-C.
+//! in memory where `/dev/shm` exists, removed at exit, unless `--state
+//! DIR` is given), starts the receiver (plain HTTP on 127.0.0.1; accepted
+//! events go to `hq-events.jsonl` in the state directory; members'
+//! arrivals become targeted messages, `hq`), then runs `daemon::run_with`
+//! with three hooks: the simulated clock (`crate::clock::SimClock`: the
+//! daemon's business time is the store's), a resolver that maps loopback
+//! to the browser's simulated phone (so a person can sign in at the
+//! printed portal URL) and a task that binds the members' remembered
+//! phones through the real `Members` API, plays five weeks of history
+//! (`--fresh`: none), prints where everything is and a short tour, and
+//! feeds the simulator's sightings and sign-ins to the daemon until
+//! Ctrl-C.
 //!
 //! Ports: `--port-base P` uses P (portal), P+1 (dashboard), P+2 (HQ);
 //! without it, free ports on 127.0.0.1.
