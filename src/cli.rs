@@ -102,6 +102,8 @@ pub fn parse(words: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Comm
             seed: m.value("seed")?,
             state: os_path(m, "state"),
             port_base: m.value("port-base")?,
+            fresh: m.flag("fresh"),
+            date: m.value("date")?,
         }),
         "hq-receiver" => Command::HqReceiver(crate::hq::receiver::ReceiverArgs {
             listen: m.value("listen")?,

@@ -18,7 +18,8 @@
 //! ```
 //!
 //! - Leaves every module may use: `mac` (MAC addresses), `time`
-//!   (timestamps, time zones), `store` (the `Store` trait: redb on the
+//!   (timestamps, time zones), `clock` (the business clock: wall, or the
+//!   demo's simulated one), `store` (the `Store` trait: redb on the
 //!   box, memory in tests), `privacy` (the keyed `device_id`),
 //!   `fingerprint` (OS family from DHCP options), `nlwire` (netlink
 //!   framing), `memory`, `runtime` (logging and the async runtime of
@@ -43,6 +44,7 @@
 pub mod access;
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod daemon;

@@ -10,12 +10,14 @@
 //!   `messages` (`/messages` → quotas → provider), `sync` (`/sync`);
 //! - `quota`: KV counters raised by compare-and-set; `provider`: where
 //!   texts and messages go (webhook, file);
-//! - `targeting`: the messenger's consumers and campaign rules;
+//! - `targeting`: the messenger's consumers (its campaign rules and
+//!   decision are `storegate::hq::targeting`'s);
 //! - `metrics`: `/metrics`; `server`: wiring, listener and shutdown.
 //!
 //! Shared with the box, never copied: signatures
 //! (`storegate::uplink::signing`), event types (`storegate::uplink::event`),
-//! the sync document's checks (`storegate::uplink::sync`) and the HTTP
+//! the sync document's checks (`storegate::uplink::sync`), campaigns and
+//! the targeting decision (`storegate::hq::targeting`) and the HTTP
 //! plumbing (`storegate::http`).
 #![forbid(unsafe_code)]
 

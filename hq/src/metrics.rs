@@ -26,6 +26,7 @@ pub struct Metrics {
     pub suppressed_cap: AtomicU64,
     pub suppressed_consent: AtomicU64,
     pub suppressed_redelivery: AtomicU64,
+    pub suppressed_stale: AtomicU64,
     pub provider_errors: AtomicU64,
     pub sync_served: AtomicU64,
 }
@@ -54,7 +55,7 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(2048);
-        let counters: [(&str, &str, &AtomicU64); 15] = [
+        let counters: [(&str, &str, &AtomicU64); 16] = [
             (
                 "storegate_hq_batches_total",
                 "Event batches accepted (200).",
@@ -116,6 +117,11 @@ impl Metrics {
                 &self.suppressed_redelivery,
             ),
             (
+                "storegate_hq_messages_suppressed_stale_total",
+                "Arrivals not messaged: older than 15 minutes.",
+                &self.suppressed_stale,
+            ),
+            (
                 "storegate_hq_provider_errors_total",
                 "Provider sends that failed.",
                 &self.provider_errors,
@@ -131,7 +137,7 @@ impl Metrics {
                 &self.latency_count,
             ),
         ];
-        for (name, help, v) in &counters[..14] {
+        for (name, help, v) in &counters[..counters.len() - 1] {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
@@ -150,7 +156,7 @@ impl Metrics {
                 self.latency_buckets[i].load(Relaxed)
             );
         }
-        let count = counters[14].2.load(Relaxed);
+        let count = counters[counters.len() - 1].2.load(Relaxed);
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
         let _ = writeln!(
             out,
@@ -176,5 +182,6 @@ mod tests {
         assert!(text.contains("storegate_hq_publish_latency_seconds_bucket{le=\"0.002\"} 0\n"));
         assert!(text.contains("storegate_hq_publish_latency_seconds_bucket{le=\"0.005\"} 1\n"));
         assert!(text.contains("storegate_hq_publish_latency_seconds_count 1\n"));
+        assert!(text.contains("storegate_hq_messages_suppressed_stale_total 0\n"));
     }
 }

@@ -9,9 +9,11 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::time::Duration;
 
 use crate::access::session::{Action, Client, SessionEvent, SessionPolicy};
 use crate::access::{AuthMethod, EndReason, Firewall, FirewallError, Grant, Sessions};
+use crate::clock::Clock;
 use crate::mac::MacAddr;
 use crate::store::{self, Store, StoreError, Tree};
 use crate::time::Timestamp;
@@ -76,6 +78,14 @@ pub struct Gate {
     events: Arc<dyn EventSink>,
     /// Revokes the firewall refused; retried each tick.
     pending_revokes: Mutex<HashSet<MacAddr>>,
+    /// Times sessions (the wall clock but in the demo).
+    clock: Clock,
+}
+
+/// A session's remaining time `ttl` (on `clock`) as the firewall's real
+/// timeout (a paused clock: the whole `ttl`; the gate's tick ends it).
+fn real_ttl(clock: &Clock, ttl: Duration) -> Duration {
+    clock.real(ttl).unwrap_or(ttl)
 }
 
 impl Gate {
@@ -86,6 +96,18 @@ impl Gate {
         firewall: Arc<dyn Firewall>,
         store: Arc<dyn Store>,
         events: Arc<dyn EventSink>,
+    ) -> Result<(Gate, Restored), GateError> {
+        Gate::open_with_clock(policy, firewall, store, events, Clock::wall())
+    }
+
+    /// [`Gate::open`] with sessions timed by `clock` (the demo's simulated
+    /// one); the firewall's timeouts stay in real time.
+    pub fn open_with_clock(
+        policy: SessionPolicy,
+        firewall: Arc<dyn Firewall>,
+        store: Arc<dyn Store>,
+        events: Arc<dyn EventSink>,
+        clock: Clock,
     ) -> Result<(Gate, Restored), GateError> {
         let mut report = Restored::default();
         let mut saved = Vec::new();
@@ -98,7 +120,7 @@ impl Gate {
                 }
             }
         }
-        let now = Timestamp::now();
+        let now = clock.now();
         let mut sessions = Sessions::new(policy);
         let actions = sessions.restore(saved, now);
         let mut grants = Vec::new();
@@ -106,7 +128,7 @@ impl Gate {
             match action {
                 Action::Allow { mac, until } => grants.push(Grant {
                     mac: *mac,
-                    ttl: now.until(*until),
+                    ttl: real_ttl(&clock, now.until(*until)),
                 }),
                 Action::Forget(mac) => {
                     store.remove(Tree::Clients, &mac.octets())?;
@@ -124,6 +146,7 @@ impl Gate {
             store,
             events,
             pending_revokes: Mutex::new(HashSet::new()),
+            clock,
         };
         for action in actions {
             if let Action::Event(e) = action {
@@ -186,7 +209,7 @@ impl Gate {
                 Action::Allow { mac, until } if store_ok => {
                     if let Err(e) = self.firewall.allow(Grant {
                         mac,
-                        ttl: now.until(until),
+                        ttl: real_ttl(&self.clock, now.until(until)),
                     }) {
                         note(e.into());
                     }
@@ -243,7 +266,7 @@ impl Gate {
         method: AuthMethod,
         member_id: Option<String>,
     ) -> Result<Client, GateError> {
-        let now = Timestamp::now();
+        let now = self.clock.now();
         let mut sessions = self.lock();
         let actions = sessions.authorize(mac, ip, method, member_id, now);
         match self.apply(actions, now) {
@@ -267,7 +290,7 @@ impl Gate {
 
     /// Ends a client's session. Returns whether it was authorised.
     pub fn end(&self, mac: MacAddr, reason: EndReason) -> Result<bool, GateError> {
-        let now = Timestamp::now();
+        let now = self.clock.now();
         let sessions = &mut self.lock();
         let actions = sessions.end(mac, reason, now);
         let was = !actions.is_empty();
@@ -283,7 +306,7 @@ impl Gate {
     /// is a stranger again: captured until it signs in anew), so no client
     /// record names the member. Returns the MACs signed out.
     pub fn forget_member(&self, member_id: &str) -> Result<Vec<MacAddr>, GateError> {
-        let now = Timestamp::now();
+        let now = self.clock.now();
         let sessions = &mut self.lock();
         let mut macs: Vec<MacAddr> = sessions
             .clients()
@@ -308,15 +331,15 @@ impl Gate {
     /// than making a portal request wait.
     pub fn seen(&self, mac: MacAddr, ip: Option<IpAddr>) {
         match self.sessions.try_lock() {
-            Ok(mut s) => s.seen(mac, ip, Timestamp::now()),
-            Err(TryLockError::Poisoned(p)) => p.into_inner().seen(mac, ip, Timestamp::now()),
+            Ok(mut s) => s.seen(mac, ip, self.clock.now()),
+            Err(TryLockError::Poisoned(p)) => p.into_inner().seen(mac, ip, self.clock.now()),
             Err(TryLockError::WouldBlock) => {}
         }
     }
 
     /// Ends sessions whose time is up. Returns how many ended.
     pub fn tick(&self) -> Result<usize, GateError> {
-        let now = Timestamp::now();
+        let now = self.clock.now();
         let sessions = &mut self.lock();
         self.retry_revokes();
         let actions = sessions.tick(now);
@@ -356,7 +379,7 @@ impl Gate {
     /// Backends that cannot tell keep every client active.
     pub fn refresh_activity(&self) -> Result<(), GateError> {
         let active = self.firewall.recently_active()?;
-        let now = Timestamp::now();
+        let now = self.clock.now();
         let mut sessions = self.lock();
         match active {
             Some(macs) => macs.into_iter().for_each(|m| sessions.activity(m, now)),
@@ -391,6 +414,11 @@ impl Gate {
     pub fn counts(&self) -> (usize, usize) {
         let s = self.lock();
         (s.authorized_count(), s.preauth_count())
+    }
+
+    /// The clock sessions are timed by.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     pub fn policy(&self) -> SessionPolicy {

@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::Gate;
-use crate::time::{ClockWatch, Timestamp};
+use crate::time::ClockWatch;
 
 const TICK: Duration = Duration::from_secs(1);
+/// The shortest real tick (a fast simulated clock).
+const MIN_TICK: Duration = Duration::from_millis(20);
 
 /// How long one forwarded packet counts as activity (whole seconds, as
 /// nftables keeps set timeouts): fine enough for the idle timeout, cheap at
@@ -22,23 +24,28 @@ pub fn activity_window(idle: Duration) -> Duration {
 }
 
 /// Ends sessions on time and feeds traffic activity to the idle timers.
+/// Ticks every second of the gate's clock (at most every `MIN_TICK` of
+/// real time when a simulated clock runs fast); reads the firewall's
+/// activity twice per `window` of real time.
 pub async fn session_timers(gate: Arc<Gate>, window: Duration, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Read the activity set every `polls_per` ticks: twice per window. A
-    // tick counter, not elapsed time, so timer jitter cannot skip a read.
-    let polls_per = ((window / 2).as_millis() / TICK.as_millis()).max(1);
-    let mut ticks: u128 = 0;
-    let mut clock = ClockWatch::new(Timestamp::now(), Instant::now());
+    let clock = gate.clock().clone();
+    // A read at most half a tick early: a late tick (a loaded box) still
+    // reads twice per window, before an entry expires.
+    let poll_every = (window / 2).saturating_sub(TICK / 2);
+    let mut last_poll: Option<Instant> = None;
+    let mut watch = ClockWatch::new(clock.now(), clock.monotonic());
     loop {
+        let sleep = clock.real_clamped(TICK, MIN_TICK, TICK);
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
+            _ = tokio::time::sleep(sleep) => {}
         }
         let g = gate.clone();
-        let poll = ticks.is_multiple_of(polls_per);
-        ticks += 1;
-        let step = clock.check(Timestamp::now(), Instant::now());
+        let poll = last_poll.is_none_or(|t| t.elapsed() >= poll_every);
+        if poll {
+            last_poll = Some(Instant::now());
+        }
+        let step = watch.check(clock.now(), clock.monotonic());
         let result = tokio::task::spawn_blocking(move || {
             // Before the tick: sessions granted under the old clock must
             // not end early (or late) because the clock stepped.

@@ -7,7 +7,6 @@ use serde::Serialize;
 
 use super::App;
 use crate::members::MemberError;
-use crate::time::Timestamp;
 use crate::uplink::event::Event;
 
 /// What an erasure removed.
@@ -40,7 +39,7 @@ impl App {
     /// repeated erase finishes what a failed one left.
     pub fn erase_member(&self, member_id: &str) -> Result<Erased, EraseError> {
         let members = self.members.as_ref().ok_or(EraseError::MembersOff)?;
-        let now = Timestamp::now();
+        let now = self.clock.now();
         let (known, devices) = match members.erase(member_id, now) {
             Ok(e) => (true, e.devices.len()),
             Err(MemberError::UnknownMember) => (false, 0),

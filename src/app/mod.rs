@@ -30,6 +30,7 @@ use crate::access::blocked::{BlockError, Blocklist};
 use crate::access::gate::{Gate, GateError};
 use crate::access::session::Client;
 use crate::access::{AuthMethod, EndReason};
+use crate::clock::Clock;
 use crate::mac::MacAddr;
 use crate::members::Members;
 use crate::presence::{DhcpInfo, DhcpMessageType, PresenceShell, Sighting, SightingKind};
@@ -66,6 +67,9 @@ pub struct App {
     pub delivery: Arc<Mutex<DeliveryStatus>>,
     /// Signed-in dashboard sessions.
     pub manager_sessions: Arc<ManagerSessions>,
+    /// The business clock (sessions, visits, footfall, what the dashboard
+    /// and `ctl` show); the wall clock but in the demo.
+    pub clock: Clock,
 }
 
 /// Why an operation on a client failed.

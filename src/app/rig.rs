@@ -126,6 +126,7 @@ fn build(presence: PresenceConfig, members_config: MembersConfig) -> Rig {
         portal_stats: Arc::new(PortalStats::default()),
         delivery: Arc::new(Mutex::new(DeliveryStatus::default())),
         manager_sessions: Arc::new(ManagerSessions::default()),
+        clock: crate::clock::Clock::wall(),
     });
     Rig {
         app,

@@ -32,7 +32,7 @@ impl App {
             let m = self.presence.machine();
             (
                 m.devices().count(),
-                m.footfall(Timestamp::now()).present_now,
+                m.footfall(self.clock.now()).present_now,
                 m.counters(),
             )
         };
@@ -52,6 +52,8 @@ impl App {
             "store_id": info.store_id,
             "store_name": info.store_name,
             "started_at": info.started_at.rfc3339(),
+            // The business clock: the wall clock but in the demo.
+            "clock": {"now": self.clock.now().rfc3339(), "simulated": self.clock.is_simulated()},
             "uptime_seconds": info.started.elapsed().as_secs(),
             "portal_url": info.portal_url,
             "lan_interface": info.lan_interface,
@@ -60,7 +62,7 @@ impl App {
             "restored": {"authorized": r.authorized, "expired": r.expired, "corrupt": r.corrupt},
             "portal": self.portal_stats.snapshot(),
             "hq": hq,
-            "outbox": self.outbox.stats(Timestamp::now()),
+            "outbox": self.outbox.stats(self.clock.now()),
             "presence": {
                 "capturing": info.capturing,
                 "frames": self.presence.stats(),

@@ -112,8 +112,8 @@ pub(super) static STOREGATE: Cmd = Cmd {
                     "speed",
                     "SPEED",
                     "Simulated seconds per real second (1 to 10000): at 300 a 12-hour \
-                     store day lasts 144 s. The schedule is compressed, not the clock: \
-                     dwell the daemon measures is real time",
+                     store day lasts 144 s. The daemon runs on the simulated clock: \
+                     dwell, arrivals per hour and every time it shows are the store's",
                 )
                 .default("120"),
                 Opt::value(
@@ -132,6 +132,17 @@ pub(super) static STOREGATE: Cmd = Cmd {
                     "P",
                     "Listen on this port (portal), +1 (dashboard) and +2 (HQ receiver), \
                      on 127.0.0.1; without it, free ports",
+                ),
+                Opt::flag(
+                    "fresh",
+                    "Open on today with no past (by default five weeks of history are \
+                     played first, in a few seconds)",
+                ),
+                Opt::value(
+                    "date",
+                    "YYYY-MM-DD",
+                    "The simulated today, YYYY-MM-DD (default: the real date in the \
+                     store's time zone)",
                 ),
             ],
             ..Cmd::new(

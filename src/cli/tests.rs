@@ -215,11 +215,16 @@ fn demo_and_receiver_options() {
         Command::Demo(a) => {
             assert_eq!(a.speed, 120.0);
             assert_eq!((a.seed, a.state, a.port_base), (None, None, None));
+            assert!(!a.fresh);
+            assert_eq!(a.date, None);
         }
         other => panic!("{other:?}"),
     }
-    match ok("demo --speed 300 --seed 7 --state /tmp/d --port-base 19000") {
+    match ok("demo --speed 300 --seed 7 --state /tmp/d --port-base 19000 --fresh --date 2026-12-24")
+    {
         Command::Demo(a) => {
+            assert!(a.fresh);
+            assert_eq!(a.date.as_deref(), Some("2026-12-24"));
             assert_eq!(a.speed, 300.0);
             assert_eq!(a.seed, Some(7));
             assert_eq!(a.state, Some(PathBuf::from("/tmp/d")));

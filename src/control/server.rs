@@ -14,7 +14,6 @@ use tokio_util::task::TaskTracker;
 use super::{MAX_REQUEST_BYTES, Reply, Request, client_json};
 use crate::app::{App, EraseError};
 use crate::mac::MacAddr;
-use crate::time::Timestamp;
 
 const MAX_CONNECTIONS: usize = 16;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -173,7 +172,7 @@ pub fn execute(app: &App, req: Request) -> Reply {
             Reply::ok(m.visits().map(|v| v.to_ctl_json()).collect())
         }
         Request::Footfall => Reply::ok(
-            serde_json::to_value(app.presence.machine().footfall(Timestamp::now()))
+            serde_json::to_value(app.presence.machine().footfall(app.clock.now()))
                 .unwrap_or_default(),
         ),
         Request::Members => match &app.members {

@@ -26,6 +26,7 @@ use crate::access::nft::{NftFirewall, RulesetParams};
 use crate::access::session::SessionPolicy;
 use crate::access::{Firewall, Gate, MemoryFirewall};
 use crate::app::{App, AppInfo, ManagerSessions, PortalStats};
+use crate::clock::Clock;
 use crate::config::{Config, FirewallBackend, HqConfig};
 use crate::control::server as control_server;
 use crate::dashboard::Dashboard;
@@ -72,6 +73,9 @@ pub struct Hooks {
     /// one more task; it must end when `Handles::shutdown` is cancelled,
     /// and may cancel it to stop the daemon.
     pub on_ready: Option<OnReady>,
+    /// The business clock (`None`: the wall clock; the demo passes its
+    /// simulated one).
+    pub clock: Option<Clock>,
 }
 
 /// See [`Hooks::on_ready`].
@@ -104,6 +108,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 pub async fn run_with(config: Config, hooks: Hooks) -> anyhow::Result<()> {
     let started = Instant::now();
     let started_at = Timestamp::now();
+    let clock = hooks.clock.clone().unwrap_or_default();
     crate::store::migrate::in_child(&config.storage.path)
         .context("migrating the state database")?;
     let store: Arc<dyn Store> =
@@ -154,8 +159,9 @@ pub async fn run_with(config: Config, hooks: Hooks) -> anyhow::Result<()> {
         outbox: outbox.clone(),
         key: key.clone(),
     });
-    let (gate, restored) = Gate::open(policy, firewall, store.clone(), sink.clone())
-        .context("restoring sessions into the firewall")?;
+    let (gate, restored) =
+        Gate::open_with_clock(policy, firewall, store.clone(), sink.clone(), clock.clone())
+            .context("restoring sessions into the firewall")?;
     let gate = Arc::new(gate);
     tracing::info!(
         authorized = restored.authorized,
@@ -194,11 +200,12 @@ pub async fn run_with(config: Config, hooks: Hooks) -> anyhow::Result<()> {
     });
     // Member sign-in; phone sign-in only when HQ can send the texts.
     let members = Arc::new(
-        Members::open(
+        Members::open_at(
             store.clone(),
             key.clone(),
             config.members.clone(),
             sink.clone(),
+            clock.now(),
         )
         .context("opening the member records")?,
     );
@@ -218,11 +225,12 @@ pub async fn run_with(config: Config, hooks: Hooks) -> anyhow::Result<()> {
         sync_state.clone(),
         key.clone(),
     ));
-    let mut shell = PresenceShell::new(
+    let mut shell = PresenceShell::new_with_clock(
         Presence::new(presence_config(&config), rand::random()),
         store.clone(),
         sink.clone(),
         key.clone(),
+        clock.clone(),
     )
     .with_members(members.clone(), gate.clone())
     .with_sync(sync_state.clone())
@@ -278,6 +286,7 @@ pub async fn run_with(config: Config, hooks: Hooks) -> anyhow::Result<()> {
         portal_stats,
         delivery: delivery_status.clone(),
         manager_sessions: Arc::new(ManagerSessions::default()),
+        clock: clock.clone(),
     });
     match (&config.hq, hq_link) {
         (Some(hq), Some((key, client))) => {

@@ -164,7 +164,7 @@ impl Default for Live {
 impl Live {
     /// Takes a snapshot; publishes it if it changed. Returns whether it did.
     pub fn refresh(&self, shell: &PresenceShell) -> bool {
-        let (data, devices_known) = take(shell, Timestamp::now());
+        let (data, devices_known) = take(shell, shell.clock().now());
         *self.taken.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((Instant::now(), devices_known));
         let current = self.tx.borrow().clone();

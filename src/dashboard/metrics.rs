@@ -4,7 +4,6 @@
 use std::fmt::Write;
 
 use super::Dashboard;
-use crate::time::Timestamp;
 
 /// The metrics text.
 pub fn render(d: &Dashboard) -> String {
@@ -124,7 +123,7 @@ pub fn render(d: &Dashboard) -> String {
         "Devices the presence machine knows.",
         &[("", known as f64)],
     );
-    let outbox = d.app.outbox.stats(Timestamp::now());
+    let outbox = d.app.outbox.stats(d.app.clock.now());
     metric(
         "outbox_queued",
         "gauge",

@@ -169,7 +169,7 @@ fn bars(lang: Language, rows: &[(&str, u32)]) -> String {
         let pct = u64::from(*n) * 100 / u64::from(max);
         let _ = write!(
             out,
-            "<div class=\"bar\"><span class=\"label\">{}</span><span class=\"fill\" style=\"width:{pct}%\"></span><span class=\"n\">{n}</span></div>",
+            "<div class=\"bar\" data-key=\"{key}\"><span class=\"label\">{}</span><span class=\"fill\" style=\"width:{pct}%\"></span><span class=\"n\">{n}</span></div>",
             escape(&t(lang, key))
         );
     }

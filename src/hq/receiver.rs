@@ -42,13 +42,18 @@
 //! own servers). SIGTERM or SIGINT: stop accepting, let requests in
 //! flight finish (5 s at most), exit 0. Logs go to stderr.
 //!
+//! An embedding program (the demo's in-process HQ) may set an
+//! [`Observer`] with [`Receiver::with_observer`]: it sees each accepted
+//! event once, after the signature check and de-duplication and once it
+//! is written out; nothing of a rejected request or a duplicate.
+//!
 //! `dedupe`: the bounded memory of event ids; `routes`: the answers;
 //! `server`: connections, TLS and the command line.
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
@@ -115,6 +120,12 @@ pub struct BatchCounts {
     pub duplicates: usize,
 }
 
+/// Sees each newly accepted event (see the module docs). Called in the
+/// order events are accepted, on the thread that writes them out and
+/// under the receiver's lock: it must be quick and must not call the
+/// receiver.
+pub type Observer = Arc<dyn Fn(&Value) + Send + Sync>;
+
 /// The receiver's state: key, seen ids and where accepted events go.
 pub struct Receiver {
     key: SigningKey,
@@ -124,6 +135,7 @@ pub struct Receiver {
     inner: Mutex<(Dedupe, Box<dyn Write + Send>)>,
     /// The document `GET …/sync` serves; `None`: an empty one.
     sync_file: Option<std::path::PathBuf>,
+    observer: Option<Observer>,
     batches: AtomicU64,
     accepted: AtomicU64,
     duplicates: AtomicU64,
@@ -134,6 +146,12 @@ impl Receiver {
     /// Serves `path` at `GET …/sync`.
     pub fn with_sync_file(mut self, path: std::path::PathBuf) -> Self {
         self.sync_file = Some(path);
+        self
+    }
+
+    /// Hands each newly accepted event to `observer`.
+    pub fn with_observer(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -148,6 +166,7 @@ impl Receiver {
             tolerance_secs,
             inner: Mutex::new((Dedupe::new(dedupe_capacity), out)),
             sync_file: None,
+            observer: None,
             batches: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
@@ -156,13 +175,14 @@ impl Receiver {
     }
 
     /// Writes the events not seen before (one JSON line each, then a
-    /// flush), and only then records their ids. Duplicates within the
-    /// batch count as duplicates too.
+    /// flush), and only then records their ids and shows them to the
+    /// observer. Duplicates within the batch count as duplicates too.
     pub fn accept_batch(&self, events: Vec<(String, Value)>) -> std::io::Result<BatchCounts> {
         let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let (seen, out) = &mut *guard;
         let mut in_batch = HashSet::new();
         let mut fresh = Vec::new();
+        let mut observed = Vec::new();
         let mut counts = BatchCounts::default();
         let mut text = Vec::new();
         for (id, event) in events {
@@ -174,12 +194,20 @@ impl Receiver {
             serde_json::to_writer(&mut text, &event)?;
             text.push(b'\n');
             fresh.push(key);
+            if self.observer.is_some() {
+                observed.push(event);
+            }
         }
         out.write_all(&text)?;
         out.flush()?;
         counts.accepted = fresh.len();
         for key in fresh {
             seen.insert_key(key);
+        }
+        if let Some(observer) = &self.observer {
+            for event in &observed {
+                observer(event);
+            }
         }
         drop(guard);
         self.batches.fetch_add(1, Ordering::Relaxed);

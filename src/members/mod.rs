@@ -176,7 +176,18 @@ impl Members {
         config: MembersConfig,
         events: Arc<dyn EventSink>,
     ) -> Result<Self, StoreError> {
-        let now = Timestamp::now();
+        Members::open_at(store, key, config, events, Timestamp::now())
+    }
+
+    /// [`Members::open`] at `now` on the store's clock (bindings unseen
+    /// for `remember_days` before it are dropped).
+    pub fn open_at(
+        store: Arc<dyn Store>,
+        key: DeviceKey,
+        config: MembersConfig,
+        events: Arc<dyn EventSink>,
+        now: Timestamp,
+    ) -> Result<Self, StoreError> {
         let remember = Duration::from_secs(u64::from(config.remember_days.max(1)) * 86_400);
         let mut records = Vec::new();
         for r in store::scan_json::<MemberRecord>(store.as_ref(), Tree::Members)? {

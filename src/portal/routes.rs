@@ -56,6 +56,8 @@ struct Asker {
     ip: IpAddr,
     mac: Option<MacAddr>,
     client: Option<Client>,
+    /// When the request came, on the gate's (session) clock.
+    now: Timestamp,
 }
 
 impl Asker {
@@ -63,7 +65,7 @@ impl Asker {
     fn authorized(&self) -> bool {
         self.client
             .as_ref()
-            .is_some_and(|c| c.remaining(Timestamp::now()).is_some())
+            .is_some_and(|c| c.remaining(self.now).is_some())
     }
 }
 
@@ -109,6 +111,7 @@ pub(crate) async fn route<B: crate::http::Body>(
         ip,
         mac,
         client: mac.and_then(|m| portal.gate.client(m)),
+        now: portal.gate.clock().now(),
     };
     let host = req
         .headers()
@@ -307,11 +310,7 @@ fn continue_link(lang: Language, dst: Option<&str>) -> String {
 }
 
 fn status_page(portal: &Portal, asker: &Asker, lang: Language, dst: Option<&str>) -> Resp {
-    let Some(left) = asker
-        .client
-        .as_ref()
-        .and_then(|c| c.remaining(Timestamp::now()))
-    else {
+    let Some(left) = asker.client.as_ref().and_then(|c| c.remaining(asker.now)) else {
         return see_other(&format!("/login?lang={}", lang.tag()));
     };
     let html = render(

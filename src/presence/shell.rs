@@ -21,10 +21,9 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-
 use crate::access::blocked::Blocklist;
 use crate::access::{AuthMethod, Gate};
+use crate::clock::Clock;
 use crate::mac::MacAddr;
 use crate::members::Members;
 use crate::presence::{DhcpInfo, DhcpMessageType, Output, Presence, Sighting, SightingKind, Visit};
@@ -35,20 +34,8 @@ use crate::uplink::event::{Event, RecognisedBy};
 use crate::uplink::sink::EventSink;
 use crate::uplink::sync::SyncState;
 
-/// How often changed device records are written.
-const PERSIST_DEVICES_EVERY: Duration = Duration::from_secs(5);
-/// How often visits and footfall are written (and at shutdown); events are
-/// in the outbox at once regardless. Bounds what a crash loses; spares flash.
-const PERSIST_CORE_EVERY: Duration = Duration::from_secs(30);
-/// Longest sleep between ticks, whatever the machine's next deadline.
-const MAX_SLEEP: Duration = Duration::from_secs(1);
-/// How often devices of no member are checked for the privacy period.
-const FORGET_UNBOUND_EVERY: Duration = Duration::from_secs(3600);
 /// The default of `privacy.forget_unbound_after_days`.
 const FORGET_UNBOUND_AFTER: Duration = Duration::from_secs(30 * 86_400);
-/// How often `Members::tick` runs (binding expiry, `last_seen` writes;
-/// blocked stations' Wi-Fi keys).
-const MEMBERS_TICK_EVERY: Duration = Duration::from_secs(60);
 
 /// Sends the probe asking a silent device whether it is still there (ARP
 /// for IPv4, neighbour solicitation for IPv6): the capture socket.
@@ -99,18 +86,32 @@ pub struct PresenceShell {
     /// Stations on the members' Wi-Fi now, with the member whose key
     /// they joined with (see `stations`).
     by_key: Mutex<HashMap<MacAddr, String>>,
+    /// Where "now" comes from (the wall clock but in the demo).
+    clock: Clock,
 }
 
 impl PresenceShell {
     pub fn new(
-        mut machine: Presence,
+        machine: Presence,
         store: Arc<dyn Store>,
         events: Arc<dyn EventSink>,
         key: DeviceKey,
     ) -> Self {
+        PresenceShell::new_with_clock(machine, store, events, key, Clock::wall())
+    }
+
+    /// [`PresenceShell::new`] reading the time from `clock` (the demo's
+    /// simulated one).
+    pub fn new_with_clock(
+        mut machine: Presence,
+        store: Arc<dyn Store>,
+        events: Arc<dyn EventSink>,
+        key: DeviceKey,
+        clock: Clock,
+    ) -> Self {
         let (saved, written) = persist::load(store.as_ref());
         if let Some(saved) = saved {
-            machine.restore(saved, Timestamp::now());
+            machine.restore(saved, clock.now());
         }
         PresenceShell {
             machine: Mutex::new(machine),
@@ -126,6 +127,7 @@ impl PresenceShell {
             sync: None,
             blocklist: None,
             by_key: Mutex::new(HashMap::new()),
+            clock,
         }
     }
 
@@ -163,7 +165,7 @@ impl PresenceShell {
             .into_iter()
             .filter(|m| sync.is_staff(&self.key.device_id(*m)))
             .collect();
-        let outputs = self.machine().set_hq_staff(staff, Timestamp::now());
+        let outputs = self.machine().set_hq_staff(staff, self.clock.now());
         if !outputs.is_empty() {
             self.carry_out(outputs, &mut Vec::new());
         }
@@ -182,6 +184,11 @@ impl PresenceShell {
         self
     }
 
+    /// The clock presence reads.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
     pub fn machine(&self) -> MutexGuard<'_, Presence> {
         self.machine.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -198,7 +205,7 @@ impl PresenceShell {
     /// One sighting; its events are added to `events` (stored by
     /// [`store_events`](Self::store_events), so a burst shares one flush).
     pub fn observe(&self, sighting: &Sighting, events: &mut Vec<Event>) {
-        let now = Timestamp::now();
+        let now = self.clock.now();
         let Some((members, gate)) = &self.members else {
             let outputs = self.machine().observe(sighting, now);
             return self.carry_out(outputs, events);
@@ -285,7 +292,7 @@ impl PresenceShell {
     /// leaves (or rejoins) footfall at once. The mark is in the core
     /// snapshot, which is written at once.
     pub fn set_staff(&self, mac: MacAddr, staff: bool) {
-        let outputs = self.machine().set_staff(mac, staff, Timestamp::now());
+        let outputs = self.machine().set_staff(mac, staff, self.clock.now());
         self.carry_out(outputs, &mut Vec::new());
         self.persist_core();
     }
@@ -306,7 +313,7 @@ impl PresenceShell {
     pub fn forget_unbound(&self) -> usize {
         let outputs = self
             .machine()
-            .forget_unbound(Timestamp::now(), self.forget_unbound_after);
+            .forget_unbound(self.clock.now(), self.forget_unbound_after);
         let n = outputs.len();
         if n > 0 {
             tracing::info!(devices = n, "forgot devices unseen for the privacy period");
@@ -319,7 +326,7 @@ impl PresenceShell {
     /// expired are no longer the member's.
     fn members_tick(&self) {
         if let Some((members, _)) = &self.members {
-            let expired = members.tick(Timestamp::now());
+            let expired = members.tick(self.clock.now());
             self.unbind(&expired);
         }
     }
@@ -333,7 +340,7 @@ impl PresenceShell {
     /// Runs the machine's timers; returns its next deadline.
     pub fn tick(&self, events: &mut Vec<Event>) -> Option<Timestamp> {
         let mut m = self.machine();
-        let outputs = m.tick(Timestamp::now());
+        let outputs = m.tick(self.clock.now());
         let next = m.next_wakeup();
         drop(m);
         self.carry_out(outputs, events);
@@ -343,7 +350,7 @@ impl PresenceShell {
     /// The store's counts for HQ: today so far and who is in now. Counts
     /// only, no device ids; droppable first when the outbox is full.
     pub fn footfall_summary(&self, interval: Duration) -> Event {
-        let view = self.machine().footfall(Timestamp::now());
+        let view = self.machine().footfall(self.clock.now());
         let today = view.days.last();
         Event::FootfallSummary(serde_json::json!({
             "date": view.today.to_string(),
@@ -359,7 +366,7 @@ impl PresenceShell {
             return;
         }
         let n = events.len();
-        let now = Timestamp::now();
+        let now = self.clock.now();
         // The fsync blocks; let the runtime move other tasks elsewhere.
         let result = tokio::task::block_in_place(|| self.events.emit_all(events, now));
         match result {
@@ -495,101 +502,11 @@ fn visit_ended(v: Visit) -> Event {
     }
 }
 
-/// Ticks the machine at its deadlines and persists now and then.
-pub async fn timer_loop(
-    shell: Arc<PresenceShell>,
-    summary_interval: Duration,
-    shutdown: CancellationToken,
-) {
-    let mut last_summary = tokio::time::Instant::now();
-    let mut last_devices = tokio::time::Instant::now();
-    let mut last_core = tokio::time::Instant::now();
-    let mut last_forget: Option<tokio::time::Instant> = None;
-    let mut last_members = tokio::time::Instant::now();
-    let mut events = Vec::new();
-    {
-        let s = shell.clone();
-        let _ = tokio::task::spawn_blocking(move || s.refresh_hq_staff()).await;
-    }
-    loop {
-        let next = shell.tick(&mut events);
-        if last_summary.elapsed() >= summary_interval {
-            last_summary = tokio::time::Instant::now();
-            events.push(shell.footfall_summary(summary_interval));
-        }
-        shell.store_events(&mut events);
-        let (devices_due, core_due) = (
-            last_devices.elapsed() >= PERSIST_DEVICES_EVERY,
-            last_core.elapsed() >= PERSIST_CORE_EVERY,
-        );
-        let forget_due = last_forget.is_none_or(|t| t.elapsed() >= FORGET_UNBOUND_EVERY);
-        let members_due = last_members.elapsed() >= MEMBERS_TICK_EVERY;
-        if forget_due || members_due {
-            let s = shell.clone();
-            let _ = tokio::task::spawn_blocking(move || {
-                if members_due {
-                    s.members_tick();
-                    s.revoke_blocked_keys();
-                    s.refresh_hq_staff();
-                }
-                if forget_due {
-                    s.forget_unbound();
-                }
-            })
-            .await;
-            let now = tokio::time::Instant::now();
-            if forget_due {
-                last_forget = Some(now);
-            }
-            if members_due {
-                last_members = now;
-            }
-        }
-        if devices_due || core_due {
-            let s = shell.clone();
-            let _ = tokio::task::spawn_blocking(move || {
-                s.persist_devices();
-                if core_due {
-                    s.persist_core();
-                    // Durable at most this late (the writes are in one
-                    // flush; nothing changed, nothing written).
-                    if let Err(e) = s.store.flush() {
-                        tracing::warn!("could not flush presence state: {e}");
-                    }
-                    // Saving serialises everything at once; return what
-                    // it freed (every 30 s, a few ms at most).
-                    crate::memory::return_freed_memory();
-                }
-            })
-            .await;
-            last_devices = tokio::time::Instant::now();
-            if core_due {
-                last_core = last_devices;
-            }
-        }
-        let summary_in = summary_interval.saturating_sub(last_summary.elapsed());
-        let sleep = next
-            .map(|t| Timestamp::now().until(t))
-            .unwrap_or(MAX_SLEEP)
-            .min(summary_in)
-            .clamp(Duration::from_millis(20), MAX_SLEEP);
-        tokio::select! {
-            _ = shutdown.cancelled() => {
-                let s = shell.clone();
-                let _ = tokio::task::spawn_blocking(move || {
-                    s.members_persist();
-                    s.persist_all();
-                })
-                .await;
-                return;
-            }
-            _ = tokio::time::sleep(sleep) => {}
-        }
-    }
-}
-
 mod persist;
 mod stations;
+mod timers;
+
+pub use timers::timer_loop;
 
 #[cfg(test)]
 mod tests;

@@ -19,15 +19,15 @@
 //! in with their member number each time; some earlier visitors coming
 //! back; a share of the rest clicking through the portal; staff devices
 //! present all along; optionally the demo user's own browser as one more
-//! device. A present device sends ARP every `arp_every` (real time); a
-//! leaving one gives its lease back or just goes silent.
+//! device. A present device sends ARP every `arp_every` (of `step`'s
+//! time); a leaving one gives its lease back or just goes silent.
 //!
-//! Speed: the daemon's timers (leave detection, sessions, HQ retries) run
-//! on the real clock, so speed is not a faked clock: the *schedule* is
-//! compressed. At speed N one real second is N simulated seconds: a
-//! 12-hour day lasts 144 s at N = 300, and a 15-minute visit lasts 3 s.
-//! What the daemon measures (dwell, arrivals per hour) is therefore in
-//! real time: dwell is the simulated dwell divided by N.
+//! Time: `step` takes the time elapsed since day 0 opened, nights left
+//! out; `speed` is how many simulated seconds one second of it is. The
+//! demo runs the daemon on a simulated clock (`crate::clock`) and steps
+//! the simulator with that clock's time at speed 1, so what the daemon
+//! measures (dwell, arrivals per hour) is in the store's time; benchmarks
+//! may step it with real time at a higher speed.
 //!
 //! Deterministic: the same seed and the same sequence of `step` times give
 //! the same shoppers and sightings.

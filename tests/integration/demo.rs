@@ -1,42 +1,26 @@
 //! `storegate demo` end to end, no root: it prints where everything is,
 //! the simulated store fills up (devices known, visitors present, members
 //! signed in by their DHCP packet), the in-process HQ receiver gets
-//! verified events, a browser on loopback can sign in at the portal as the
+//! verified events and turns a member's arrival into a targeted message
+//! on its page, a browser on loopback can sign in at the portal as the
 //! demo's own phone, and Ctrl-C (SIGINT) stops it with exit 0.
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc::channel;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::harness::ctl::{ctl_at as ctl, ctl_command};
-use crate::harness::loopback::status_code;
+use crate::harness::demo::port_of;
+use crate::harness::loopback::{http, status_code};
 use crate::harness::portal::csrf_field;
-use crate::harness::process::{Proc, bin, stop_with};
+use crate::harness::process::{bin, stop_with};
 
 /// The demo's own phone (`sim::demo::BROWSER_MAC`).
 const BROWSER_MAC: &str = "02:de:40:00:00:01";
-
-/// One HTTP/1.1 request to 127.0.0.1:`port`; the status and the whole
-/// response.
-fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the portal");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    let mut reply = String::new();
-    let _ = s.read_to_string(&mut reply);
-    (status_code(&reply).unwrap_or(0), reply)
-}
 
 /// One request over TLS to 127.0.0.1:`port`, trusting only the
 /// certificate in `cert` (PEM); the status and the whole response.
@@ -68,63 +52,25 @@ fn https(port: u16, cert: &Path, request: &str) -> (u16, String) {
     (status_code(&reply).unwrap_or(0), reply)
 }
 
-/// The port of a URL the banner printed (`http://127.0.0.1:PORT/`).
-fn port_of(url: &str) -> u16 {
-    url.trim_end_matches('/')
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap()
-}
-
 #[test]
 fn demo_runs_a_simulated_store_without_root() {
     let _cpu = crate::heavy();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let child = Command::new(bin())
-        .args(["demo", "--speed", "600", "--seed", "1", "--state"])
-        .arg(&state)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start storegate demo");
-    let mut proc = Proc(child);
-    let (tx, rx) = channel();
-    let stdout = proc.0.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let stderr = proc.0.stderr.take().unwrap();
-    let log = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = BufReader::new(stderr).read_to_string(&mut text);
-        text
-    });
-
-    // The banner: "key: value" lines, up to "Stop with Ctrl-C.".
-    let t0 = Instant::now();
-    let mut banner: HashMap<String, String> = HashMap::new();
-    let mut lines = Vec::new();
-    loop {
-        let left = Duration::from_secs(20).saturating_sub(t0.elapsed());
-        let line = rx
-            .recv_timeout(left)
-            .unwrap_or_else(|_| panic!("no banner within 20 s; got {lines:?}"));
-        lines.push(line.clone());
-        if line.starts_with("Stop with Ctrl-C") {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            let first = v.split_whitespace().next().unwrap_or("");
-            banner.insert(k.trim().to_string(), first.to_string());
-        }
-    }
+    let demo = crate::harness::demo::start(
+        &[
+            "--fresh",
+            "--speed",
+            "600",
+            "--seed",
+            "1",
+            "--state",
+            state.to_str().unwrap(),
+        ],
+        Duration::from_secs(20),
+    );
+    let (mut proc, banner, lines, rx, log) =
+        (demo.proc, demo.banner, demo.lines, demo.rest, demo.log);
     let portal = &banner["portal"];
     assert!(portal.starts_with("http://127.0.0.1:"), "{lines:?}");
     assert!(banner["hq"].starts_with("http://127.0.0.1:"), "{lines:?}");
@@ -158,6 +104,33 @@ fn demo_runs_a_simulated_store_without_root() {
         );
         std::thread::sleep(Duration::from_millis(250));
     };
+    // HQ's page of targeted messages, on the HQ's port: a consenting
+    // member's arrival becomes a message there.
+    let hq_port = port_of(&banner["messages"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let sent = loop {
+        let (code, reply) = http(hq_port, "GET", "/messages.json", "");
+        assert_eq!(code, 200, "{reply}");
+        let body = reply.split("\r\n\r\n").nth(1).unwrap_or("");
+        let list: Value = serde_json::from_str(body.trim())
+            .unwrap_or_else(|e| panic!("/messages.json is not JSON ({e}): {reply}"));
+        if list.as_array().is_some_and(|l| !l.is_empty()) {
+            break list;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no targeted message in 30 s: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(sent[0]["kind"], "targeted", "{sent}");
+    assert_eq!(sent[0]["store_id"], "demo", "{sent}");
+    let (code, page) = http(hq_port, "GET", "/", "");
+    assert_eq!(code, 200, "{page}");
+    assert!(
+        page.contains(sent[0]["campaign_id"].as_str().unwrap()),
+        "{page}"
+    );
     assert_eq!(status["store_id"], "demo");
     assert_eq!(status["firewall"], "none");
     assert_eq!(status["presence"]["capturing"], false);

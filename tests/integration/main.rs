@@ -47,6 +47,9 @@
 //!   documented Python verifier against the crate's signer.
 //! * [`dashboard`]: the manager's dashboard in headless Chromium.
 //! * [`demo`]: `storegate demo`, the simulated store, end to end.
+//! * [`demo_story`]: the demo with its history in headless Chromium, the
+//!   simulated clock kept apart from the wall clock, members' arrivals
+//!   turned into targeted messages.
 //! * [`hostapd`]: the hostapd control-interface client against a stand-in
 //!   hostapd (`tests/lab/hostapd_standin.py`): members' keys, the station
 //!   listing, commands, and a hostapd restart.
@@ -63,6 +66,7 @@ mod captive;
 mod dashboard;
 mod delivery;
 mod demo;
+mod demo_story;
 mod hostapd;
 mod hq_clock;
 mod hq_faults;

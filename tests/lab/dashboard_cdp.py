@@ -11,167 +11,30 @@ footfall. Screenshots go to OUT_DIR. Prints one line per step; exits 1 on
 the first failure.
 """
 
-import base64
 import json
 import os
-import shutil
-import socket
-import ssl
-import struct
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cdp import Browser, fail  # noqa: E402
 
 URL, PASSWORD, BIN, SOCK, OUT = sys.argv[1:6]
 MAC = "00:16:3e:aa:bb:01"
 
 
-def fail(msg):
-    print("FAIL " + msg, flush=True)
-    sys.exit(1)
-
-
-class Ws:
-    """Just enough RFC 6455 for the DevTools protocol."""
-
-    def __init__(self, url):
-        assert url.startswith("ws://")
-        hostport, path = url[5:].split("/", 1)
-        host, port = hostport.split(":")
-        self.s = socket.create_connection((host, int(port)), timeout=30)
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.s.sendall((
-            f"GET /{path} HTTP/1.1\r\nHost: {hostport}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n").encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = self.s.recv(1)
-            if not chunk:
-                raise IOError("websocket handshake: closed")
-            head += chunk
-        if b" 101 " not in head.split(b"\r\n")[0]:
-            raise IOError("websocket handshake: " + head.decode(errors="replace"))
-        self.next_id = 0
-
-    def _recv_exact(self, n):
-        buf = b""
-        while len(buf) < n:
-            chunk = self.s.recv(n - len(buf))
-            if not chunk:
-                raise IOError("websocket closed")
-            buf += chunk
-        return buf
-
-    def send(self, text):
-        data = text.encode()
-        header = bytes([0x81])
-        n = len(data)
-        if n < 126:
-            header += bytes([0x80 | n])
-        elif n < 65536:
-            header += bytes([0x80 | 126]) + struct.pack(">H", n)
-        else:
-            header += bytes([0x80 | 127]) + struct.pack(">Q", n)
-        mask = os.urandom(4)
-        self.s.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
-
-    def recv(self):
-        message = b""
-        while True:
-            b0, b1 = self._recv_exact(2)
-            n = b1 & 0x7F
-            if n == 126:
-                n = struct.unpack(">H", self._recv_exact(2))[0]
-            elif n == 127:
-                n = struct.unpack(">Q", self._recv_exact(8))[0]
-            payload = self._recv_exact(n)
-            opcode = b0 & 0x0F
-            if opcode == 8:
-                raise IOError("websocket closed by the browser")
-            if opcode in (0, 1, 2):
-                message += payload
-                if b0 & 0x80:
-                    return message.decode()
-
-    def call(self, method, **params):
-        self.next_id += 1
-        my = self.next_id
-        self.send(json.dumps({"id": my, "method": method, "params": params}))
-        while True:
-            msg = json.loads(self.recv())
-            if msg.get("id") == my:
-                if "error" in msg:
-                    raise IOError(f"{method}: {msg['error']}")
-                return msg.get("result", {})
-
-
 def main():
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not chromium:
-        fail("chromium not installed")
-    profile = tempfile.mkdtemp(prefix="sg-chromium-")
-    port_sock = socket.socket()
-    port_sock.bind(("127.0.0.1", 0))
-    port = port_sock.getsockname()[1]
-    port_sock.close()
-    browser = subprocess.Popen([
-        chromium, "--headless", "--no-sandbox", "--disable-gpu",
-        "--disable-background-networking", "--no-first-run",
-        "--ignore-certificate-errors", "--window-size=1280,1000",
-        f"--remote-debugging-port={port}", f"--user-data-dir={profile}",
-        "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        run(port)
-    finally:
-        browser.kill()
-        browser.wait()
-        shutil.rmtree(profile, ignore_errors=True)
+    with Browser() as page:
+        run(page)
 
 
-def run(port):
-    deadline = time.time() + 30
-    targets = None
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=2) as r:
-                targets = [t for t in json.load(r) if t.get("type") == "page"]
-            if targets:
-                break
-        except OSError:
-            pass
-        time.sleep(0.2)
-    if not targets:
-        fail("chromium's DevTools endpoint did not come up")
-    ws = Ws(targets[0]["webSocketDebuggerUrl"])
-    ws.call("Page.enable")
-    ws.call("Runtime.enable")
-
-    def js(expr):
-        r = ws.call("Runtime.evaluate", expression=expr, returnByValue=True)
-        return r.get("result", {}).get("value")
-
-    def wait_for(expr, what, seconds=10):
-        end = time.time() + seconds
-        while time.time() < end:
-            try:
-                v = js(expr)
-            except IOError:
-                v = None
-            if v:
-                return v
-            time.sleep(0.1)
-        fail(f"timed out waiting for {what}; page: {js('location.href')}")
+def run(page):
+    js, wait_for = page.js, page.wait_for
+    ws = page.ws
 
     def shot(name):
-        data = ws.call("Page.captureScreenshot", format="png")["data"]
-        os.makedirs(OUT, exist_ok=True)
-        path = os.path.join(OUT, name)
-        with open(path, "wb") as f:
-            f.write(base64.b64decode(data))
-        print(f"SCREENSHOT {path}", flush=True)
+        page.shot(OUT, name)
 
     def present():
         return js("(document.getElementById('present-now')||{}).textContent")

@@ -5,10 +5,13 @@
 //!   the member's marketing consent (its `marketing` field) in the
 //!   members bucket, the latest event deciding; `member.erased` forgets
 //!   the member;
-//! - `<name>-visits` on `storegate.*.visit.started`: an arrival with a
-//!   `member_id` whose member consented is matched against the campaigns
-//!   (`rules`); the best match not capped today is handed to the
-//!   provider, and an event is published on `storegate.messages.<store>`.
+//! - `<name>-visits` on `storegate.*.visit.started`: an arrival is
+//!   decided by `storegate::hq::targeting` (member, age, consent,
+//!   campaigns, caps: the demo's in-process HQ makes the same decision in
+//!   memory); the best match not capped today is handed to the provider,
+//!   and an event is published on `storegate.messages.<store>`. An
+//!   arrival more than `MAX_AGE` (15 min) old, such as a backlog a box
+//!   delivers after an outage, is not messaged.
 //!
 //! Never twice for one arrival: before anything is sent, a create-only
 //! key `v.<event id>` is written in the `sent` bucket; a redelivered or
@@ -22,8 +25,6 @@
 //!
 //! Every event is acknowledged after it is handled, so a restart resumes
 //! where the consumer stood.
-
-pub mod rules;
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, RwLock};
@@ -41,7 +42,11 @@ use crate::jet::{Jet, key_part};
 use crate::metrics::Metrics;
 use crate::provider::{Outbound, Provider, ProviderError};
 use crate::registry::Directory;
-use rules::Campaign;
+use storegate::hq::targeting::rules::Campaign;
+use storegate::hq::targeting::{self as decision, Arrival};
+use storegate::time::Timestamp;
+
+pub use storegate::hq::targeting::Outcome;
 
 /// The messenger's state, shared by its two consumers.
 pub struct Messenger {
@@ -53,17 +58,6 @@ pub struct Messenger {
     pub provider: Arc<dyn Provider>,
     pub metrics: Arc<Metrics>,
     campaigns: RwLock<Arc<Vec<Campaign>>>,
-}
-
-/// What one arrival came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    NoMember,
-    NoConsent,
-    AlreadyHandled,
-    NoCampaign,
-    Capped,
-    Sent { campaign: String },
 }
 
 impl Messenger {
@@ -280,49 +274,54 @@ impl Messenger {
 
     /// One `visit.started`.
     pub async fn arrival(&self, subject: &str, payload: &[u8]) -> Result<Outcome, Retry> {
-        let Ok(event) = serde_json::from_slice::<Value>(payload) else {
-            return Ok(Outcome::NoMember);
+        let now = Timestamp::now();
+        let arrival = match screen(subject, payload, now) {
+            Ok(a) => a,
+            Err(o) => {
+                if o == Outcome::Stale {
+                    self.metrics.suppressed_stale.fetch_add(1, Relaxed);
+                }
+                return Ok(o);
+            }
         };
-        let (Some(member), Some(event_id)) =
-            (event["data"]["member_id"].as_str(), event["id"].as_str())
-        else {
-            return Ok(Outcome::NoMember);
+        let (event_id, store_id) = (arrival.event_id.as_str(), arrival.store_id.as_str());
+        let member = arrival.member_id.as_deref().unwrap_or_default();
+        let consented = self.consented(member).await?;
+        let tz = if consented {
+            self.stores
+                .get(store_id)
+                .await
+                .map_err(Retry)?
+                .map(|s| s.timezone.clone())
+                .unwrap_or(jiff::tz::TimeZone::UTC)
+        } else {
+            jiff::tz::TimeZone::UTC
         };
-        let store_id = subject.split('.').nth(1).unwrap_or_default();
-        if !self.consented(member).await? {
-            self.metrics.suppressed_consent.fetch_add(1, Relaxed);
-            return Ok(Outcome::NoConsent);
-        }
-        let when = event["time"]
-            .as_str()
-            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-            .unwrap_or_else(jiff::Timestamp::now);
-        let tz = self
-            .stores
-            .get(store_id)
-            .await
-            .map_err(Retry)?
-            .map(|s| s.timezone.clone())
-            .unwrap_or(jiff::tz::TimeZone::UTC);
-        let local = when.to_zoned_datetime(tz).datetime();
         let campaigns = self
             .campaigns
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let candidates = rules::matching(&campaigns, store_id, member, local);
-        if candidates.is_empty() {
-            return Ok(Outcome::NoCampaign);
-        }
+        let found = match decision::candidates(&campaigns, &arrival, member, consented, &tz, now) {
+            Ok(found) => found,
+            Err(o) => {
+                if o == Outcome::NoConsent {
+                    self.metrics.suppressed_consent.fetch_add(1, Relaxed);
+                }
+                return Ok(o);
+            }
+        };
         let visit_key = format!("v.{}", key_part(event_id));
         if !self.claim(&visit_key).await? {
             self.metrics.suppressed_redelivery.fetch_add(1, Relaxed);
             return Ok(Outcome::AlreadyHandled);
         }
-        let day = local.date().strftime("%Y%m%d").to_string();
-        for c in candidates {
+        let day = found.day().strftime("%Y%m%d").to_string();
+        for c in found.campaigns {
+            // The shared cap, claimed one create-only key per message so
+            // two messengers racing cannot both send.
             let mut cap_key = None;
-            for n in 0..c.daily_cap {
+            for n in (0..).take_while(|n| decision::cap_allows(c, *n)) {
                 let k = format!("c.{}.{}.{day}.{n}", key_part(&c.id), key_part(member));
                 if self.claim(&k).await? {
                     cap_key = Some(k);
@@ -390,3 +389,52 @@ impl Messenger {
 /// A failure worth another delivery (KV or the provider unavailable).
 #[derive(Debug)]
 pub struct Retry(pub String);
+
+/// The arrival in a `visit.started` on `subject` (`storegate.<store>.…`,
+/// which names the store), if it is a member's and not older than
+/// `MAX_AGE` at `now` (`decision::screen`).
+pub fn screen(subject: &str, payload: &[u8], now: Timestamp) -> Result<Arrival, Outcome> {
+    let event = serde_json::from_slice::<Value>(payload).map_err(|_| Outcome::NoMember)?;
+    let mut arrival = Arrival::from_event(&event).ok_or(Outcome::NoMember)?;
+    arrival.store_id = subject.split('.').nth(1).unwrap_or_default().to_string();
+    decision::screen(&arrival, now)?;
+    Ok(arrival)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn visit(member: Option<&str>, time: &str) -> Vec<u8> {
+        serde_json::to_vec(
+            &json!({"specversion": "1.0", "id": "e1", "source": "/stores/x",
+            "type": "com.storegate.visit.started", "time": time,
+            "data": {"visit_id": "v", "member_id": member}}),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn an_arrival_older_than_max_age_is_stale() {
+        let subject = "storegate.mall-01.visit.started";
+        let now = Timestamp::parse_rfc3339("2026-12-01T10:00:00Z").unwrap();
+        let fresh = screen(subject, &visit(Some("m1"), "2026-12-01T09:50:00Z"), now).unwrap();
+        assert_eq!(fresh.store_id, "mall-01", "the store is the subject's");
+        assert_eq!(fresh.member_id.as_deref(), Some("m1"));
+        for old in ["2026-12-01T09:44:59Z", "2026-10-27T10:00:00Z"] {
+            assert_eq!(
+                screen(subject, &visit(Some("m1"), old), now).err(),
+                Some(Outcome::Stale),
+                "{old}"
+            );
+        }
+        assert_eq!(
+            screen(subject, &visit(None, "2026-12-01T10:00:00Z"), now).err(),
+            Some(Outcome::NoMember)
+        );
+        assert_eq!(
+            screen(subject, b"not json", now).err(),
+            Some(Outcome::NoMember)
+        );
+    }
+}

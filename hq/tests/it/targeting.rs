@@ -1,7 +1,8 @@
 //! Targeted messages: a consenting member's arrival → exactly one
 //! message at the provider within a second, and one event on
 //! `storegate.messages.<store>`; a second arrival the same day is
-//! capped; no message without marketing consent; a messenger restart,
+//! capped; no message without marketing consent, nor for an arrival
+//! more than 15 minutes old; a messenger restart,
 //! even one that replays every arrival, sends nothing again.
 
 use std::path::Path;
@@ -76,6 +77,17 @@ async fn an_arrival_gets_one_message_capped_and_consented() {
         json!({"visit_id": "v", "device_id": "d", "member_id": m,
         "recognised_by": "wifi_key", "returning": true, "mac_randomized": false, "os_family": "ios"})
     };
+
+    // A visit 20 minutes ago (a backlog after an outage) is not messaged.
+    let mut stale = event("mall-01", "visit.started", 100, visit(Some("m1")));
+    stale["time"] =
+        json!((jiff::Timestamp::now() - jiff::SignedDuration::from_mins(20)).to_string());
+    let r = post_batch(port, "/events", &s, std::slice::from_ref(&stale)).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    wait_until("the stale arrival", Duration::from_secs(5), || {
+        metric(port, "storegate_hq_messages_suppressed_stale_total") == 1
+    });
+    assert!(sent(&sink).is_empty());
 
     let arrived = Instant::now();
     let first = post("visit.started", visit(Some("m1")));

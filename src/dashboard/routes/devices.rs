@@ -14,7 +14,7 @@ pub(super) fn page(cx: &Cx, m: &Manager) -> Resp {
     let rows = device_rows(d);
     let today = {
         let machine = d.app.presence.machine();
-        local_date(Timestamp::now(), machine.timezone()).to_string()
+        local_date(d.app.clock.now(), machine.timezone()).to_string()
     };
     let body = views::devices_body(lang, &rows, &m.session.csrf, &today);
     html(
@@ -40,7 +40,7 @@ pub(super) fn list(cx: &Cx) -> Resp {
 
 /// Every known device, present first, newest first.
 fn device_rows(d: &Dashboard) -> Vec<DeviceRow> {
-    let now = Timestamp::now();
+    let now = d.app.clock.now();
     let clients: std::collections::HashMap<MacAddr, bool> = d
         .app
         .gate

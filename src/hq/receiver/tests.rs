@@ -440,3 +440,51 @@ async fn sync_serves_the_file_and_refuses_a_bad_one() {
         "{body:?}"
     );
 }
+
+#[tokio::test]
+async fn the_observer_sees_each_accepted_event_once_and_nothing_rejected() {
+    let buf = Buf::default();
+    let key = SigningKey::from_secret(SECRET).unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    let r = Arc::new(
+        Receiver::new(key, 300, 100, Box::new(buf.clone())).with_observer(Arc::new(
+            move |e: &Value| {
+                s2.lock()
+                    .unwrap()
+                    .push(e["id"].as_str().unwrap().to_string())
+            },
+        )),
+    );
+    let ids = || seen.lock().unwrap().clone();
+    assert_eq!(
+        send(&r, Req::events(batch(&["a", "b", "a"]))).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(ids(), ["a", "b"]);
+    // A duplicate, an unsigned and a wrongly signed batch: not observed.
+    assert_eq!(
+        send(&r, Req::events(batch(&["b", "c"]))).await.0,
+        StatusCode::OK
+    );
+    let unsigned = Req {
+        sign: false,
+        ..Req::events(batch(&["d"]))
+    };
+    assert_eq!(send(&r, unsigned).await.0, StatusCode::UNAUTHORIZED);
+    let forged = Req {
+        signed_body: Some(batch(&["x"])),
+        ..Req::events(batch(&["e"]))
+    };
+    assert_eq!(send(&r, forged).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(ids(), ["a", "b", "c"]);
+    // A batch that could not be written out is not observed either; its
+    // retry is, once.
+    *buf.fail.lock().unwrap() = true;
+    let failed = send(&r, Req::events(batch(&["f"]))).await.0;
+    assert_eq!(failed, StatusCode::INTERNAL_SERVER_ERROR);
+    *buf.fail.lock().unwrap() = false;
+    assert_eq!(send(&r, Req::events(batch(&["f"]))).await.0, StatusCode::OK);
+    assert_eq!(ids(), ["a", "b", "c", "f"]);
+    assert_eq!(buf.lines().len(), 4);
+}

@@ -44,7 +44,7 @@ pub(super) fn api(cx: &Cx) -> Resp {
         .asker
         .client
         .as_ref()
-        .and_then(|c| c.remaining(Timestamp::now()))
+        .and_then(|c| c.remaining(cx.asker.now))
     {
         Some(left) => json!({
             "captive": false,

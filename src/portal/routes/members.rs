@@ -154,8 +154,9 @@ pub(super) async fn request_code<B: crate::http::Body>(cx: &Cx<'_>, req: Request
     let ticket = input.ticket.clone().unwrap_or_default();
     let (phone, m) = (input.phone.clone(), members.clone());
     let (h, t) = (holder.clone(), ticket.clone());
+    let now = portal.gate.clock().now();
     let issued = match tokio::task::spawn_blocking(move || {
-        m.request_code_for_page(&phone, mac, &h, &t, Timestamp::now())
+        m.request_code_for_page(&phone, mac, &h, &t, now)
     })
     .await
     {
@@ -174,7 +175,7 @@ pub(super) async fn request_code<B: crate::http::Body>(cx: &Cx<'_>, req: Request
     {
         tracing::warn!(mac = %mac.redacted(), "the sign-in code could not be sent: {e}");
         // Nothing was sent: the page's ticket may pay for another try.
-        members.return_code_ticket(&holder, &ticket, Timestamp::now());
+        members.return_code_ticket(&holder, &ticket, portal.gate.clock().now());
         let error = crate::web::error_box(lang, "error_send_code");
         let status = StatusCode::SERVICE_UNAVAILABLE;
         return form_page(portal, retry, lang, status, &input, Some(&error));
@@ -213,7 +214,7 @@ pub(super) async fn verify_code<B: crate::http::Body>(cx: &Cx<'_>, req: Request<
     let (gate, ip) = (portal.gate.clone(), cx.asker.ip);
     let (phone, consent, staff) = (input.phone.clone(), input.consent, input.staff.clone());
     let outcome = blocking(move || {
-        let now = Timestamp::now();
+        let now = gate.clock().now();
         let member_id = members.verify_code(&phone, &code, mac, now)?;
         members.link(&member_id, mac, consent, staff.as_deref(), now)?;
         gate.authorize(mac, Some(ip), AuthMethod::Otp, Some(member_id))?;
@@ -253,7 +254,7 @@ async fn member_sign_in(cx: &Cx<'_>, lang: Language, mac: MacAddr, input: Member
         input.staff.clone(),
     );
     let outcome = blocking(move || {
-        let now = Timestamp::now();
+        let now = gate.clock().now();
         let member_id = members.verify_member_number(&number, mac, now)?;
         members.link(&member_id, mac, consent, staff.as_deref(), now)?;
         gate.authorize(mac, Some(ip), AuthMethod::MemberNumber, Some(member_id))?;
@@ -309,7 +310,7 @@ pub(super) fn refused(
             text.replace("{wait}", &crate::web::wait_text(lang, *retry_after)),
         ),
         MemberError::LockedOut { until } => {
-            let wait = Timestamp::now().until(*until);
+            let wait = portal.gate.clock().now().until(*until);
             (
                 StatusCode::TOO_MANY_REQUESTS,
                 Form::Login,
@@ -393,7 +394,7 @@ pub(super) fn member_section(portal: &Portal, lang: Language, input: &MemberInpu
         let ticket = match &input.ticket {
             Some(t) => t.clone(),
             None if input.csrf.is_empty() => String::new(),
-            None => members.code_ticket(&input.csrf, Timestamp::now()),
+            None => members.code_ticket(&input.csrf, portal.gate.clock().now()),
         };
         render(
             pages::PHONE,
@@ -485,7 +486,7 @@ pub(super) async fn welcome(cx: &Cx<'_>, get: bool) -> Resp {
     let Some(client) = asker.client.as_ref() else {
         return see_other(&format!("/login?lang={}", lang.tag()));
     };
-    let Some(left) = client.remaining(Timestamp::now()) else {
+    let Some(left) = client.remaining(asker.now) else {
         return see_other(&format!("/login?lang={}", lang.tag()));
     };
     let Some(member_id) = client.member_id.as_deref() else {

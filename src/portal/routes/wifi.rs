@@ -161,11 +161,11 @@ pub(super) async fn welcome_section(
     if get {
         let id = member_id.to_string();
         let m = members.clone();
-        let shown =
-            tokio::task::spawn_blocking(move || m.take_wifi_offer(mac, &id, Timestamp::now()))
-                .await
-                .ok()
-                .flatten();
+        let now = cx.asker.now;
+        let shown = tokio::task::spawn_blocking(move || m.take_wifi_offer(mac, &id, now))
+            .await
+            .ok()
+            .flatten();
         if let Some(p) = shown {
             return key_html(lang, &ssid, &p);
         }
@@ -204,7 +204,7 @@ pub(super) fn profile(cx: &Cx) -> Resp {
         let member_id = client.member_id.as_deref()?;
         let members = portal.members.as_ref()?;
         let ssid = members.wifi()?.config().ssid.clone();
-        let p = members.shown_wifi_key(client.mac, member_id, Timestamp::now())?;
+        let p = members.shown_wifi_key(client.mac, member_id, cx.asker.now)?;
         Some((ssid, p))
     })();
     let Some((ssid, p)) = found.filter(|_| cx.asker.authorized()) else {
@@ -239,7 +239,7 @@ pub(super) async fn renew<B: crate::http::Body>(cx: &Cx<'_>, req: Request<B>) ->
         let members = portal.members.as_ref()?;
         proven_session(client).then_some(())?;
         members
-            .renew_wifi_key(client.mac, member_id, Timestamp::now())
+            .renew_wifi_key(client.mac, member_id, cx.asker.now)
             .ok()
     })();
     match eligible {

@@ -1,9 +1,10 @@
 //! Servers on 127.0.0.1 as the tests that need no root reach them: a free
 //! port to give one, the status code of a raw HTTP/1.1 reply, and one
-//! request read off a socket by a scripted server.
+//! request read off a socket by a scripted server, and one request sent.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
 
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
@@ -73,4 +74,20 @@ pub fn read_request(stream: &mut TcpStream) -> Option<RawRequest> {
         headers,
         body: buf[head_end..head_end + length].to_vec(),
     })
+}
+
+/// One HTTP/1.1 request to 127.0.0.1:`port`; the status and the whole
+/// response.
+pub fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the portal");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let mut reply = String::new();
+    let _ = s.read_to_string(&mut reply);
+    (status_code(&reply).unwrap_or(0), reply)
 }

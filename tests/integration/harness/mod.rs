@@ -13,6 +13,7 @@
 //!   RFC 8908 API, form tokens).
 //! * [`ctl`]: `storegate ctl` on a control socket.
 //! * [`daemon`]: a daemon with no enforcement on loopback (no root needed).
+//! * [`demo`]: `storegate demo` started and its banner read.
 //! * [`hq`]: the reference HQ receiver, and loopback daemons delivering to it.
 //! * [`loopback`]: free ports and raw HTTP/1.1 replies on 127.0.0.1.
 //! * [`process`]: running commands, the binary under test, root, signals.
@@ -33,6 +34,7 @@
 pub mod clients;
 pub mod ctl;
 pub mod daemon;
+pub mod demo;
 pub mod diag;
 pub mod forge;
 pub mod gateway;

@@ -1,7 +1,8 @@
-//! Campaign rules, as stored in the campaigns KV bucket (one key per
-//! campaign, the value JSON), and the pure decision whether an arrival
-//! matches one. No clock and no I/O: the caller passes the arrival's
-//! local time in the store's zone.
+//! Campaign rules, as `storegate-hq` stores them in its campaigns KV
+//! bucket (one key per campaign, the value JSON) and the demo writes
+//! them, and the pure test whether an arrival matches one. No clock and
+//! no I/O: the caller passes the arrival's local time in the store's
+//! zone.
 //!
 //! ```json
 //! {"id": "cafe-20", "text": "Welcome back: 20% off at the café today",
