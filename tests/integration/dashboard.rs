@@ -12,28 +12,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::harness::daemon::{ctl, log_path, loopback_config, start};
-use crate::harness::is_root;
 use crate::harness::loopback::free_port;
-use crate::harness::process::bin;
-
-fn have_chromium() -> bool {
-    ["chromium", "chromium-browser"].iter().any(|b| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {b}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
-}
+use crate::harness::process::{bin, chromium_or_skip};
 
 #[test]
 fn dashboard_in_a_browser() {
     let _cpu = crate::heavy();
-    if !have_chromium() {
-        assert!(
-            !is_root(),
-            "chromium is missing: scripts/test.sh installs it (apt package chromium)"
-        );
-        eprintln!("skipping: chromium is not installed and we are not root");
+    if !chromium_or_skip() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -18,8 +18,7 @@ use serde_json::Value;
 
 use crate::harness::ctl::ctl_at as ctl;
 use crate::harness::demo::port_of;
-use crate::harness::is_root;
-use crate::harness::process::stop_with;
+use crate::harness::process::chromium_or_skip;
 
 /// The simulated today: far from the wall clock on purpose.
 const TODAY: &str = "2031-03-14";
@@ -27,15 +26,6 @@ const TODAY: &str = "2031-03-14";
 const FIRST_DAY: &str = "2031-02-07";
 /// The demo's store zone (its config's default, Asia/Shanghai).
 const OFFSET_HOURS: i64 = 8;
-
-fn have_chromium() -> bool {
-    ["chromium", "chromium-browser"].iter().any(|b| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {b}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
-}
 
 /// Milliseconds since the epoch of an RFC 3339 time (with `Z`).
 fn ms(t: &str) -> i64 {
@@ -51,12 +41,7 @@ fn opening(date: &str) -> i64 {
 #[test]
 fn demo_tells_the_story_in_a_browser() {
     let _cpu = crate::heavy();
-    if !have_chromium() {
-        assert!(
-            !is_root(),
-            "chromium is missing: scripts/test.sh installs it (apt package chromium)"
-        );
-        eprintln!("skipping: chromium is not installed and we are not root");
+    if !chromium_or_skip() {
         return;
     }
     // Default state directory (in memory where it can be), as a user runs it.
@@ -182,16 +167,7 @@ fn demo_tells_the_story_in_a_browser() {
         assert!(at >= today_open && at <= now, "{m}");
     }
 
-    let exit = stop_with(
-        &mut proc.0,
-        "-INT",
-        Duration::from_secs(15),
-        Duration::from_millis(50),
-    )
-    .unwrap_or_else(|| panic!("the demo did not stop on SIGINT"));
-    let log = demo.log.join().unwrap_or_default();
-    assert_eq!(exit.code(), Some(0), "stderr:\n{log}");
-    assert!(!log.contains("panicked"), "{log}");
+    crate::harness::demo::interrupt(&mut proc, demo.log);
     // The temporary state is gone with the demo.
     assert!(!state.exists(), "{} left behind", state.display());
 }

@@ -9,7 +9,7 @@ use std::sync::mpsc::{Receiver, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::process::{Proc, bin};
+use super::process::{Proc, bin, stop_with};
 
 /// A running demo.
 pub struct Demo {
@@ -87,4 +87,20 @@ pub fn port_of(url: &str) -> u16 {
         .and_then(|p| p.split('/').next())
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("no port in {url}"))
+}
+
+/// Ctrl-C (SIGINT): the demo must stop cleanly, exit 0, with no panic in
+/// its stderr; returns that stderr.
+pub fn interrupt(proc: &mut Proc, log: JoinHandle<String>) -> String {
+    let exit = stop_with(
+        &mut proc.0,
+        "-INT",
+        Duration::from_secs(15),
+        Duration::from_millis(50),
+    )
+    .unwrap_or_else(|| panic!("the demo did not stop on SIGINT"));
+    let log = log.join().unwrap_or_default();
+    assert_eq!(exit.code(), Some(0), "stderr:\n{log}");
+    assert!(!log.contains("panicked"), "{log}");
+    log
 }

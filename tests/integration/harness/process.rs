@@ -125,3 +125,23 @@ pub fn stop_with(
     assert!(killed.success(), "kill {sig} {pid}");
     poll_until(within, every, || child.try_wait().unwrap())
 }
+
+/// Whether headless Chromium can run the browser tests. Without it a
+/// browser test is skipped, but only when not root: as root (CI)
+/// `scripts/test.sh` installs it, so its absence fails the test.
+pub fn chromium_or_skip() -> bool {
+    let found = ["chromium", "chromium-browser"].iter().any(|b| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {b}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if !found {
+        assert!(
+            !super::is_root(),
+            "chromium is missing: scripts/test.sh installs it (apt package chromium)"
+        );
+        eprintln!("skipping: chromium is not installed and we are not root");
+    }
+    found
+}
